@@ -1,0 +1,9 @@
+// Everything cosock offers, in one include.
+#pragma once
+
+#include <cosock/address.hpp>
+#include <cosock/constants.hpp>
+#include <cosock/error.hpp>
+#include <cosock/scheduler.hpp>
+#include <cosock/socket.hpp>
+#include <cosock/task.hpp>

@@ -1,0 +1,45 @@
+// The seam between the scheduler and the operating system. There is one virtual
+// call per arm/wait, never one per byte; each backend completes operations by
+// setting io_op::res and linking the op into the ready queue.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+#include <cosock/detail/intrusive_list.hpp>
+#include <cosock/detail/io_op.hpp>
+
+namespace cosock::detail {
+
+using ready_queue = intrusive_list<ready_node>;
+
+inline void complete(io_op& op, int res, ready_queue& ready) noexcept {
+    op.res = res;
+    op.state = op_state::queued;
+    ready.push_back(op);
+}
+
+class backend {
+public:
+    virtual ~backend() = default;
+    virtual const char* name() const noexcept = 0;
+    /// Starts waiting for `op` (its first attempt said -EAGAIN). May throw,
+    /// leaving nothing registered.
+    virtual void arm(io_op& op) = 0;
+    /// Forgets a waiting op without resuming it (its frame is going away).
+    virtual void cancel(io_op& op) noexcept = 0;
+    /// Completes every op waiting on `fd` with -ECANCELED (the fd is closing).
+    virtual void cancel_fd(int fd, ready_queue& ready) noexcept = 0;
+    /// Blocks up to timeout_ms (-1: no limit) and queues what completed.
+    virtual void wait(ready_queue& ready, int timeout_ms) = 0;
+    /// How many ops are waiting.
+    virtual std::size_t waiting() const noexcept = 0;
+};
+
+/// Milliseconds left until `deadline`, for retrying an interrupted wait.
+inline int remaining_ms(std::chrono::steady_clock::time_point deadline) noexcept {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return left.count() > 0 ? int(left.count()) : 0;
+}
+
+} // namespace cosock::detail

@@ -1,0 +1,97 @@
+// The one operation record every backend runs. It lives inside the awaiter,
+// i.e. in the suspended coroutine's frame, so an I/O call never allocates.
+// Readiness backends run it with perform() when the descriptor is ready; a
+// completion backend turns the same fields into a submission.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <sys/socket.h>
+
+#include <cosock/detail/intrusive_list.hpp>
+#include <cosock/detail/sys.hpp>
+
+namespace cosock::detail {
+
+enum class op_state : std::uint8_t {
+    idle,    // not known to the scheduler
+    waiting, // registered with the backend
+    queued,  // completed, in the ready queue
+};
+
+/// Something the run loop can resume: linked into the ready queue when due.
+struct ready_node : list_node {
+    std::coroutine_handle<> handle;
+    op_state state = op_state::idle;
+};
+
+
+enum class op_kind : std::uint8_t {
+    recv,
+    send,
+    sendall, // sends until every byte is out; progress kept in io_op::done
+    recvfrom,
+    sendto,
+    accept,
+    connect,       // the first connect() call
+    connect_wait,  // connect() said EINPROGRESS: wait for writability, read SO_ERROR
+    wait_readable, // pure readiness, nothing to perform
+    wait_writable,
+};
+
+
+struct io_op : ready_node {
+    int fd = -1;
+    op_kind kind = op_kind::recv;
+    int flags = 0;
+    int res = 0; // result, or -errno
+    void* buf = nullptr;
+    std::size_t len = 0;
+    std::size_t done = 0;     // sendall: bytes already sent
+    sockaddr* addr = nullptr; // peer address, read (sendto, connect) or filled (recvfrom, accept)
+    socklen_t addrlen = 0;    // in: size of *addr; out: size the kernel filled
+    socklen_t addrcap = 0;    // room at *addr, so a retry can reset addrlen
+};
+
+inline bool wants_read(op_kind k) noexcept {
+    return k == op_kind::recv || k == op_kind::recvfrom || k == op_kind::accept ||
+           k == op_kind::wait_readable;
+}
+
+/// Runs the operation's system call once; -EAGAIN means "not ready yet".
+inline int perform(io_op& op) noexcept {
+    switch (op.kind) {
+    case op_kind::recv: return sys::recv(op.fd, op.buf, op.len, op.flags);
+    case op_kind::send: return sys::send(op.fd, op.buf, op.len, op.flags);
+    case op_kind::sendall:
+        do {
+            int r = sys::send(op.fd, static_cast<char*>(op.buf) + op.done, op.len - op.done, op.flags);
+            if (r < 0) return r;
+            op.done += std::size_t(r);
+        } while (op.done < op.len);
+        return 0;
+    case op_kind::recvfrom:
+        op.addrlen = op.addrcap;
+        return sys::recvfrom(op.fd, op.buf, op.len, op.flags, op.addr, &op.addrlen);
+    case op_kind::sendto: return sys::sendto(op.fd, op.buf, op.len, op.flags, op.addr, op.addrlen);
+    case op_kind::accept: op.addrlen = op.addrcap; return sys::accept(op.fd, op.addr, &op.addrlen);
+    case op_kind::connect: {
+        int r = sys::connect(op.fd, op.addr, op.addrlen);
+        if (r != -EINPROGRESS && r != -EALREADY) return r;
+        op.kind = op_kind::connect_wait; // the handshake goes on in the kernel
+        return -EAGAIN;
+    }
+    case op_kind::connect_wait: {
+        int err = 0;
+        socklen_t len = sizeof err;
+        int r = sys::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        return r < 0 ? r : -err;
+    }
+    case op_kind::wait_readable:
+    case op_kind::wait_writable: return 0;
+    }
+    return -EINVAL;
+}
+
+} // namespace cosock::detail

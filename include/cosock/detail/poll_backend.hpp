@@ -1,0 +1,55 @@
+// poll(2): no descriptor limit, but the kernel scans every registered
+// descriptor on each wait, so a wait costs O(descriptors of interest).
+#pragma once
+
+#include <system_error>
+#include <vector>
+
+#include <cosock/detail/readiness_backend.hpp>
+
+namespace cosock::detail {
+
+class poll_backend final : public readiness_backend {
+public:
+    const char* name() const noexcept override { return "poll"; }
+
+    void wait(ready_queue& ready, int timeout_ms) override {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        int n;
+        while ((n = sys::poll(pfds_.data(), pfds_.size(), timeout_ms)) == -EINTR)
+            if (timeout_ms > 0) timeout_ms = remaining_ms(deadline);
+        if (n < 0) throw std::system_error(-n, std::system_category(), "poll");
+        // Dispatching changes pfds_, so take the results out first.
+        fired_.clear();
+        for (const pollfd& p : pfds_)
+            if (p.revents && n-- > 0) fired_.push_back(p);
+        for (const pollfd& p : fired_) {
+            bool err = p.revents & (POLLERR | POLLHUP | POLLNVAL);
+            dispatch(p.fd, err || (p.revents & POLLIN), err || (p.revents & POLLOUT), ready);
+        }
+    }
+
+private:
+    void interest(int fd, bool read, bool write) override {
+        if (std::size_t(fd) >= index_.size()) index_.resize(fds_.size(), -1);
+        int& at = index_[std::size_t(fd)];
+        short events = short((read ? POLLIN : 0) | (write ? POLLOUT : 0));
+        if (events && at < 0) {
+            at = int(pfds_.size());
+            pfds_.push_back({fd, events, 0});
+        } else if (events) {
+            pfds_[std::size_t(at)].events = events;
+        } else if (at >= 0) {
+            pfds_[std::size_t(at)] = pfds_.back();
+            index_[std::size_t(pfds_.back().fd)] = at;
+            pfds_.pop_back();
+            at = -1;
+        }
+    }
+
+    std::vector<pollfd> pfds_;
+    std::vector<int> index_; // fd -> position in pfds_, or -1
+    std::vector<pollfd> fired_;
+};
+
+} // namespace cosock::detail

@@ -1,0 +1,102 @@
+// Every system call cosock makes goes through here. Each wrapper retries EINTR
+// (PEP 475) and returns the result, or -errno on failure: the same shape as an
+// io_uring completion, so one error path serves every backend.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace cosock::detail::sys {
+
+/// Runs `call` until it is not interrupted; returns its result or -errno.
+template <class Call> inline long retry(Call call) noexcept {
+    for (;;) {
+        long r = call();
+        if (r >= 0) return r;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+// Linux caps one read or write at this many bytes; capping here keeps every
+// result inside an int, which is what an io_uring completion can carry.
+inline constexpr std::size_t max_io = 0x7ffff000;
+inline std::size_t cap(std::size_t n) noexcept { return n < max_io ? n : max_io; }
+
+inline int socket(int family, int type, int proto) noexcept {
+    return int(retry([&] { return ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto); }));
+}
+inline int socketpair(int family, int type, int proto, int fds[2]) noexcept {
+    return int(retry([&] { return ::socketpair(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto, fds); }));
+}
+inline int set_nonblocking(int fd) noexcept {
+    long flags = retry([&] { return ::fcntl(fd, F_GETFL); });
+    if (flags < 0) return int(flags);
+    if (flags & O_NONBLOCK) return 0;
+    return int(retry([&] { return ::fcntl(fd, F_SETFL, int(flags) | O_NONBLOCK); }));
+}
+inline int set_cloexec(int fd) noexcept {
+    return int(retry([&] { return ::fcntl(fd, F_SETFD, FD_CLOEXEC); }));
+}
+inline int bind(int fd, const sockaddr* sa, socklen_t len) noexcept {
+    return int(retry([&] { return ::bind(fd, sa, len); }));
+}
+inline int listen(int fd, int backlog) noexcept {
+    return int(retry([&] { return ::listen(fd, backlog); }));
+}
+inline int accept(int fd, sockaddr* sa, socklen_t* len) noexcept {
+    return int(retry([&] { return ::accept4(fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC); }));
+}
+// A connect interrupted by a signal keeps going in the kernel; calling it again
+// would say EALREADY, so EINTR is reported as "in progress" and finished by
+// waiting for writability, as for EINPROGRESS.
+inline int connect(int fd, const sockaddr* sa, socklen_t len) noexcept {
+    if (::connect(fd, sa, len) == 0) return 0;
+    return errno == EINTR ? -EINPROGRESS : -errno;
+}
+inline int recv(int fd, void* buf, std::size_t len, int flags) noexcept {
+    return int(retry([&] { return ::recv(fd, buf, cap(len), flags); }));
+}
+inline int send(int fd, const void* buf, std::size_t len, int flags) noexcept {
+    return int(retry([&] { return ::send(fd, buf, cap(len), flags | MSG_NOSIGNAL); }));
+}
+inline int recvfrom(int fd, void* buf, std::size_t len, int flags, sockaddr* sa, socklen_t* salen) noexcept {
+    return int(retry([&] { return ::recvfrom(fd, buf, cap(len), flags, sa, salen); }));
+}
+inline int sendto(int fd, const void* buf, std::size_t len, int flags, const sockaddr* sa,
+                  socklen_t salen) noexcept {
+    return int(retry([&] { return ::sendto(fd, buf, cap(len), flags | MSG_NOSIGNAL, sa, salen); }));
+}
+inline int shutdown(int fd, int how) noexcept {
+    return int(retry([&] { return ::shutdown(fd, how); }));
+}
+// Linux releases the descriptor even when close reports EINTR; retrying could
+// close a descriptor another thread has just been given.
+inline int close(int fd) noexcept { return ::close(fd) == 0 || errno == EINTR ? 0 : -errno; }
+inline int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
+    return int(retry([&] { return ::getsockopt(fd, level, name, val, len); }));
+}
+inline int setsockopt(int fd, int level, int name, const void* val, socklen_t len) noexcept {
+    return int(retry([&] { return ::setsockopt(fd, level, name, val, len); }));
+}
+inline int getsockname(int fd, sockaddr* sa, socklen_t* len) noexcept {
+    return int(retry([&] { return ::getsockname(fd, sa, len); }));
+}
+inline int getpeername(int fd, sockaddr* sa, socklen_t* len) noexcept {
+    return int(retry([&] { return ::getpeername(fd, sa, len); }));
+}
+// The waits are retried by the backends themselves, which know the time left.
+inline int poll(pollfd* fds, nfds_t n, int timeout_ms) noexcept {
+    int r = ::poll(fds, n, timeout_ms);
+    return r >= 0 ? r : -errno;
+}
+inline int select(int nfds, fd_set* r, fd_set* w, fd_set* x, timeval* tv) noexcept {
+    int res = ::select(nfds, r, w, x, tv);
+    return res >= 0 ? res : -errno;
+}
+
+} // namespace cosock::detail::sys

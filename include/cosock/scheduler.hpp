@@ -1,0 +1,251 @@
+// cosock::scheduler: the run loop. It owns the ready queue and one backend,
+// chosen at run time, and it owns the frames of spawned tasks.
+//
+// A scheduler is single-threaded: create it, spawn and run on one thread.
+// Methods not marked noexcept may throw std::system_error (a failed wait) or
+// std::logic_error (misuse, named in the message).
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <cosock/detail/backend.hpp>
+#include <cosock/detail/poll_backend.hpp>
+#include <cosock/detail/select_backend.hpp>
+#include <cosock/task.hpp>
+
+namespace cosock {
+
+/// Which readiness or completion mechanism a scheduler uses.
+enum class backend {
+    automatic, ///< the best one that works here; COSOCK_BACKEND overrides it
+    select,    ///< portable; descriptors below FD_SETSIZE (1024) only
+    poll,      ///< no descriptor limit; each wait costs O(descriptors)
+};
+
+/// The name used by COSOCK_BACKEND and backend_name(): "select", "poll", …
+inline std::string_view to_string(backend b) noexcept {
+    switch (b) {
+    case backend::automatic: return "automatic";
+    case backend::select: return "select";
+    case backend::poll: return "poll";
+    }
+    return "?";
+}
+
+/// Parses a backend name; throws std::invalid_argument naming a bad one.
+inline backend parse_backend(std::string_view name) {
+    for (backend b : {backend::automatic, backend::select, backend::poll})
+        if (name == to_string(b)) return b;
+    throw std::invalid_argument("unknown cosock backend '" + std::string(name) +
+                                "' (expected automatic, select or poll)");
+}
+
+namespace detail {
+inline std::unique_ptr<detail::backend> make_backend(cosock::backend which) {
+    switch (which) {
+    case cosock::backend::select: return std::make_unique<select_backend>();
+    case cosock::backend::poll:
+    case cosock::backend::automatic: return std::make_unique<poll_backend>();
+    }
+    throw std::invalid_argument("cosock: invalid backend value " + std::to_string(int(which)));
+}
+
+inline cosock::backend resolve_backend(cosock::backend which) {
+    if (which != cosock::backend::automatic) return which;
+    const char* env = std::getenv("COSOCK_BACKEND");
+    if (!env || !*env) return cosock::backend::poll;
+    try {
+        cosock::backend b = parse_backend(env);
+        return b == cosock::backend::automatic ? cosock::backend::poll : b;
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("COSOCK_BACKEND: ") + e.what());
+    }
+}
+} // namespace detail
+
+/// The run loop: a ready queue of coroutines plus one backend.
+///
+/// Spawned tasks are owned by the scheduler; destroying it destroys the frames
+/// of tasks still suspended (their sockets close, nothing leaks). An exception
+/// that escapes a spawned task does not stop other tasks: it is handed to the
+/// exception handler (by default: printed to stderr) after the current batch.
+class scheduler : private detail::task_owner {
+public:
+    using exception_handler = std::function<void(std::exception_ptr)>;
+
+    /// Creates a scheduler with the given backend. `automatic` picks the best
+    /// one available, unless the COSOCK_BACKEND environment variable names one.
+    /// Throws std::invalid_argument for a bad COSOCK_BACKEND value.
+    explicit scheduler(backend which = backend::automatic)
+        : kind_(detail::resolve_backend(which)), io_(detail::make_backend(kind_)) {}
+
+    scheduler(const scheduler&) = delete;
+    scheduler& operator=(const scheduler&) = delete;
+
+    ~scheduler() {
+        // Awaiters in the destroyed frames unregister themselves from the
+        // backend and the ready queue, so the backend outlives them.
+        while (detail::promise_base* p = detached_.pop_front()) {
+            if (p->start.state == detail::op_state::queued) ready_.erase(p->start);
+            p->owner = nullptr;
+            p->start.handle.destroy();
+        }
+    }
+
+    /// The backend in use (never `automatic`).
+    backend backend_kind() const noexcept { return kind_; }
+    /// The backend's name: "select", "poll", …
+    std::string_view backend_name() const noexcept { return io_->name(); }
+
+    /// Runs the loop until `t` finishes; returns its value or rethrows its
+    /// exception. Spawned tasks run alongside. Throws std::logic_error if `t`
+    /// waits for something that can never happen, and
+    /// std::system_error(operation_canceled) if stop() ends the loop first.
+    template <class T> T run(task<T> t) {
+        auto h = t.release();
+        if (!h) throw std::logic_error("cosock::scheduler::run: the task is empty");
+        task<T> owner{h};
+        run_guard guard{*this, &h.promise().start};
+        h.promise().start.handle = h;
+        schedule(h.promise().start);
+        while (!h.done()) {
+            if (stop_requested_)
+                throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                        "cosock::scheduler::run: stopped before the task finished");
+            if (!turn())
+                throw std::logic_error("cosock::scheduler::run: the task can never finish: it waits, "
+                                       "but no I/O is pending and no task is ready");
+        }
+        return h.promise().result();
+    }
+
+    /// Runs spawned tasks until stop() is called or no work is left.
+    void run() {
+        run_guard guard{*this, nullptr};
+        while (!stop_requested_ && turn()) {
+        }
+    }
+
+    /// Starts `t` detached: the scheduler owns it and destroys it when it ends.
+    /// Its result is discarded; an exception goes to the exception handler.
+    template <class T> void spawn(task<T> t) {
+        auto h = t.release();
+        if (!h) throw std::logic_error("cosock::scheduler::spawn: the task is empty");
+        detail::promise_base& p = h.promise();
+        p.owner = this;
+        p.start.handle = h;
+        detached_.push_back(p);
+        schedule(p.start);
+    }
+
+    /// Makes the current run() return after the batch being run; the next
+    /// run() starts afresh. Spawned tasks stay suspended, not destroyed.
+    void stop() noexcept { stop_requested_ = true; }
+
+    /// Replaces the handler for exceptions escaping spawned tasks. The handler
+    /// runs on the loop thread; if it throws, the exception leaves run().
+    void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
+
+    /// How many spawned tasks have not finished yet.
+    std::size_t spawned_count() const noexcept { return detached_.size(); }
+
+    // The rest is for awaiters, not for users.
+    detail::backend& io() noexcept { return *io_; }
+    detail::ready_queue& ready() noexcept { return ready_; }
+    /// True while an operation may be tried at once rather than through the
+    /// backend: each resumed coroutine gets a budget, so one fed by a busy
+    /// peer cannot starve the others.
+    bool try_inline() noexcept { return inline_budget_ > 0 && inline_budget_-- > 0; }
+    void schedule(detail::ready_node& n) noexcept {
+        n.state = detail::op_state::queued;
+        ready_.push_back(n);
+    }
+    /// Takes `op` back from wherever it is (its frame is being destroyed).
+    void forget(detail::io_op& op) noexcept {
+        if (op.state == detail::op_state::waiting) io_->cancel(op);
+        else if (op.state == detail::op_state::queued) ready_.erase(op);
+        op.state = detail::op_state::idle;
+    }
+
+private:
+    struct run_guard {
+        scheduler& s;
+        detail::ready_node* root;
+        run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r) {
+            if (s.running_) throw std::logic_error("cosock::scheduler::run: already running");
+            s.running_ = true;
+        }
+        ~run_guard() {
+            if (root && root->state == detail::op_state::queued) s.ready_.erase(*root);
+            s.running_ = false;
+            s.stop_requested_ = false;
+        }
+    };
+
+    // One loop iteration: collect I/O completions (without blocking when tasks
+    // are ready), then resume what was ready. False when nothing can happen.
+    bool turn() {
+        if (io_->waiting()) io_->wait(ready_, ready_.empty() ? -1 : 0);
+        else if (ready_.empty()) return false;
+        // Run about one batch (frames destroyed meanwhile leave the queue, so
+        // the count may overshoot into new arrivals, harmlessly), then poll I/O.
+        for (std::size_t n = ready_.size(); n > 0 && !stop_requested_; --n) {
+            detail::ready_node* node = ready_.pop_front();
+            if (!node) break;
+            node->state = detail::op_state::idle;
+            inline_budget_ = inline_budget;
+            node->handle.resume();
+        }
+        deliver_exceptions();
+        return true;
+    }
+
+    void task_finished(detail::promise_base& p) noexcept override {
+        detached_.erase(p);
+        if (p.exception) failures_.push_back(std::move(p.exception));
+        p.start.handle.destroy();
+    }
+
+    void deliver_exceptions() {
+        while (!failures_.empty()) {
+            std::exception_ptr e = std::move(failures_.front());
+            failures_.erase(failures_.begin());
+            if (handler_) handler_(e);
+            else print_exception(e);
+        }
+    }
+
+    static void print_exception(std::exception_ptr e) noexcept {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            std::fprintf(stderr, "cosock: a spawned task ended with an exception: %s\n", ex.what());
+        } catch (...) {
+            std::fprintf(stderr, "cosock: a spawned task ended with a non-standard exception\n");
+        }
+    }
+
+    static constexpr unsigned inline_budget = 64;
+
+    backend kind_;
+    std::unique_ptr<detail::backend> io_; // outlives every frame the destructor destroys
+    detail::ready_queue ready_;
+    detail::intrusive_list<detail::promise_base> detached_;
+    std::vector<std::exception_ptr> failures_;
+    exception_handler handler_;
+    unsigned inline_budget_ = inline_budget;
+    bool running_ = false;
+    bool stop_requested_ = false;
+};
+
+} // namespace cosock

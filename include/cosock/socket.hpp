@@ -1,0 +1,366 @@
+// cosock::socket: Python's socket.socket with awaitable I/O.
+//
+// The descriptor is always non-blocking; an awaitable operation first tries its
+// system call and suspends only when the kernel says EAGAIN, then the backend
+// resumes it once the call has succeeded or failed. The operation record lives
+// in the awaiter, inside the coroutine frame: no I/O call allocates.
+//
+// Methods not marked noexcept throw std::system_error naming the operation and
+// carrying the errno. No operation raises SIGPIPE. A socket is used from the
+// thread of its scheduler only.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <ranges>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <cosock/address.hpp>
+#include <cosock/constants.hpp>
+#include <cosock/detail/io_awaiter.hpp>
+#include <cosock/error.hpp>
+#include <cosock/scheduler.hpp>
+
+namespace cosock {
+
+template <class T>
+concept byte_like = std::same_as<T, char> || std::same_as<T, unsigned char> ||
+                    std::same_as<T, signed char> || std::same_as<T, std::byte>;
+
+/// Any contiguous range of bytes to read from: std::string, std::string_view,
+/// std::vector, std::array, std::span. Built-in arrays are refused: a string
+/// literal would send its terminating NUL (wrap it in std::string_view).
+template <class R>
+concept const_buffer = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                       byte_like<std::remove_cv_t<std::ranges::range_value_t<R>>> &&
+                       !std::is_array_v<std::remove_cvref_t<R>>;
+
+/// Any contiguous, writable range of bytes to receive into.
+template <class R>
+concept mutable_buffer = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                         byte_like<std::ranges::range_value_t<R>> &&
+                         !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
+
+class socket;
+namespace detail {
+class accept_awaiter;
+}
+
+/// What `co_await sock.accept()` gives: like Python's `conn, address = s.accept()`.
+struct accept_result;
+
+/// What `co_await sock.recvfrom(buf)` gives: bytes received and the sender.
+struct recvfrom_result {
+    std::size_t size;
+    cosock::address address;
+};
+
+/// A socket bound to a scheduler. Move-only; the destructor closes it.
+class socket {
+public:
+    /// A closed socket (fileno() == -1), e.g. to move another into.
+    socket() noexcept = default;
+
+    /// Creates a socket like Python's socket.socket(family, type, proto).
+    /// Throws std::system_error naming the arguments if the kernel refuses.
+    explicit socket(scheduler& s, int family = af_inet, int type = sock_stream, int proto = 0)
+        : sched_(&s), family_(family), type_(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+        int fd = detail::sys::socket(family, type_, proto);
+        if (fd < 0)
+            throw make_error(fd, "socket(family=" + std::to_string(family) + ", type=" + std::to_string(type) +
+                                     ", proto=" + std::to_string(proto) + ")");
+        fd_ = fd;
+        proto_ = read_protocol(proto);
+    }
+
+    /// Adopts an open socket descriptor, reading its family, type and protocol
+    /// from the kernel, and makes it non-blocking. On failure the descriptor
+    /// is left open and untouched (apart from O_NONBLOCK).
+    static socket from_fd(scheduler& s, int fd) {
+        socket sock;
+        auto opt = [fd](int name) {
+            int v = 0;
+            socklen_t len = sizeof v;
+            detail::check(detail::sys::getsockopt(fd, SOL_SOCKET, name, &v, &len),
+                          ("from_fd(" + std::to_string(fd) + ")").c_str());
+            return v;
+        };
+        int family = opt(SO_DOMAIN), type = opt(SO_TYPE), proto = opt(SO_PROTOCOL);
+        detail::check(detail::sys::set_nonblocking(fd), "from_fd: fcntl(O_NONBLOCK)");
+        sock.sched_ = &s;
+        sock.fd_ = fd;
+        sock.family_ = family;
+        sock.type_ = type;
+        sock.proto_ = proto;
+        return sock;
+    }
+
+    socket(socket&& other) noexcept
+        : sched_(other.sched_), fd_(std::exchange(other.fd_, -1)), family_(other.family_), type_(other.type_),
+          proto_(other.proto_) {}
+    socket& operator=(socket&& other) noexcept {
+        if (this != &other) {
+            close();
+            sched_ = other.sched_;
+            fd_ = std::exchange(other.fd_, -1);
+            family_ = other.family_;
+            type_ = other.type_;
+            proto_ = other.proto_;
+        }
+        return *this;
+    }
+    ~socket() { close(); }
+
+    /// The descriptor, or -1 once closed.
+    int fileno() const noexcept { return fd_; }
+    int family() const noexcept { return family_; }
+    int type() const noexcept { return type_; }
+    int proto() const noexcept { return proto_; }
+    scheduler* get_scheduler() const noexcept { return sched_; }
+
+    /// Closes the socket; idempotent. Operations still waiting on it resume
+    /// with an operation_canceled error.
+    void close() noexcept {
+        if (fd_ < 0) return;
+        sched_->io().cancel_fd(fd_, sched_->ready());
+        detail::sys::close(std::exchange(fd_, -1));
+    }
+
+    /// Gives up the descriptor without closing it; the socket becomes closed.
+    int detach() noexcept { return std::exchange(fd_, -1); }
+
+    /// Binds to a local address (never blocks).
+    void bind(const address& addr) {
+        int r = detail::sys::bind(open_fd("bind"), addr.data(), addr.size());
+        if (r < 0) throw make_error(r, "bind to " + addr.to_string());
+    }
+
+    /// Starts listening. The default backlog is SOMAXCONN (the kernel caps
+    /// larger values), bigger than Python's 128, for servers under load.
+    void listen(int backlog = SOMAXCONN) { detail::check(detail::sys::listen(open_fd("listen"), backlog), "listen"); }
+
+    /// Shuts down one or both directions: shut_rd, shut_wr or shut_rdwr.
+    void shutdown(int how) { detail::check(detail::sys::shutdown(open_fd("shutdown"), how), "shutdown"); }
+
+    /// The local address.
+    address getsockname() const { return name_of(detail::sys::getsockname, "getsockname"); }
+    /// The peer's address; throws (ENOTCONN) when not connected.
+    address getpeername() const { return name_of(detail::sys::getpeername, "getpeername"); }
+
+    /// Sets an integer option, e.g. setsockopt(sol_socket, so_reuseaddr, 1).
+    void setsockopt(int level, int name, int value) {
+        detail::check(detail::sys::setsockopt(open_fd("setsockopt"), level, name, &value, sizeof value),
+                      "setsockopt");
+    }
+    /// Sets an option from raw bytes (structs such as linger).
+    void setsockopt(int level, int name, std::span<const std::byte> value) {
+        detail::check(
+            detail::sys::setsockopt(open_fd("setsockopt"), level, name, value.data(), socklen_t(value.size())),
+            "setsockopt");
+    }
+    /// Reads an integer option.
+    int getsockopt(int level, int name) const {
+        int v = 0;
+        socklen_t len = sizeof v;
+        detail::check(detail::sys::getsockopt(open_fd("getsockopt"), level, name, &v, &len), "getsockopt");
+        return v;
+    }
+    /// Reads an option as raw bytes into `out`; returns the option's length.
+    std::size_t getsockopt(int level, int name, std::span<std::byte> out) const {
+        socklen_t len = socklen_t(out.size());
+        detail::check(detail::sys::getsockopt(open_fd("getsockopt"), level, name, out.data(), &len),
+                      "getsockopt");
+        return len;
+    }
+
+    /// `co_await accept()` → accept_result{conn, address}.
+    detail::accept_awaiter accept();
+
+    /// `co_await connect(addr)`: completes when connected; throws on refusal.
+    auto connect(const address& addr) { return connect_awaiter(*this, addr); }
+
+    /// `co_await recv(buf)` → bytes received (at most buf's size); 0 means
+    /// the peer closed the connection (stream) or sent an empty datagram.
+    template <mutable_buffer B> auto recv(B&& buf, int flags = 0) {
+        return transfer_awaiter(*this, detail::op_kind::recv, "recv", std::ranges::data(buf),
+                                std::ranges::size(buf), flags);
+    }
+
+    /// `co_await send(buf)` → bytes sent, possibly fewer than buf's size.
+    template <const_buffer B> auto send(B&& buf, int flags = 0) {
+        return transfer_awaiter(*this, detail::op_kind::send, "send", std::ranges::data(buf),
+                                std::ranges::size(buf), flags);
+    }
+
+    /// `co_await sendall(buf)` sends every byte, or throws; → bytes sent.
+    template <const_buffer B> auto sendall(B&& buf, int flags = 0) {
+        return sendall_awaiter(*this, detail::op_kind::sendall, "sendall", std::ranges::data(buf),
+                               std::ranges::size(buf), flags);
+    }
+
+    /// `co_await recvfrom(buf)` → recvfrom_result{size, address}.
+    template <mutable_buffer B> auto recvfrom(B&& buf, int flags = 0) {
+        return recvfrom_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), flags);
+    }
+
+    /// `co_await sendto(buf, addr)` → bytes sent (a whole datagram or an error).
+    template <const_buffer B> auto sendto(B&& buf, const address& addr, int flags = 0) {
+        return sendto_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), addr, flags);
+    }
+
+private:
+    friend class detail::accept_awaiter;
+
+    int open_fd(const char* what) const {
+        if (fd_ < 0) throw make_error(-EBADF, std::string(what) + ": the socket is closed");
+        return fd_;
+    }
+
+    template <class Fn> address name_of(Fn fn, const char* what) const {
+        address a;
+        socklen_t len = address::capacity();
+        detail::check(fn(open_fd(what), a.data(), &len), what);
+        a.resize(len);
+        return a;
+    }
+
+    int read_protocol(int fallback) const noexcept {
+        int v = 0;
+        socklen_t len = sizeof v;
+        return detail::sys::getsockopt(fd_, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 ? fallback : v;
+    }
+
+    // An awaiter for an operation on this socket: checks the socket is open
+    // when created, throws make_error(res, name) when it fails.
+    struct op_awaiter : detail::io_awaiter {
+        op_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf = nullptr,
+                   std::size_t len = 0, int flags = 0)
+            : io_awaiter(*s.sched_, s.open_fd(name), kind), name(name) {
+            op_.buf = const_cast<void*>(buf);
+            op_.len = len;
+            op_.flags = flags;
+        }
+        int result() const {
+            if (op_.res < 0) throw make_error(op_.res, name);
+            return op_.res;
+        }
+        const char* name;
+    };
+
+    struct transfer_awaiter : op_awaiter {
+        using op_awaiter::op_awaiter;
+        std::size_t await_resume() const { return std::size_t(result()); }
+    };
+
+    struct sendall_awaiter : op_awaiter {
+        using op_awaiter::op_awaiter;
+        std::size_t await_resume() const {
+            result();
+            return op_.done;
+        }
+    };
+
+    struct recvfrom_awaiter : op_awaiter {
+        recvfrom_awaiter(socket& s, void* buf, std::size_t len, int flags)
+            : op_awaiter(s, detail::op_kind::recvfrom, "recvfrom", buf, len, flags) {
+            op_.addr = from.data();
+            op_.addrcap = address::capacity();
+        }
+        recvfrom_result await_resume() {
+            std::size_t n = std::size_t(result());
+            from.resize(op_.addrlen);
+            return {n, from};
+        }
+        address from;
+    };
+
+    // The address is copied into the awaiter: the caller's may be a temporary.
+    struct sendto_awaiter : op_awaiter {
+        sendto_awaiter(socket& s, const void* buf, std::size_t len, const address& addr, int flags)
+            : op_awaiter(s, detail::op_kind::sendto, "sendto", buf, len, flags), to(addr) {
+            op_.addr = to.data();
+            op_.addrlen = to.size();
+        }
+        std::size_t await_resume() const { return std::size_t(result()); }
+        address to;
+    };
+
+    struct connect_awaiter : op_awaiter {
+        connect_awaiter(socket& s, const address& addr) : op_awaiter(s, detail::op_kind::connect, "connect"), to(addr) {
+            op_.addr = to.data();
+            op_.addrlen = to.size();
+        }
+        void await_resume() const {
+            if (op_.res < 0) throw make_error(op_.res, "connect to " + to.to_string());
+        }
+        address to;
+    };
+
+    scheduler* sched_ = nullptr;
+    int fd_ = -1;
+    int family_ = af_unspec;
+    int type_ = 0;
+    int proto_ = 0;
+};
+
+struct accept_result {
+    socket conn;
+    cosock::address address;
+};
+
+namespace detail {
+class accept_awaiter : public io_awaiter {
+public:
+    explicit accept_awaiter(cosock::socket& s)
+        : io_awaiter(*s.sched_, s.open_fd("accept"), op_kind::accept), family_(s.family_), type_(s.type_),
+          proto_(s.proto_) {
+        op_.addr = peer_.data();
+        op_.addrcap = address::capacity();
+    }
+    accept_result await_resume() {
+        int fd = check(op_.res, "accept");
+        peer_.resize(op_.addrlen);
+        accept_result r{cosock::socket(), peer_};
+        r.conn.sched_ = sched_;
+        r.conn.fd_ = fd;
+        r.conn.family_ = family_;
+        r.conn.type_ = type_;
+        r.conn.proto_ = proto_;
+        return r;
+    }
+
+private:
+    address peer_;
+    int family_, type_, proto_;
+};
+} // namespace detail
+
+inline detail::accept_awaiter socket::accept() { return detail::accept_awaiter(*this); }
+
+/// A connected pair of sockets, like Python's socket.socketpair().
+inline std::pair<socket, socket> socketpair(scheduler& s, int family = af_unix, int type = sock_stream,
+                                            int proto = 0) {
+    int fds[2];
+    detail::check(detail::sys::socketpair(family, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), proto, fds),
+                  "socketpair");
+    std::pair<socket, socket> p;
+    try {
+        p.first = socket::from_fd(s, fds[0]);
+    } catch (...) {
+        detail::sys::close(fds[0]);
+        detail::sys::close(fds[1]);
+        throw;
+    }
+    try {
+        p.second = socket::from_fd(s, fds[1]);
+    } catch (...) {
+        detail::sys::close(fds[1]);
+        throw;
+    }
+    return p;
+}
+
+} // namespace cosock

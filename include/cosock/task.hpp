@@ -1,0 +1,157 @@
+// cosock::task<T>: the coroutine type of the library.
+//
+// A task is lazy (its body starts when it is awaited, run or spawned), move-only,
+// and owns its frame. Completion resumes the awaiter by symmetric transfer, so a
+// long chain of co_awaits never grows the stack. An exception thrown in the body
+// is rethrown from the co_await that awaited it.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include <cosock/detail/io_op.hpp>
+
+namespace cosock {
+
+template <class T = void> class task;
+
+namespace detail {
+
+struct promise_base;
+
+/// Who is told when a detached (spawned) task finishes: the scheduler.
+struct task_owner {
+    virtual void task_finished(promise_base& p) noexcept = 0;
+
+protected:
+    ~task_owner() = default;
+};
+
+// A promise is linked (as a list_node) into its owner's list while detached.
+struct promise_base : list_node {
+    struct final_awaiter {
+        bool await_ready() const noexcept { return false; }
+        template <class P> std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+            promise_base& p = h.promise();
+            if (p.continuation) return p.continuation;
+            if (p.owner) p.owner->task_finished(p); // may destroy the frame: touch nothing after
+            return std::noop_coroutine();
+        }
+        void await_resume() const noexcept {}
+    };
+
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    final_awaiter final_suspend() const noexcept { return {}; }
+    void unhandled_exception() noexcept { exception = std::current_exception(); }
+
+    std::coroutine_handle<> continuation; // the awaiting coroutine, if any
+    std::exception_ptr exception;
+    task_owner* owner = nullptr; // set while the task is detached
+    ready_node start;            // how a scheduler queues this task's first resume
+};
+
+template <class T> struct promise final : promise_base {
+    task<T> get_return_object() noexcept;
+    template <class U = T>
+        requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        value.emplace(std::forward<U>(v));
+    }
+    T result() {
+        if (exception) std::rethrow_exception(exception);
+        return std::move(*value);
+    }
+    std::optional<T> value;
+};
+
+template <class T> struct promise<T&> final : promise_base {
+    task<T&> get_return_object() noexcept;
+    void return_value(T& v) noexcept { value = std::addressof(v); }
+    T& result() {
+        if (exception) std::rethrow_exception(exception);
+        return *value;
+    }
+    T* value = nullptr;
+};
+
+template <> struct promise<void> final : promise_base {
+    task<void> get_return_object() noexcept;
+    void return_void() const noexcept {}
+    void result() const {
+        if (exception) std::rethrow_exception(exception);
+    }
+};
+
+} // namespace detail
+
+/// A lazily started coroutine producing a T. Move-only; destroying a task
+/// destroys its frame (and, through it, any task it is awaiting).
+template <class T> class [[nodiscard]] task {
+public:
+    using promise_type = detail::promise<T>;
+    using handle_type = std::coroutine_handle<promise_type>;
+
+    task() noexcept = default;
+    explicit task(handle_type h) noexcept : h_(h) {}
+    task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            if (h_) h_.destroy();
+            h_ = std::exchange(other.h_, {});
+        }
+        return *this;
+    }
+    ~task() {
+        if (h_) h_.destroy();
+    }
+
+    /// True when the task has a frame (it was not moved from).
+    bool valid() const noexcept { return bool(h_); }
+    /// True when the body has finished (returned or thrown).
+    bool done() const noexcept { return h_ && h_.done(); }
+
+    /// Awaiting starts the task and resumes the awaiter with its result.
+    /// Throws std::logic_error for an empty task or one that already ran.
+    auto operator co_await() && noexcept { return awaiter{h_}; }
+    auto operator co_await() & noexcept { return awaiter{h_}; }
+
+    /// Gives up ownership of the frame (used by the scheduler).
+    handle_type release() noexcept { return std::exchange(h_, {}); }
+
+private:
+    struct awaiter {
+        handle_type h;
+        bool await_ready() const {
+            if (!h) throw std::logic_error("cosock::task: awaiting an empty task");
+            if (h.done() || h.promise().continuation)
+                throw std::logic_error("cosock::task: a task can be awaited only once");
+            return false;
+        }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+            h.promise().continuation = caller;
+            return h;
+        }
+        decltype(auto) await_resume() { return h.promise().result(); }
+    };
+
+    handle_type h_;
+};
+
+namespace detail {
+template <class T> task<T> promise<T>::get_return_object() noexcept {
+    return task<T>{std::coroutine_handle<promise>::from_promise(*this)};
+}
+template <class T> task<T&> promise<T&>::get_return_object() noexcept {
+    return task<T&>{std::coroutine_handle<promise>::from_promise(*this)};
+}
+inline task<void> promise<void>::get_return_object() noexcept {
+    return task<void>{std::coroutine_handle<promise>::from_promise(*this)};
+}
+} // namespace detail
+
+} // namespace cosock

@@ -1,0 +1,54 @@
+// Every behaviour runs on every backend: BACKEND_TEST is a doctest template
+// test case instantiated once per backend, named after it.
+#pragma once
+
+#include <cosock/cosock.hpp>
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+struct on_select {
+    static constexpr cosock::backend value = cosock::backend::select;
+};
+struct on_poll {
+    static constexpr cosock::backend value = cosock::backend::poll;
+};
+TYPE_TO_STRING_AS("select", on_select);
+TYPE_TO_STRING_AS("poll", on_poll);
+
+#define BACKEND_TEST(name) TEST_CASE_TEMPLATE(name, B, on_select, on_poll)
+
+/// A listening TCP socket on a loopback port chosen by the kernel.
+inline cosock::socket listener(cosock::scheduler& s, const char* host = "127.0.0.1", int family = cosock::af_inet) {
+    cosock::socket srv{s, family, cosock::sock_stream};
+    srv.bind({host, 0});
+    srv.listen();
+    return srv;
+}
+
+/// A fresh directory for Unix socket paths, removed at scope exit.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "cosock-test-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        path = tmpl;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string operator/(const char* name) const { return (path / name).string(); }
+};
+
+/// The errno a std::system_error carries, or -1 when `f` throws nothing.
+template <class F> int error_of(F&& f) {
+    try {
+        f();
+    } catch (const std::system_error& e) {
+        return e.code().value();
+    }
+    return -1;
+}

@@ -1,0 +1,7 @@
+// Two translation units include everything: an inline slip fails the link.
+#include <cosock/cosock.hpp>
+
+std::string odr_a_backend_name() {
+    cosock::scheduler s{cosock::backend::poll};
+    return std::string(s.backend_name());
+}

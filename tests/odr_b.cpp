@@ -1,0 +1,10 @@
+#include <cosock/cosock.hpp>
+#include <doctest/doctest.h>
+
+std::string odr_a_backend_name();
+
+TEST_CASE("the whole library links from two translation units") {
+    cosock::scheduler s{cosock::backend::select};
+    CHECK(odr_a_backend_name() == "poll");
+    CHECK(s.backend_name() == "select");
+}

@@ -1,0 +1,154 @@
+#include "backends.hpp"
+
+#include <array>
+#include <cstddef>
+#include <linux/netlink.h>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using cosock::task;
+
+static_assert(cosock::const_buffer<std::string>);
+static_assert(cosock::const_buffer<std::string_view>);
+static_assert(cosock::const_buffer<const std::vector<unsigned char>&>);
+static_assert(cosock::const_buffer<std::span<const std::byte>>);
+static_assert(!cosock::const_buffer<const char (&)[6]>, "a string literal would send its NUL");
+static_assert(!cosock::const_buffer<std::vector<int>>);
+static_assert(cosock::mutable_buffer<std::array<std::byte, 8>&>);
+static_assert(cosock::mutable_buffer<std::string&>);
+static_assert(cosock::mutable_buffer<char (&)[16]>);
+static_assert(!cosock::mutable_buffer<std::string_view>);
+static_assert(!cosock::mutable_buffer<const std::string&>);
+
+BACKEND_TEST("from_fd reads family, type and protocol from the descriptor") {
+    cosock::scheduler s{B::value};
+    struct kind {
+        int family, type, proto;
+    };
+    for (kind k : {kind{AF_INET, SOCK_STREAM, IPPROTO_TCP}, kind{AF_INET, SOCK_DGRAM, IPPROTO_UDP},
+                   kind{AF_UNIX, SOCK_STREAM, 0}, kind{AF_UNIX, SOCK_DGRAM, 0}, kind{AF_UNIX, SOCK_SEQPACKET, 0}}) {
+        int fd = ::socket(k.family, k.type, 0);
+        REQUIRE(fd >= 0);
+        auto sock = cosock::socket::from_fd(s, fd);
+        CHECK(sock.fileno() == fd);
+        CHECK(sock.family() == k.family);
+        CHECK(sock.type() == k.type);
+        CHECK(sock.proto() == k.proto);
+    }
+}
+
+BACKEND_TEST("from_fd refuses a non-socket and a closed descriptor, leaving them alone") {
+    cosock::scheduler s{B::value};
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    CHECK(error_of([&] { (void)cosock::socket::from_fd(s, p[0]); }) == ENOTSOCK);
+    CHECK(::fcntl(p[0], F_GETFD) != -1); // still open: not ours
+    ::close(p[0]);
+    ::close(p[1]);
+    CHECK(error_of([&] { (void)cosock::socket::from_fd(s, p[0]); }) == EBADF);
+}
+
+BACKEND_TEST("the socket constructor names the arguments the kernel refused") {
+    cosock::scheduler s{B::value};
+    CHECK_THROWS_WITH_AS(cosock::socket(s, 12345, cosock::sock_stream), doctest::Contains("family=12345"),
+                         std::system_error);
+}
+
+BACKEND_TEST("close is idempotent, fileno is -1 after it, and later calls fail with EBADF") {
+    cosock::scheduler s{B::value};
+    cosock::socket sock{s};
+    CHECK(sock.fileno() >= 0);
+    sock.close();
+    sock.close();
+    CHECK(sock.fileno() == -1);
+    CHECK(error_of([&] { sock.bind({"127.0.0.1", 0}); }) == EBADF);
+    CHECK_THROWS_WITH_AS(sock.listen(), doctest::Contains("listen"), std::system_error);
+    std::array<char, 4> buf;
+    CHECK(error_of([&] { (void)sock.recv(buf); }) == EBADF);
+    cosock::socket empty;
+    CHECK(empty.fileno() == -1);
+    CHECK(error_of([&] { (void)empty.send(std::string_view("x")); }) == EBADF);
+}
+
+BACKEND_TEST("detach hands the descriptor over without closing it") {
+    cosock::scheduler s{B::value};
+    cosock::socket sock{s};
+    int fd = sock.detach();
+    CHECK(sock.fileno() == -1);
+    CHECK(::fcntl(fd, F_GETFD) != -1);
+    auto again = cosock::socket::from_fd(s, fd);
+    CHECK(again.fileno() == fd);
+}
+
+BACKEND_TEST("setsockopt and getsockopt take ints and raw bytes") {
+    cosock::scheduler s{B::value};
+    cosock::socket sock{s};
+    sock.setsockopt(cosock::sol_socket, cosock::so_reuseaddr, 1);
+    CHECK(sock.getsockopt(cosock::sol_socket, cosock::so_reuseaddr) == 1);
+    sock.setsockopt(cosock::ipproto_tcp, cosock::tcp_nodelay, 1);
+    CHECK(sock.getsockopt(cosock::ipproto_tcp, cosock::tcp_nodelay) == 1);
+    ::linger in{1, 7}, out{};
+    sock.setsockopt(cosock::sol_socket, cosock::so_linger, std::as_bytes(std::span(&in, 1)));
+    CHECK(sock.getsockopt(cosock::sol_socket, cosock::so_linger, std::as_writable_bytes(std::span(&out, 1))) ==
+          sizeof out);
+    CHECK(out.l_onoff == 1);
+    CHECK(out.l_linger == 7);
+    CHECK(error_of([&] { sock.setsockopt(cosock::sol_socket, 999999, 1); }) == ENOPROTOOPT);
+}
+
+BACKEND_TEST("getpeername on an unconnected socket is ENOTCONN") {
+    cosock::scheduler s{B::value};
+    cosock::socket sock{s};
+    CHECK(error_of([&] { (void)sock.getpeername(); }) == ENOTCONN);
+}
+
+BACKEND_TEST("recv and send take strings, vectors, arrays and spans of any byte type") {
+    cosock::scheduler s{B::value};
+    s.run([&]() -> task<> {
+        auto [a, b] = cosock::socketpair(s);
+        std::string text = "abc";
+        std::vector<unsigned char> bytes{1, 2, 3};
+        std::array<std::byte, 2> raw{std::byte{9}, std::byte{8}};
+        CHECK(co_await a.send(text) == 3);
+        CHECK(co_await a.send(bytes) == 3);
+        CHECK(co_await a.send(std::span(raw)) == 2);
+        std::string into(3, '\0');
+        std::vector<unsigned char> into_bytes(3);
+        std::array<std::byte, 2> into_raw{};
+        char c_array[3];
+        CHECK(co_await b.recv(into) == 3);
+        CHECK(co_await b.recv(into_bytes) == 3);
+        CHECK(co_await b.recv(into_raw) == 2);
+        CHECK(into == "abc");
+        CHECK(into_bytes == bytes);
+        CHECK(into_raw == raw);
+        co_await a.send(std::string_view("xy"));
+        CHECK(co_await b.recv(c_array) == 2);
+    }());
+}
+
+BACKEND_TEST("other families work through the generic constructor and raw addresses") {
+    cosock::scheduler s{B::value};
+    cosock::socket nl{s, AF_NETLINK, cosock::sock_raw, NETLINK_ROUTE};
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    nl.bind(cosock::address::from_raw(reinterpret_cast<sockaddr*>(&sa), sizeof sa));
+    cosock::address local = nl.getsockname();
+    CHECK(local.family() == AF_NETLINK);
+    CHECK(local.to_string() == "<family " + std::to_string(AF_NETLINK) + ">");
+    CHECK(nl.proto() == NETLINK_ROUTE);
+}
+
+BACKEND_TEST("socketpair gives two connected sockets") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    CHECK(a.family() == cosock::af_unix);
+    CHECK(b.type() == cosock::sock_stream);
+    s.run([&]() -> task<> {
+        co_await a.sendall(std::string_view("hi"));
+        std::array<char, 2> buf;
+        CHECK(co_await b.recv(buf) == 2);
+    }());
+    CHECK(error_of([&] { (void)cosock::socketpair(s, cosock::af_inet); }) == EOPNOTSUPP);
+}
