@@ -1,9 +1,11 @@
 // cosock::task<T>: the coroutine type of the library.
 //
 // A task is lazy (its body starts when it is awaited, run or spawned), move-only,
-// and owns its frame. Completion resumes the awaiter by symmetric transfer, so a
-// long chain of co_awaits never grows the stack. An exception thrown in the body
-// is rethrown from the co_await that awaited it.
+// and owns its frame. A body that finishes without suspending hands control
+// straight back to its awaiter; one that suspended resumes its awaiter by
+// symmetric transfer. Either way a loop of co_awaits runs in constant stack;
+// nesting (a task awaiting a task awaiting …) uses stack like nested calls.
+// An exception thrown in the body is rethrown from the co_await that awaited it.
 #pragma once
 
 #include <coroutine>
@@ -34,10 +36,21 @@ protected:
 
 // A promise is linked (as a list_node) into its owner's list while detached.
 struct promise_base : list_node {
+    // Where the body runs: `inline_start` while the awaiter's await_suspend is
+    // resuming it, `inline_done` if it finished there, `resumed_later` once it
+    // suspended (on I/O) and will finish from the run loop.
+    enum class phase : unsigned char { idle, inline_start, inline_done, resumed_later };
+
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
         template <class P> std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
             promise_base& p = h.promise();
+            if (p.where == phase::inline_start) {
+                // Finished without suspending: return to the awaiter's
+                // await_suspend, which resumes the caller without a new frame.
+                p.where = phase::inline_done;
+                return std::noop_coroutine();
+            }
             if (p.continuation) return p.continuation;
             if (p.owner) p.owner->task_finished(p); // may destroy the frame: touch nothing after
             return std::noop_coroutine();
@@ -52,6 +65,7 @@ struct promise_base : list_node {
     std::coroutine_handle<> continuation; // the awaiting coroutine, if any
     std::exception_ptr exception;
     task_owner* owner = nullptr; // set while the task is detached
+    phase where = phase::idle;
     ready_node start;            // how a scheduler queues this task's first resume
 };
 
@@ -132,9 +146,18 @@ private:
                 throw std::logic_error("cosock::task: a task can be awaited only once");
             return false;
         }
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-            h.promise().continuation = caller;
-            return h;
+        // Runs the body right here. A body that finishes without suspending
+        // resumes the caller by returning false, so a loop of such awaits runs
+        // in constant stack even where the compiler does not turn symmetric
+        // transfer into a tail call (GCC below -O2 or with sanitizers).
+        bool await_suspend(std::coroutine_handle<> caller) noexcept {
+            auto& p = h.promise();
+            p.continuation = caller;
+            p.where = detail::promise_base::phase::inline_start;
+            h.resume();
+            if (p.where == detail::promise_base::phase::inline_done) return false;
+            p.where = detail::promise_base::phase::resumed_later;
+            return true;
         }
         decltype(auto) await_resume() { return h.promise().result(); }
     };
