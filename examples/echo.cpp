@@ -59,9 +59,12 @@ int main(int argc, char** argv) {
     int clients = 3, port = -1;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
-        if (arg == "--backend" && i + 1 < argc) which = cosock::parse_backend(argv[++i]);
-        else if (arg == "--clients" && i + 1 < argc) clients = std::atoi(argv[++i]);
-        else if (arg == "--serve" && i + 1 < argc) port = std::atoi(argv[++i]);
+        if (arg == "--backend" && i + 1 < argc)
+            which = cosock::parse_backend(argv[++i]);
+        else if (arg == "--clients" && i + 1 < argc)
+            clients = std::atoi(argv[++i]);
+        else if (arg == "--serve" && i + 1 < argc)
+            port = std::atoi(argv[++i]);
         else {
             std::fprintf(stderr, "usage: %s [--backend NAME] [--clients N] [--serve PORT]\n", argv[0]);
             return 2;

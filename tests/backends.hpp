@@ -44,7 +44,8 @@ struct temp_dir {
 };
 
 /// The errno a std::system_error carries, or -1 when `f` throws nothing.
-template <class F> int error_of(F&& f) {
+template <class F>
+int error_of(F&& f) {
     try {
         f();
     } catch (const std::system_error& e) {

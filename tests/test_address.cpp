@@ -69,8 +69,7 @@ sockaddr_un raw_unix(std::string_view path_bytes) {
 struct fd_guard {
     int fd;
     ~fd_guard() {
-        if (fd >= 0)
-            ::close(fd);
+        if (fd >= 0) ::close(fd);
     }
 };
 
@@ -164,8 +163,7 @@ TEST_CASE("address shows a scope that names no interface as its number") {
 }
 
 TEST_CASE("address refuses a host name and points to cosock::getaddrinfo") {
-    CHECK_THROWS_WITH_AS(address("localhost", 80), doctest::Contains("\"localhost\""),
-                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(address("localhost", 80), doctest::Contains("\"localhost\""), std::invalid_argument);
     const auto msg = message_of<std::invalid_argument>([] { address("example.com", 80); });
     CHECK(contains(msg, "\"example.com\""));
     CHECK(contains(msg, "not a numeric IP address"));
@@ -261,11 +259,21 @@ TEST_CASE("address parses '@name' as a Linux abstract name") {
 
 TEST_CASE("address to_string round-trips through parse for every accepted form") {
     const std::string_view canonical[] = {
-        "1.2.3.4:80",       "0.0.0.0:0",        "255.255.255.255:65535",
-        "[::1]:80",         "[::]:0",           "[2001:db8::1:2]:8080",
-        "[::ffff:1.2.3.4]:443", "[fe80::1%lo]:80", "[fe80::1%4000000000]:1",
-        "/run/x.sock",      "./x.sock",         "../x.sock",
-        "@name",            "@with space",      "/",
+        "1.2.3.4:80",
+        "0.0.0.0:0",
+        "255.255.255.255:65535",
+        "[::1]:80",
+        "[::]:0",
+        "[2001:db8::1:2]:8080",
+        "[::ffff:1.2.3.4]:443",
+        "[fe80::1%lo]:80",
+        "[fe80::1%4000000000]:1",
+        "/run/x.sock",
+        "./x.sock",
+        "../x.sock",
+        "@name",
+        "@with space",
+        "/",
     };
     for (auto text : canonical) {
         INFO(std::string(text));
@@ -395,15 +403,13 @@ TEST_CASE("address accepts an abstract name of exactly the maximum length and re
     const auto msg = message_of<std::invalid_argument>([&] { address::abstract(too_long); });
     CHECK(contains(msg, quoted(too_long)));
     CHECK(contains(msg, "at most " + std::to_string(sun_capacity - 1)));
-    CHECK_THROWS_WITH_AS(address::parse("@" + too_long),
-                         doctest::Contains(quoted("@" + too_long).c_str()), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(address::parse("@" + too_long), doctest::Contains(quoted("@" + too_long).c_str()),
+                         std::invalid_argument);
 }
 
 TEST_CASE("address refuses empty Unix paths and abstract names") {
-    CHECK_THROWS_WITH_AS(address::unix_path(""), doctest::Contains("empty Unix socket path"),
-                         std::invalid_argument);
-    CHECK_THROWS_WITH_AS(address::abstract(""), doctest::Contains("empty abstract socket name"),
-                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(address::unix_path(""), doctest::Contains("empty Unix socket path"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(address::abstract(""), doctest::Contains("empty abstract socket name"), std::invalid_argument);
 }
 
 TEST_CASE("address unix_path takes a relative path without a leading dot") {
@@ -451,8 +457,8 @@ TEST_CASE("address from_raw copies any family and shows it as <family N>") {
 }
 
 TEST_CASE("address from_raw round-trips an address's own bytes") {
-    for (const auto& a : {address("1.2.3.4", 80), address("::1", 80), address::unix_path("/x"),
-                          address::abstract("y"), address()}) {
+    for (const auto& a :
+         {address("1.2.3.4", 80), address("::1", 80), address::unix_path("/x"), address::abstract("y"), address()}) {
         INFO(a.to_string());
         CHECK(address::from_raw(a.data(), a.size()) == a);
     }
@@ -463,12 +469,10 @@ TEST_CASE("address from_raw round-trips an address's own bytes") {
 TEST_CASE("address from_raw refuses a length past capacity and a null pointer with a length") {
     const address a("1.2.3.4", 80);
     const auto too_long = static_cast<socklen_t>(address::capacity() + 1);
-    const auto msg =
-        message_of<std::invalid_argument>([&] { address::from_raw(a.data(), too_long); });
+    const auto msg = message_of<std::invalid_argument>([&] { address::from_raw(a.data(), too_long); });
     CHECK(contains(msg, std::to_string(too_long)));
     CHECK(contains(msg, "capacity"));
-    CHECK_THROWS_WITH_AS(address::from_raw(nullptr, 16), doctest::Contains("null"),
-                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(address::from_raw(nullptr, 16), doctest::Contains("null"), std::invalid_argument);
     CHECK_THROWS_AS(address::from_raw(a.data(), 1), std::invalid_argument);
     CHECK(address::from_raw(nullptr, 0) == address());
 }
@@ -532,8 +536,7 @@ TEST_CASE("address reads a kernel-returned Unix path that fills sun_path without
     const sockaddr_un un = raw_unix(full);
     sockaddr_storage ss{};
     std::memcpy(&ss, &un, sizeof un);
-    std::memset(reinterpret_cast<char*>(&ss) + sizeof(sockaddr_un), 'g',
-                sizeof ss - sizeof(sockaddr_un));
+    std::memset(reinterpret_cast<char*>(&ss) + sizeof(sockaddr_un), 'g', sizeof ss - sizeof(sockaddr_un));
     const auto b = address::from_raw(reinterpret_cast<const sockaddr*>(&ss), sizeof ss);
     CHECK(b.path() == full);
     CHECK(b.size() == sizeof(sockaddr_un));

@@ -44,7 +44,8 @@ extern "C" void count_signal(int) { signals_seen.fetch_add(1, std::memory_order_
 } // namespace
 
 BACKEND_TEST("signals interrupting a wait are retried, never reported (PEP 475)") {
-    struct sigaction sa{}, old{};
+    struct sigaction sa {
+    }, old{};
     sa.sa_handler = count_signal; // no SA_RESTART: the wait sees EINTR
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGUSR1, &sa, &old);

@@ -19,12 +19,16 @@ struct env_guard {
         const char* old = std::getenv("COSOCK_BACKEND");
         had = old != nullptr;
         if (had) saved = old;
-        if (value) ::setenv("COSOCK_BACKEND", value, 1);
-        else ::unsetenv("COSOCK_BACKEND");
+        if (value)
+            ::setenv("COSOCK_BACKEND", value, 1);
+        else
+            ::unsetenv("COSOCK_BACKEND");
     }
     ~env_guard() {
-        if (had) ::setenv("COSOCK_BACKEND", saved.c_str(), 1);
-        else ::unsetenv("COSOCK_BACKEND");
+        if (had)
+            ::setenv("COSOCK_BACKEND", saved.c_str(), 1);
+        else
+            ::unsetenv("COSOCK_BACKEND");
     }
 };
 

@@ -106,8 +106,7 @@ BACKEND_TEST("64 MiB through sendall arrive intact (checksum)") {
     std::vector<char> block(1 << 20);
     for (std::size_t i = 0; i < block.size(); ++i) block[i] = char((i * 2654435761u) >> 13);
     std::uint64_t sent_sum = 0xcbf29ce484222325ULL, got_sum = sent_sum;
-    for (std::size_t off = 0; off < total; off += block.size())
-        sent_sum = fnv1a(block.data(), block.size(), sent_sum);
+    for (std::size_t off = 0; off < total; off += block.size()) sent_sum = fnv1a(block.data(), block.size(), sent_sum);
     std::size_t received = 0;
     s.spawn([](cosock::socket& srv, std::size_t& received, std::uint64_t& sum) -> task<> {
         auto [conn, peer] = co_await srv.accept();

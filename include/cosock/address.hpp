@@ -23,7 +23,7 @@ namespace cosock {
 /// Methods not marked noexcept may throw std::invalid_argument (bad input)
 /// or std::logic_error (an accessor asked of the wrong family).
 class address {
-public:
+  public:
     /// The empty address: family AF_UNSPEC, size 0. Never throws.
     address() noexcept = default;
 
@@ -33,10 +33,8 @@ public:
     /// Throws std::invalid_argument for a port outside 0..65535, a host name
     /// (use cosock::getaddrinfo), malformed IP text or an unknown interface.
     address(std::string_view host, int port) {
-        const std::string prefix =
-            "cosock::address(" + quote(host) + ", " + std::to_string(port) + "): ";
-        if (port < 0 || port > 65535)
-            fail(prefix, "port " + std::to_string(port) + " is out of range 0..65535");
+        const std::string prefix = "cosock::address(" + quote(host) + ", " + std::to_string(port) + "): ";
+        if (port < 0 || port > 65535) fail(prefix, "port " + std::to_string(port) + " is out of range 0..65535");
         assign_ip(host, static_cast<std::uint16_t>(port), prefix);
     }
 
@@ -45,25 +43,19 @@ public:
     /// Throws std::invalid_argument quoting the text and saying what is wrong.
     static address parse(std::string_view text) {
         const std::string prefix = "cosock::address::parse(" + quote(text) + "): ";
-        if (text.empty())
-            fail(prefix, "empty address");
-        if (text.front() == '/' || text.front() == '.')
-            return make_unix_path(text, prefix);
-        if (text.front() == '@')
-            return make_abstract(text.substr(1), prefix);
+        if (text.empty()) fail(prefix, "empty address");
+        if (text.front() == '/' || text.front() == '.') return make_unix_path(text, prefix);
+        if (text.front() == '@') return make_abstract(text.substr(1), prefix);
 
         std::string_view host;
         std::string_view port;
         if (text.front() == '[') {
             const auto close = text.find(']');
-            if (close == std::string_view::npos)
-                fail(prefix, "missing ']' after the IPv6 address");
+            if (close == std::string_view::npos) fail(prefix, "missing ']' after the IPv6 address");
             host = text.substr(0, close + 1);
             const auto rest = text.substr(close + 1);
-            if (rest.empty())
-                fail(prefix, "missing port (expected [ipv6]:port)");
-            if (rest.front() != ':')
-                fail(prefix, "expected ':' and a port after ']'");
+            if (rest.empty()) fail(prefix, "missing port (expected [ipv6]:port)");
+            if (rest.front() != ':') fail(prefix, "expected ':' and a port after ']'");
             port = rest.substr(1);
         } else {
             const auto colon = text.rfind(':');
@@ -98,15 +90,12 @@ public:
     /// null with a nonzero len.
     static address from_raw(const sockaddr* sa, socklen_t len) {
         if (len > capacity())
-            throw std::invalid_argument("cosock::address::from_raw: length " +
-                                        std::to_string(len) + " exceeds capacity " +
-                                        std::to_string(capacity()));
+            throw std::invalid_argument("cosock::address::from_raw: length " + std::to_string(len) +
+                                        " exceeds capacity " + std::to_string(capacity()));
         if (sa == nullptr && len != 0)
-            throw std::invalid_argument("cosock::address::from_raw: null address with length " +
-                                        std::to_string(len));
+            throw std::invalid_argument("cosock::address::from_raw: null address with length " + std::to_string(len));
         address a;
-        if (len != 0)
-            std::memcpy(&a.storage_, sa, len);
+        if (len != 0) std::memcpy(&a.storage_, sa, len);
         a.resize(len);
         return a;
     }
@@ -172,17 +161,14 @@ public:
         sockaddr_un un{};
         std::memcpy(&un, &storage_, sizeof un);
         const std::string_view raw(un.sun_path, sun_bytes());
-        if (raw.empty())
-            return {};
-        if (raw.front() == '\0')
-            return "@" + std::string(raw.substr(1));
+        if (raw.empty()) return {};
+        if (raw.front() == '\0') return "@" + std::string(raw.substr(1));
         return std::string(raw.substr(0, raw.find('\0')));
     }
 
     /// True for a Linux abstract AF_UNIX name. Never throws.
     bool is_abstract() const noexcept {
-        return family() == AF_UNIX && sun_bytes() > 0 &&
-               reinterpret_cast<const char*>(&storage_)[sun_offset] == '\0';
+        return family() == AF_UNIX && sun_bytes() > 0 && reinterpret_cast<const char*>(&storage_)[sun_offset] == '\0';
     }
 
     /// "1.2.3.4:80", "[::1]:80", "[fe80::1%lo]:80", "/path", "@name"; "" for
@@ -190,13 +176,16 @@ public:
     /// parse(to_string()) gives back an equal address for every form parse
     /// accepts. Throws only std::bad_alloc.
     std::string to_string() const {
-        if (size_ == 0)
-            return {};
+        if (size_ == 0) return {};
         switch (family()) {
-        case AF_INET: return host() + ":" + std::to_string(port());
-        case AF_INET6: return "[" + host() + "]:" + std::to_string(port());
-        case AF_UNIX: return path();
-        default: return "<family " + std::to_string(family()) + ">";
+        case AF_INET:
+            return host() + ":" + std::to_string(port());
+        case AF_INET6:
+            return "[" + host() + "]:" + std::to_string(port());
+        case AF_UNIX:
+            return path();
+        default:
+            return "<family " + std::to_string(family()) + ">";
         }
     }
 
@@ -218,15 +207,14 @@ public:
     /// for a family).
     void resize(socklen_t n) {
         if (n > capacity())
-            throw std::invalid_argument("cosock::address::resize: length " + std::to_string(n) +
-                                        " exceeds capacity " + std::to_string(capacity()));
+            throw std::invalid_argument("cosock::address::resize: length " + std::to_string(n) + " exceeds capacity " +
+                                        std::to_string(capacity()));
         if (n != 0 && n < sizeof(sa_family_t))
             throw std::invalid_argument("cosock::address::resize: length " + std::to_string(n) +
                                         " cannot hold an address family");
         size_ = n;
         zero_tail();
-        if (family() == AF_UNIX)
-            normalize_unix();
+        if (family() == AF_UNIX) normalize_unix();
     }
 
     /// Equal when the sizes and the first size() bytes match. Never throws.
@@ -234,30 +222,26 @@ public:
         return a.size_ == b.size_ && std::memcmp(&a.storage_, &b.storage_, a.size_) == 0;
     }
 
-private:
+  private:
     static constexpr socklen_t sun_offset = offsetof(sockaddr_un, sun_path);
     static constexpr std::size_t sun_capacity = sizeof(sockaddr_un::sun_path);
 
     // Bytes of sun_path counted in size_; never more than sun_path holds.
     std::size_t sun_bytes() const noexcept {
-        if (size_ <= sun_offset)
-            return 0;
+        if (size_ <= sun_offset) return 0;
         const std::size_t n = size_ - sun_offset;
         return n < sun_capacity ? n : sun_capacity;
     }
 
     // Bytes past size_ are kept zero so that == and the accessors never see
     // what an earlier, longer address or the kernel left behind.
-    void zero_tail() noexcept {
-        std::memset(reinterpret_cast<char*>(&storage_) + size_, 0, capacity() - size_);
-    }
+    void zero_tail() noexcept { std::memset(reinterpret_cast<char*>(&storage_) + size_, 0, capacity() - size_); }
 
     // The kernel reports a path with or without its NUL (and bind() accepts
     // both); counting exactly one keeps == meaningful. Abstract names are
     // binary, so their length is kept as reported.
     void normalize_unix() noexcept {
-        if (size_ > sizeof(sockaddr_un))
-            size_ = sizeof(sockaddr_un);
+        if (size_ > sizeof(sockaddr_un)) size_ = sizeof(sockaddr_un);
         if (size_ <= sun_offset || is_abstract()) {
             zero_tail();
             return;
@@ -297,71 +281,58 @@ private:
                 out += static_cast<char>(c);
             }
         }
-        if (text.size() > limit)
-            out += "...";
+        if (text.size() > limit) out += "...";
         out += '"';
         return out;
     }
 
     static bool all_digits(std::string_view s) noexcept {
         for (char c : s)
-            if (c < '0' || c > '9')
-                return false;
+            if (c < '0' || c > '9') return false;
         return !s.empty();
     }
 
     static std::uint16_t parse_port(std::string_view text, const std::string& prefix) {
-        if (text.empty())
-            fail(prefix, "missing port after ':'");
-        if (!all_digits(text))
-            fail(prefix, "port " + quote(text) + " is not a decimal number 0..65535");
+        if (text.empty()) fail(prefix, "missing port after ':'");
+        if (!all_digits(text)) fail(prefix, "port " + quote(text) + " is not a decimal number 0..65535");
         unsigned long value = 0;
         for (char c : text) {
             value = value * 10 + static_cast<unsigned long>(c - '0');
-            if (value > 65535)
-                fail(prefix, "port " + quote(text) + " is out of range 0..65535");
+            if (value > 65535) fail(prefix, "port " + quote(text) + " is out of range 0..65535");
         }
         return static_cast<std::uint16_t>(value);
     }
 
     static std::uint32_t parse_scope(std::string_view scope, const std::string& prefix) {
-        if (scope.empty())
-            fail(prefix, "empty scope after '%'");
+        if (scope.empty()) fail(prefix, "empty scope after '%'");
         if (all_digits(scope)) {
             std::uint64_t value = 0;
             for (char c : scope) {
                 value = value * 10 + static_cast<std::uint64_t>(c - '0');
-                if (value > UINT32_MAX)
-                    fail(prefix, "scope " + quote(scope) + " is out of range");
+                if (value > UINT32_MAX) fail(prefix, "scope " + quote(scope) + " is out of range");
             }
             return static_cast<std::uint32_t>(value);
         }
         const std::string name(scope);
-        const unsigned index =
-            name.find('\0') == std::string::npos ? ::if_nametoindex(name.c_str()) : 0;
-        if (index == 0)
-            fail(prefix, "unknown network interface " + quote(scope));
+        const unsigned index = name.find('\0') == std::string::npos ? ::if_nametoindex(name.c_str()) : 0;
+        if (index == 0) fail(prefix, "unknown network interface " + quote(scope));
         return index;
     }
 
     void assign_ip(std::string_view host, std::uint16_t port, const std::string& prefix) {
         bool bracketed = false;
         if (!host.empty() && host.front() == '[') {
-            if (host.back() != ']' || host.size() < 2)
-                fail(prefix, "missing ']' after the IPv6 address");
+            if (host.back() != ']' || host.size() < 2) fail(prefix, "missing ']' after the IPv6 address");
             host = host.substr(1, host.size() - 2);
             bracketed = true;
-            if (host.empty())
-                fail(prefix, "empty IPv6 address in brackets");
+            if (host.empty()) fail(prefix, "empty IPv6 address in brackets");
         }
         const auto percent = host.find('%');
         const std::string_view ip = host.substr(0, percent);
         const bool v6 = ip.find(':') != std::string_view::npos;
-        if (bracketed && !v6)
-            fail(prefix, "brackets are only for IPv6 addresses, not " + quote(host));
+        if (bracketed && !v6) fail(prefix, "brackets are only for IPv6 addresses, not " + quote(host));
         if (percent != std::string_view::npos && !v6)
-            fail(prefix, "a \"%scope\" suffix is only valid on IPv6 addresses, not " +
-                             quote(host));
+            fail(prefix, "a \"%scope\" suffix is only valid on IPv6 addresses, not " + quote(host));
 
         storage_ = {};
         if (!v6) {
@@ -371,8 +342,7 @@ private:
             // inet_pton stops at a NUL, so one inside the view must fail here.
             const std::string text(ip);
             if (!ip.empty() &&
-                (ip.find('\0') != std::string_view::npos ||
-                 ::inet_pton(AF_INET, text.c_str(), &in.sin_addr) != 1)) {
+                (ip.find('\0') != std::string_view::npos || ::inet_pton(AF_INET, text.c_str(), &in.sin_addr) != 1)) {
                 if (ip.find_first_not_of("0123456789.") == std::string_view::npos)
                     fail(prefix, quote(ip) + " is not a valid IPv4 address");
                 fail(prefix, quote(ip) + " is not a numeric IP address; resolve host names "
@@ -386,24 +356,20 @@ private:
         in6.sin6_family = AF_INET6;
         in6.sin6_port = htons(port);
         const std::string text(ip);
-        if (ip.find('\0') != std::string_view::npos ||
-            ::inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) != 1)
+        if (ip.find('\0') != std::string_view::npos || ::inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) != 1)
             fail(prefix, quote(ip) + " is not a valid IPv6 address");
-        if (percent != std::string_view::npos)
-            in6.sin6_scope_id = parse_scope(host.substr(percent + 1), prefix);
+        if (percent != std::string_view::npos) in6.sin6_scope_id = parse_scope(host.substr(percent + 1), prefix);
         std::memcpy(&storage_, &in6, sizeof in6);
         size_ = sizeof in6;
     }
 
     static address make_unix_path(std::string_view path, const std::string& prefix) {
-        if (path.empty())
-            fail(prefix, "empty Unix socket path");
-        if (path.find('\0') != std::string_view::npos)
-            fail(prefix, "Unix socket path contains a NUL byte");
+        if (path.empty()) fail(prefix, "empty Unix socket path");
+        if (path.find('\0') != std::string_view::npos) fail(prefix, "Unix socket path contains a NUL byte");
         // The kernel needs the terminating NUL inside sun_path to find the end.
         if (path.size() >= sun_capacity)
-            fail(prefix, "Unix socket path is " + std::to_string(path.size()) +
-                             " bytes; at most " + std::to_string(sun_capacity - 1) + " fit");
+            fail(prefix, "Unix socket path is " + std::to_string(path.size()) + " bytes; at most " +
+                             std::to_string(sun_capacity - 1) + " fit");
         sockaddr_un un{};
         un.sun_family = AF_UNIX;
         std::memcpy(un.sun_path, path.data(), path.size());
@@ -414,12 +380,11 @@ private:
     }
 
     static address make_abstract(std::string_view name, const std::string& prefix) {
-        if (name.empty())
-            fail(prefix, "empty abstract socket name");
+        if (name.empty()) fail(prefix, "empty abstract socket name");
         // One byte of sun_path is the leading NUL that marks the name abstract.
         if (name.size() > sun_capacity - 1)
-            fail(prefix, "abstract socket name is " + std::to_string(name.size()) +
-                             " bytes; at most " + std::to_string(sun_capacity - 1) + " fit");
+            fail(prefix, "abstract socket name is " + std::to_string(name.size()) + " bytes; at most " +
+                             std::to_string(sun_capacity - 1) + " fit");
         sockaddr_un un{};
         un.sun_family = AF_UNIX;
         std::memcpy(un.sun_path + 1, name.data(), name.size());

@@ -35,9 +35,12 @@ enum class backend {
 /// The name used by COSOCK_BACKEND and backend_name(): "select", "poll", …
 inline std::string_view to_string(backend b) noexcept {
     switch (b) {
-    case backend::automatic: return "automatic";
-    case backend::select: return "select";
-    case backend::poll: return "poll";
+    case backend::automatic:
+        return "automatic";
+    case backend::select:
+        return "select";
+    case backend::poll:
+        return "poll";
     }
     return "?";
 }
@@ -53,9 +56,11 @@ inline backend parse_backend(std::string_view name) {
 namespace detail {
 inline std::unique_ptr<detail::backend> make_backend(cosock::backend which) {
     switch (which) {
-    case cosock::backend::select: return std::make_unique<select_backend>();
+    case cosock::backend::select:
+        return std::make_unique<select_backend>();
     case cosock::backend::poll:
-    case cosock::backend::automatic: return std::make_unique<poll_backend>();
+    case cosock::backend::automatic:
+        return std::make_unique<poll_backend>();
     }
     throw std::invalid_argument("cosock: invalid backend value " + std::to_string(int(which)));
 }
@@ -80,7 +85,7 @@ inline cosock::backend resolve_backend(cosock::backend which) {
 /// that escapes a spawned task does not stop other tasks: it is handed to the
 /// exception handler (by default: printed to stderr) after the current batch.
 class scheduler : private detail::task_owner {
-public:
+  public:
     using exception_handler = std::function<void(std::exception_ptr)>;
 
     /// Creates a scheduler with the given backend. `automatic` picks the best
@@ -111,7 +116,8 @@ public:
     /// exception. Spawned tasks run alongside. Throws std::logic_error if `t`
     /// waits for something that can never happen, and
     /// std::system_error(operation_canceled) if stop() ends the loop first.
-    template <class T> T run(task<T> t) {
+    template <class T>
+    T run(task<T> t) {
         auto h = t.release();
         if (!h) throw std::logic_error("cosock::scheduler::run: the task is empty");
         task<T> owner{h};
@@ -138,7 +144,8 @@ public:
 
     /// Starts `t` detached: the scheduler owns it and destroys it when it ends.
     /// Its result is discarded; an exception goes to the exception handler.
-    template <class T> void spawn(task<T> t) {
+    template <class T>
+    void spawn(task<T> t) {
         auto h = t.release();
         if (!h) throw std::logic_error("cosock::scheduler::spawn: the task is empty");
         detail::promise_base& p = h.promise();
@@ -172,12 +179,14 @@ public:
     }
     /// Takes `op` back from wherever it is (its frame is being destroyed).
     void forget(detail::io_op& op) noexcept {
-        if (op.state == detail::op_state::waiting) io_->cancel(op);
-        else if (op.state == detail::op_state::queued) ready_.erase(op);
+        if (op.state == detail::op_state::waiting)
+            io_->cancel(op);
+        else if (op.state == detail::op_state::queued)
+            ready_.erase(op);
         op.state = detail::op_state::idle;
     }
 
-private:
+  private:
     struct run_guard {
         scheduler& s;
         detail::ready_node* root;
@@ -195,8 +204,10 @@ private:
     // One loop iteration: collect I/O completions (without blocking when tasks
     // are ready), then resume what was ready. False when nothing can happen.
     bool turn() {
-        if (io_->waiting()) io_->wait(ready_, ready_.empty() ? -1 : 0);
-        else if (ready_.empty()) return false;
+        if (io_->waiting())
+            io_->wait(ready_, ready_.empty() ? -1 : 0);
+        else if (ready_.empty())
+            return false;
         // Run about one batch (frames destroyed meanwhile leave the queue, so
         // the count may overshoot into new arrivals, harmlessly), then poll I/O.
         for (std::size_t n = ready_.size(); n > 0 && !stop_requested_; --n) {
@@ -220,8 +231,10 @@ private:
         while (!failures_.empty()) {
             std::exception_ptr e = std::move(failures_.front());
             failures_.erase(failures_.begin());
-            if (handler_) handler_(e);
-            else print_exception(e);
+            if (handler_)
+                handler_(e);
+            else
+                print_exception(e);
         }
     }
 

@@ -27,22 +27,21 @@
 namespace cosock {
 
 template <class T>
-concept byte_like = std::same_as<T, char> || std::same_as<T, unsigned char> ||
-                    std::same_as<T, signed char> || std::same_as<T, std::byte>;
+concept byte_like = std::same_as<T, char> || std::same_as<T, unsigned char> || std::same_as<T, signed char> ||
+    std::same_as<T, std::byte>;
 
 /// Any contiguous range of bytes to read from: std::string, std::string_view,
 /// std::vector, std::array, std::span. Built-in arrays are refused: a string
 /// literal would send its terminating NUL (wrap it in std::string_view).
 template <class R>
 concept const_buffer = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
-                       byte_like<std::remove_cv_t<std::ranges::range_value_t<R>>> &&
-                       !std::is_array_v<std::remove_cvref_t<R>>;
+    byte_like<std::remove_cv_t<std::ranges::range_value_t<R>>> && !std::is_array_v<std::remove_cvref_t<R>>;
 
 /// Any contiguous, writable range of bytes to receive into.
 template <class R>
-concept mutable_buffer = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
-                         byte_like<std::ranges::range_value_t<R>> &&
-                         !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
+concept mutable_buffer =
+    std::ranges::contiguous_range<R> && std::ranges::sized_range<R> && byte_like<std::ranges::range_value_t<R>> &&
+    !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
 
 class socket;
 namespace detail {
@@ -60,7 +59,7 @@ struct recvfrom_result {
 
 /// A socket bound to a scheduler. Move-only; the destructor closes it.
 class socket {
-public:
+  public:
     /// A closed socket (fileno() == -1), e.g. to move another into.
     socket() noexcept = default;
 
@@ -152,8 +151,7 @@ public:
 
     /// Sets an integer option, e.g. setsockopt(sol_socket, so_reuseaddr, 1).
     void setsockopt(int level, int name, int value) {
-        detail::check(detail::sys::setsockopt(open_fd("setsockopt"), level, name, &value, sizeof value),
-                      "setsockopt");
+        detail::check(detail::sys::setsockopt(open_fd("setsockopt"), level, name, &value, sizeof value), "setsockopt");
     }
     /// Sets an option from raw bytes (structs such as linger).
     void setsockopt(int level, int name, std::span<const std::byte> value) {
@@ -171,8 +169,7 @@ public:
     /// Reads an option as raw bytes into `out`; returns the option's length.
     std::size_t getsockopt(int level, int name, std::span<std::byte> out) const {
         socklen_t len = socklen_t(out.size());
-        detail::check(detail::sys::getsockopt(open_fd("getsockopt"), level, name, out.data(), &len),
-                      "getsockopt");
+        detail::check(detail::sys::getsockopt(open_fd("getsockopt"), level, name, out.data(), &len), "getsockopt");
         return len;
     }
 
@@ -184,34 +181,39 @@ public:
 
     /// `co_await recv(buf)` → bytes received (at most buf's size); 0 means
     /// the peer closed the connection (stream) or sent an empty datagram.
-    template <mutable_buffer B> auto recv(B&& buf, int flags = 0) {
-        return transfer_awaiter(*this, detail::op_kind::recv, "recv", std::ranges::data(buf),
-                                std::ranges::size(buf), flags);
+    template <mutable_buffer B>
+    auto recv(B&& buf, int flags = 0) {
+        return transfer_awaiter(*this, detail::op_kind::recv, "recv", std::ranges::data(buf), std::ranges::size(buf),
+                                flags);
     }
 
     /// `co_await send(buf)` → bytes sent, possibly fewer than buf's size.
-    template <const_buffer B> auto send(B&& buf, int flags = 0) {
-        return transfer_awaiter(*this, detail::op_kind::send, "send", std::ranges::data(buf),
-                                std::ranges::size(buf), flags);
+    template <const_buffer B>
+    auto send(B&& buf, int flags = 0) {
+        return transfer_awaiter(*this, detail::op_kind::send, "send", std::ranges::data(buf), std::ranges::size(buf),
+                                flags);
     }
 
     /// `co_await sendall(buf)` sends every byte, or throws; → bytes sent.
-    template <const_buffer B> auto sendall(B&& buf, int flags = 0) {
+    template <const_buffer B>
+    auto sendall(B&& buf, int flags = 0) {
         return sendall_awaiter(*this, detail::op_kind::sendall, "sendall", std::ranges::data(buf),
                                std::ranges::size(buf), flags);
     }
 
     /// `co_await recvfrom(buf)` → recvfrom_result{size, address}.
-    template <mutable_buffer B> auto recvfrom(B&& buf, int flags = 0) {
+    template <mutable_buffer B>
+    auto recvfrom(B&& buf, int flags = 0) {
         return recvfrom_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), flags);
     }
 
     /// `co_await sendto(buf, addr)` → bytes sent (a whole datagram or an error).
-    template <const_buffer B> auto sendto(B&& buf, const address& addr, int flags = 0) {
+    template <const_buffer B>
+    auto sendto(B&& buf, const address& addr, int flags = 0) {
         return sendto_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), addr, flags);
     }
 
-private:
+  private:
     friend class detail::accept_awaiter;
 
     int open_fd(const char* what) const {
@@ -219,7 +221,8 @@ private:
         return fd_;
     }
 
-    template <class Fn> address name_of(Fn fn, const char* what) const {
+    template <class Fn>
+    address name_of(Fn fn, const char* what) const {
         address a;
         socklen_t len = address::capacity();
         detail::check(fn(open_fd(what), a.data(), &len), what);
@@ -236,8 +239,8 @@ private:
     // An awaiter for an operation on this socket: checks the socket is open
     // when created, throws make_error(res, name) when it fails.
     struct op_awaiter : detail::io_awaiter {
-        op_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf = nullptr,
-                   std::size_t len = 0, int flags = 0)
+        op_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf = nullptr, std::size_t len = 0,
+                   int flags = 0)
             : io_awaiter(*s.sched_, s.open_fd(name), kind), name(name) {
             op_.buf = const_cast<void*>(buf);
             op_.len = len;
@@ -313,7 +316,7 @@ struct accept_result {
 
 namespace detail {
 class accept_awaiter : public io_awaiter {
-public:
+  public:
     explicit accept_awaiter(cosock::socket& s)
         : io_awaiter(*s.sched_, s.open_fd("accept"), op_kind::accept), family_(s.family_), type_(s.type_),
           proto_(s.proto_) {
@@ -332,7 +335,7 @@ public:
         return r;
     }
 
-private:
+  private:
     address peer_;
     int family_, type_, proto_;
 };
@@ -341,11 +344,9 @@ private:
 inline detail::accept_awaiter socket::accept() { return detail::accept_awaiter(*this); }
 
 /// A connected pair of sockets, like Python's socket.socketpair().
-inline std::pair<socket, socket> socketpair(scheduler& s, int family = af_unix, int type = sock_stream,
-                                            int proto = 0) {
+inline std::pair<socket, socket> socketpair(scheduler& s, int family = af_unix, int type = sock_stream, int proto = 0) {
     int fds[2];
-    detail::check(detail::sys::socketpair(family, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), proto, fds),
-                  "socketpair");
+    detail::check(detail::sys::socketpair(family, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), proto, fds), "socketpair");
     std::pair<socket, socket> p;
     try {
         p.first = socket::from_fd(s, fds[0]);

@@ -20,7 +20,8 @@
 
 namespace cosock {
 
-template <class T = void> class task;
+template <class T = void>
+class task;
 
 namespace detail {
 
@@ -30,7 +31,7 @@ struct promise_base;
 struct task_owner {
     virtual void task_finished(promise_base& p) noexcept = 0;
 
-protected:
+  protected:
     ~task_owner() = default;
 };
 
@@ -43,7 +44,8 @@ struct promise_base : list_node {
 
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
-        template <class P> std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+        template <class P>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
             promise_base& p = h.promise();
             if (p.where == phase::inline_start) {
                 // Finished without suspending: return to the awaiter's
@@ -66,16 +68,15 @@ struct promise_base : list_node {
     std::exception_ptr exception;
     task_owner* owner = nullptr; // set while the task is detached
     phase where = phase::idle;
-    ready_node start;            // how a scheduler queues this task's first resume
+    ready_node start; // how a scheduler queues this task's first resume
 };
 
-template <class T> struct promise final : promise_base {
+template <class T>
+struct promise final : promise_base {
     task<T> get_return_object() noexcept;
     template <class U = T>
-        requires std::is_convertible_v<U&&, T>
-    void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
-        value.emplace(std::forward<U>(v));
-    }
+    requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) { value.emplace(std::forward<U>(v)); }
     T result() {
         if (exception) std::rethrow_exception(exception);
         return std::move(*value);
@@ -83,7 +84,8 @@ template <class T> struct promise final : promise_base {
     std::optional<T> value;
 };
 
-template <class T> struct promise<T&> final : promise_base {
+template <class T>
+struct promise<T&> final : promise_base {
     task<T&> get_return_object() noexcept;
     void return_value(T& v) noexcept { value = std::addressof(v); }
     T& result() {
@@ -93,7 +95,8 @@ template <class T> struct promise<T&> final : promise_base {
     T* value = nullptr;
 };
 
-template <> struct promise<void> final : promise_base {
+template <>
+struct promise<void> final : promise_base {
     task<void> get_return_object() noexcept;
     void return_void() const noexcept {}
     void result() const {
@@ -105,8 +108,9 @@ template <> struct promise<void> final : promise_base {
 
 /// A lazily started coroutine producing a T. Move-only; destroying a task
 /// destroys its frame (and, through it, any task it is awaiting).
-template <class T> class [[nodiscard]] task {
-public:
+template <class T>
+class [[nodiscard]] task {
+  public:
     using promise_type = detail::promise<T>;
     using handle_type = std::coroutine_handle<promise_type>;
 
@@ -137,7 +141,7 @@ public:
     /// Gives up ownership of the frame (used by the scheduler).
     handle_type release() noexcept { return std::exchange(h_, {}); }
 
-private:
+  private:
     struct awaiter {
         handle_type h;
         bool await_ready() const {
@@ -166,10 +170,12 @@ private:
 };
 
 namespace detail {
-template <class T> task<T> promise<T>::get_return_object() noexcept {
+template <class T>
+task<T> promise<T>::get_return_object() noexcept {
     return task<T>{std::coroutine_handle<promise>::from_promise(*this)};
 }
-template <class T> task<T&> promise<T&>::get_return_object() noexcept {
+template <class T>
+task<T&> promise<T&>::get_return_object() noexcept {
     return task<T&>{std::coroutine_handle<promise>::from_promise(*this)};
 }
 inline task<void> promise<void>::get_return_object() noexcept {

@@ -20,7 +20,7 @@ inline void complete(io_op& op, int res, ready_queue& ready) noexcept {
 }
 
 class backend {
-public:
+  public:
     virtual ~backend() = default;
     virtual const char* name() const noexcept = 0;
     /// Starts waiting for `op` (its first attempt said -EAGAIN). May throw,

@@ -13,8 +13,9 @@ struct list_node {
 };
 
 /// FIFO of T (which derives from list_node); a node is in at most one list.
-template <class T> class intrusive_list {
-public:
+template <class T>
+class intrusive_list {
+  public:
     bool empty() const noexcept { return head_ == nullptr; }
     std::size_t size() const noexcept { return size_; }
     T* front() const noexcept { return static_cast<T*>(head_); }
@@ -41,7 +42,7 @@ public:
         --size_;
     }
 
-private:
+  private:
     list_node* head_ = nullptr;
     list_node* tail_ = nullptr;
     std::size_t size_ = 0;

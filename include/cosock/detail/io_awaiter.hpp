@@ -11,7 +11,7 @@
 namespace cosock::detail {
 
 class io_awaiter {
-public:
+  public:
     io_awaiter(const io_awaiter&) = delete;
     io_awaiter& operator=(const io_awaiter&) = delete;
 
@@ -27,7 +27,7 @@ public:
         sched_->io().arm(op_);
     }
 
-protected:
+  protected:
     io_awaiter(scheduler& s, int fd, op_kind kind) noexcept : sched_(&s) {
         op_.fd = fd;
         op_.kind = kind;

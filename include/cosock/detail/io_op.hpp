@@ -26,7 +26,6 @@ struct ready_node : list_node {
     op_state state = op_state::idle;
 };
 
-
 enum class op_kind : std::uint8_t {
     recv,
     send,
@@ -39,7 +38,6 @@ enum class op_kind : std::uint8_t {
     wait_readable, // pure readiness, nothing to perform
     wait_writable,
 };
-
 
 struct io_op : ready_node {
     int fd = -1;
@@ -55,15 +53,16 @@ struct io_op : ready_node {
 };
 
 inline bool wants_read(op_kind k) noexcept {
-    return k == op_kind::recv || k == op_kind::recvfrom || k == op_kind::accept ||
-           k == op_kind::wait_readable;
+    return k == op_kind::recv || k == op_kind::recvfrom || k == op_kind::accept || k == op_kind::wait_readable;
 }
 
 /// Runs the operation's system call once; -EAGAIN means "not ready yet".
 inline int perform(io_op& op) noexcept {
     switch (op.kind) {
-    case op_kind::recv: return sys::recv(op.fd, op.buf, op.len, op.flags);
-    case op_kind::send: return sys::send(op.fd, op.buf, op.len, op.flags);
+    case op_kind::recv:
+        return sys::recv(op.fd, op.buf, op.len, op.flags);
+    case op_kind::send:
+        return sys::send(op.fd, op.buf, op.len, op.flags);
     case op_kind::sendall:
         do {
             int r = sys::send(op.fd, static_cast<char*>(op.buf) + op.done, op.len - op.done, op.flags);
@@ -74,8 +73,11 @@ inline int perform(io_op& op) noexcept {
     case op_kind::recvfrom:
         op.addrlen = op.addrcap;
         return sys::recvfrom(op.fd, op.buf, op.len, op.flags, op.addr, &op.addrlen);
-    case op_kind::sendto: return sys::sendto(op.fd, op.buf, op.len, op.flags, op.addr, op.addrlen);
-    case op_kind::accept: op.addrlen = op.addrcap; return sys::accept(op.fd, op.addr, &op.addrlen);
+    case op_kind::sendto:
+        return sys::sendto(op.fd, op.buf, op.len, op.flags, op.addr, op.addrlen);
+    case op_kind::accept:
+        op.addrlen = op.addrcap;
+        return sys::accept(op.fd, op.addr, &op.addrlen);
     case op_kind::connect: {
         int r = sys::connect(op.fd, op.addr, op.addrlen);
         if (r != -EINPROGRESS && r != -EALREADY) return r;
@@ -89,7 +91,8 @@ inline int perform(io_op& op) noexcept {
         return r < 0 ? r : -err;
     }
     case op_kind::wait_readable:
-    case op_kind::wait_writable: return 0;
+    case op_kind::wait_writable:
+        return 0;
     }
     return -EINVAL;
 }

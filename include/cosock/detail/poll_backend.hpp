@@ -10,7 +10,7 @@
 namespace cosock::detail {
 
 class poll_backend final : public readiness_backend {
-public:
+  public:
     const char* name() const noexcept override { return "poll"; }
 
     void wait(ready_queue& ready, int timeout_ms) override {
@@ -29,7 +29,7 @@ public:
         }
     }
 
-private:
+  private:
     void interest(int fd, bool read, bool write) override {
         if (std::size_t(fd) >= index_.size()) index_.resize(fds_.size(), -1);
         int& at = index_[std::size_t(fd)];

@@ -10,7 +10,7 @@
 namespace cosock::detail {
 
 class readiness_backend : public backend {
-public:
+  public:
     void arm(io_op& op) override {
         if (std::size_t(op.fd) >= fds_.size()) fds_.resize(std::size_t(op.fd) + 1);
         waiters& w = fds_[std::size_t(op.fd)];
@@ -42,7 +42,7 @@ public:
 
     std::size_t waiting() const noexcept override { return waiting_; }
 
-protected:
+  protected:
     struct waiters {
         intrusive_list<io_op> readers;
         intrusive_list<io_op> writers;
@@ -75,7 +75,7 @@ protected:
 
     std::vector<waiters> fds_;
 
-private:
+  private:
     void run(intrusive_list<io_op>& list, ready_queue& ready) noexcept {
         while (io_op* op = list.front()) {
             int res = perform(*op);

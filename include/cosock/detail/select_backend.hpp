@@ -10,7 +10,7 @@
 namespace cosock::detail {
 
 class select_backend final : public readiness_backend {
-public:
+  public:
     select_backend() noexcept {
         FD_ZERO(&read_);
         FD_ZERO(&write_);
@@ -49,10 +49,16 @@ public:
         }
     }
 
-private:
+  private:
     void interest(int fd, bool read, bool write) override {
-        if (read) FD_SET(fd, &read_); else FD_CLR(fd, &read_);
-        if (write) FD_SET(fd, &write_); else FD_CLR(fd, &write_);
+        if (read)
+            FD_SET(fd, &read_);
+        else
+            FD_CLR(fd, &read_);
+        if (write)
+            FD_SET(fd, &write_);
+        else
+            FD_CLR(fd, &write_);
         if (read || write) {
             if (fd > max_fd_) max_fd_ = fd;
         } else if (fd == max_fd_) {

@@ -14,7 +14,8 @@
 namespace cosock::detail::sys {
 
 /// Runs `call` until it is not interrupted; returns its result or -errno.
-template <class Call> inline long retry(Call call) noexcept {
+template <class Call>
+inline long retry(Call call) noexcept {
     for (;;) {
         long r = call();
         if (r >= 0) return r;
@@ -67,8 +68,7 @@ inline int send(int fd, const void* buf, std::size_t len, int flags) noexcept {
 inline int recvfrom(int fd, void* buf, std::size_t len, int flags, sockaddr* sa, socklen_t* salen) noexcept {
     return int(retry([&] { return ::recvfrom(fd, buf, cap(len), flags, sa, salen); }));
 }
-inline int sendto(int fd, const void* buf, std::size_t len, int flags, const sockaddr* sa,
-                  socklen_t salen) noexcept {
+inline int sendto(int fd, const void* buf, std::size_t len, int flags, const sockaddr* sa, socklen_t salen) noexcept {
     return int(retry([&] { return ::sendto(fd, buf, cap(len), flags | MSG_NOSIGNAL, sa, salen); }));
 }
 inline int shutdown(int fd, int how) noexcept {
