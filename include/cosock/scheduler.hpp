@@ -19,8 +19,10 @@
 #include <vector>
 
 #include <cosock/detail/backend.hpp>
+#include <cosock/detail/epoll_backend.hpp>
 #include <cosock/detail/poll_backend.hpp>
 #include <cosock/detail/select_backend.hpp>
+#include <cosock/detail/uring_backend.hpp>
 #include <cosock/task.hpp>
 
 namespace cosock {
@@ -30,53 +32,91 @@ enum class backend {
     automatic, ///< the best one that works here; COSOCK_BACKEND overrides it
     select,    ///< portable; descriptors below FD_SETSIZE (1024) only
     poll,      ///< no descriptor limit; each wait costs O(descriptors)
+    epoll,     ///< Linux readiness: each descriptor registered once, O(ready) waits
+    io_uring,  ///< Linux completions: fewest system calls; needs liburing and a kernel that allows it
 };
 
 /// The name used by COSOCK_BACKEND and backend_name(): "select", "poll", …
 inline std::string_view to_string(backend b) noexcept {
     switch (b) {
-    case backend::automatic:
-        return "automatic";
-    case backend::select:
-        return "select";
-    case backend::poll:
-        return "poll";
+    case backend::automatic: return "automatic";
+    case backend::select: return "select";
+    case backend::poll: return "poll";
+    case backend::epoll: return "epoll";
+    case backend::io_uring: return "io_uring";
     }
     return "?";
 }
 
 /// Parses a backend name; throws std::invalid_argument naming a bad one.
 inline backend parse_backend(std::string_view name) {
-    for (backend b : {backend::automatic, backend::select, backend::poll})
+    for (backend b : {backend::automatic, backend::select, backend::poll, backend::epoll, backend::io_uring})
         if (name == to_string(b)) return b;
     throw std::invalid_argument("unknown cosock backend '" + std::string(name) +
-                                "' (expected automatic, select or poll)");
+                                "' (expected automatic, select, poll, epoll or io_uring)");
 }
 
 namespace detail {
+/// Creates exactly the backend asked for; throws std::system_error saying why
+/// when it cannot work here.
 inline std::unique_ptr<detail::backend> make_backend(cosock::backend which) {
     switch (which) {
-    case cosock::backend::select:
-        return std::make_unique<select_backend>();
-    case cosock::backend::poll:
-    case cosock::backend::automatic:
-        return std::make_unique<poll_backend>();
+    case cosock::backend::select: return std::make_unique<select_backend>();
+    case cosock::backend::poll: return std::make_unique<poll_backend>();
+    case cosock::backend::epoll: return std::make_unique<epoll_backend>();
+    case cosock::backend::io_uring:
+#ifdef COSOCK_HAS_LIBURING
+        return std::make_unique<uring_backend>();
+#else
+        throw std::system_error(ENOSYS, std::system_category(),
+                                "io_uring backend unavailable: cosock was built without liburing "
+                                "(define COSOCK_HAS_LIBURING and link -luring, or use the Meson dependency)");
+#endif
+    case cosock::backend::automatic: break;
     }
-    throw std::invalid_argument("cosock: invalid backend value " + std::to_string(int(which)));
+    throw std::invalid_argument("cosock: no backend for value " + std::to_string(int(which)));
 }
 
-inline cosock::backend resolve_backend(cosock::backend which) {
-    if (which != cosock::backend::automatic) return which;
-    const char* env = std::getenv("COSOCK_BACKEND");
-    if (!env || !*env) return cosock::backend::poll;
-    try {
-        cosock::backend b = parse_backend(env);
-        return b == cosock::backend::automatic ? cosock::backend::poll : b;
-    } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(std::string("COSOCK_BACKEND: ") + e.what());
+/// The backend `which` stands for: COSOCK_BACKEND or, failing that, every
+/// backend from the best down until one initialises.
+inline std::unique_ptr<detail::backend> choose_backend(cosock::backend which, cosock::backend& chosen) {
+    if (which == cosock::backend::automatic) {
+        const char* env = std::getenv("COSOCK_BACKEND");
+        if (env && *env) {
+            try {
+                which = parse_backend(env);
+            } catch (const std::invalid_argument& e) {
+                throw std::invalid_argument(std::string("COSOCK_BACKEND: ") + e.what());
+            }
+        }
     }
+    if (which != cosock::backend::automatic) {
+        chosen = which;
+        return make_backend(which);
+    }
+    for (cosock::backend b : {cosock::backend::io_uring, cosock::backend::epoll, cosock::backend::poll}) {
+        try {
+            chosen = b;
+            return make_backend(b);
+        } catch (const std::system_error&) { // refused here: try the next one
+        }
+    }
+    chosen = cosock::backend::select;
+    return make_backend(chosen);
 }
 } // namespace detail
+
+/// Why `b` cannot run here, or an empty string when it can (it is created and
+/// destroyed to find out). `automatic` always can.
+inline std::string backend_unavailable(backend b) {
+    if (b == backend::automatic) return {};
+    try {
+        detail::make_backend(b);
+        return {};
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+}
 
 /// The run loop: a ready queue of coroutines plus one backend.
 ///
@@ -91,8 +131,9 @@ class scheduler : private detail::task_owner {
     /// Creates a scheduler with the given backend. `automatic` picks the best
     /// one available, unless the COSOCK_BACKEND environment variable names one.
     /// Throws std::invalid_argument for a bad COSOCK_BACKEND value.
-    explicit scheduler(backend which = backend::automatic)
-        : kind_(detail::resolve_backend(which)), io_(detail::make_backend(kind_)) {}
+    /// An explicit backend that cannot work here (e.g. io_uring refused by the
+    /// kernel) throws std::system_error saying why; `automatic` falls back.
+    explicit scheduler(backend which = backend::automatic) : io_(detail::choose_backend(which, kind_)) {}
 
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
@@ -180,7 +221,7 @@ class scheduler : private detail::task_owner {
     /// Takes `op` back from wherever it is (its frame is being destroyed).
     void forget(detail::io_op& op) noexcept {
         if (op.state == detail::op_state::waiting)
-            io_->cancel(op);
+            io_->cancel(op, ready_);
         else if (op.state == detail::op_state::queued)
             ready_.erase(op);
         op.state = detail::op_state::idle;
@@ -250,7 +291,7 @@ class scheduler : private detail::task_owner {
 
     static constexpr unsigned inline_budget = 64;
 
-    backend kind_;
+    backend kind_ = backend::automatic;
     std::unique_ptr<detail::backend> io_; // outlives every frame the destructor destroys
     detail::ready_queue ready_;
     detail::intrusive_list<detail::promise_base> detached_;

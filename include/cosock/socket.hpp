@@ -18,6 +18,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <sys/uio.h>
+
 #include <cosock/address.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/detail/io_awaiter.hpp>
@@ -124,12 +126,16 @@ class socket {
     /// with an operation_canceled error.
     void close() noexcept {
         if (fd_ < 0) return;
-        sched_->io().cancel_fd(fd_, sched_->ready());
+        sched_->io().release_fd(fd_, true, sched_->ready());
         detail::sys::close(std::exchange(fd_, -1));
     }
 
     /// Gives up the descriptor without closing it; the socket becomes closed.
-    int detach() noexcept { return std::exchange(fd_, -1); }
+    /// Operations still waiting on it resume with operation_canceled.
+    int detach() noexcept {
+        if (fd_ >= 0) sched_->io().release_fd(fd_, false, sched_->ready());
+        return std::exchange(fd_, -1);
+    }
 
     /// Binds to a local address (never blocks).
     void bind(const address& addr) {
@@ -266,29 +272,40 @@ class socket {
         }
     };
 
-    struct recvfrom_awaiter : op_awaiter {
-        recvfrom_awaiter(socket& s, void* buf, std::size_t len, int flags)
-            : op_awaiter(s, detail::op_kind::recvfrom, "recvfrom", buf, len, flags) {
-            op_.addr = from.data();
-            op_.addrcap = address::capacity();
+    // recvfrom and sendto run as recvmsg/sendmsg: the msghdr, the iovec and
+    // the peer address all live here, in the frame, for the kernel to use.
+    struct datagram_awaiter : op_awaiter {
+        datagram_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf, std::size_t len,
+                         int flags, const address& addr)
+            : op_awaiter(s, kind, name, buf, len, flags), peer(addr) {
+            iov = {const_cast<void*>(buf), detail::sys::cap(len)};
+            msg.msg_name = peer.data();
+            msg.msg_namelen = kind == detail::op_kind::recvmsg ? address::capacity() : peer.size();
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            op_.msg = &msg;
+            op_.addrcap = msg.msg_namelen;
         }
+        address peer;
+        iovec iov;
+        msghdr msg{};
+    };
+
+    struct recvfrom_awaiter : datagram_awaiter {
+        recvfrom_awaiter(socket& s, void* buf, std::size_t len, int flags)
+            : datagram_awaiter(s, detail::op_kind::recvmsg, "recvfrom", buf, len, flags, address()) {}
         recvfrom_result await_resume() {
             std::size_t n = std::size_t(result());
-            from.resize(op_.addrlen);
-            return {n, from};
+            peer.resize(msg.msg_namelen);
+            return {n, peer};
         }
-        address from;
     };
 
     // The address is copied into the awaiter: the caller's may be a temporary.
-    struct sendto_awaiter : op_awaiter {
+    struct sendto_awaiter : datagram_awaiter {
         sendto_awaiter(socket& s, const void* buf, std::size_t len, const address& addr, int flags)
-            : op_awaiter(s, detail::op_kind::sendto, "sendto", buf, len, flags), to(addr) {
-            op_.addr = to.data();
-            op_.addrlen = to.size();
-        }
+            : datagram_awaiter(s, detail::op_kind::sendmsg, "sendto", buf, len, flags, addr) {}
         std::size_t await_resume() const { return std::size_t(result()); }
-        address to;
     };
 
     struct connect_awaiter : op_awaiter {

@@ -27,9 +27,13 @@ class backend {
     /// leaving nothing registered.
     virtual void arm(io_op& op) = 0;
     /// Forgets a waiting op without resuming it (its frame is going away).
-    virtual void cancel(io_op& op) noexcept = 0;
-    /// Completes every op waiting on `fd` with -ECANCELED (the fd is closing).
-    virtual void cancel_fd(int fd, ready_queue& ready) noexcept = 0;
+    /// Returns only once the kernel is done with the op's buffers; other ops
+    /// that complete meanwhile are queued on `ready`.
+    virtual void cancel(io_op& op, ready_queue& ready) noexcept = 0;
+    /// The descriptor leaves cosock: it is being closed, or detached and handed
+    /// to the user. Every op waiting on it completes with -ECANCELED (once the
+    /// kernel has let go of its buffer) and the backend forgets the fd.
+    virtual void release_fd(int fd, bool closing, ready_queue& ready) noexcept = 0;
     /// Blocks up to timeout_ms (-1: no limit) and queues what completed.
     virtual void wait(ready_queue& ready, int timeout_ms) = 0;
     /// How many ops are waiting.

@@ -30,8 +30,8 @@ enum class op_kind : std::uint8_t {
     recv,
     send,
     sendall, // sends until every byte is out; progress kept in io_op::done
-    recvfrom,
-    sendto,
+    recvmsg, // recvfrom: the sender's address lands in msg->msg_name
+    sendmsg, // sendto
     accept,
     connect,       // the first connect() call
     connect_wait,  // connect() said EINPROGRESS: wait for writability, read SO_ERROR
@@ -42,18 +42,20 @@ enum class op_kind : std::uint8_t {
 struct io_op : ready_node {
     int fd = -1;
     op_kind kind = op_kind::recv;
+    bool polled = false; // io_uring: finish through a poll SQE and perform()
     int flags = 0;
     int res = 0; // result, or -errno
     void* buf = nullptr;
     std::size_t len = 0;
     std::size_t done = 0;     // sendall: bytes already sent
-    sockaddr* addr = nullptr; // peer address, read (sendto, connect) or filled (recvfrom, accept)
+    msghdr* msg = nullptr;    // recvmsg, sendmsg
+    sockaddr* addr = nullptr; // peer address, read (connect) or filled (accept)
     socklen_t addrlen = 0;    // in: size of *addr; out: size the kernel filled
-    socklen_t addrcap = 0;    // room at *addr, so a retry can reset addrlen
+    socklen_t addrcap = 0;    // room for the peer address, so a retry can reset its length
 };
 
 inline bool wants_read(op_kind k) noexcept {
-    return k == op_kind::recv || k == op_kind::recvfrom || k == op_kind::accept || k == op_kind::wait_readable;
+    return k == op_kind::recv || k == op_kind::recvmsg || k == op_kind::accept || k == op_kind::wait_readable;
 }
 
 /// Runs the operation's system call once; -EAGAIN means "not ready yet".
@@ -70,11 +72,10 @@ inline int perform(io_op& op) noexcept {
             op.done += std::size_t(r);
         } while (op.done < op.len);
         return 0;
-    case op_kind::recvfrom:
-        op.addrlen = op.addrcap;
-        return sys::recvfrom(op.fd, op.buf, op.len, op.flags, op.addr, &op.addrlen);
-    case op_kind::sendto:
-        return sys::sendto(op.fd, op.buf, op.len, op.flags, op.addr, op.addrlen);
+    case op_kind::recvmsg:
+        op.msg->msg_namelen = op.addrcap; // the last attempt may have shrunk it
+        return sys::recvmsg(op.fd, op.msg, op.flags);
+    case op_kind::sendmsg: return sys::sendmsg(op.fd, op.msg, op.flags);
     case op_kind::accept:
         op.addrlen = op.addrcap;
         return sys::accept(op.fd, op.addr, &op.addrlen);

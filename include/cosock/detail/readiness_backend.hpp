@@ -26,7 +26,7 @@ class readiness_backend : public backend {
         ++waiting_;
     }
 
-    void cancel(io_op& op) noexcept override {
+    void cancel(io_op& op, ready_queue&) noexcept override {
         waiters& w = fds_[std::size_t(op.fd)];
         bool was_r = !w.readers.empty(), was_w = !w.writers.empty();
         (wants_read(op.kind) ? w.readers : w.writers).erase(op);
@@ -35,7 +35,7 @@ class readiness_backend : public backend {
         update(op.fd, w, was_r, was_w);
     }
 
-    void cancel_fd(int fd, ready_queue& ready) noexcept override {
+    void release_fd(int fd, bool, ready_queue& ready) noexcept override {
         if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
         fail_all(fd, -ECANCELED, ready);
     }
@@ -52,13 +52,19 @@ class readiness_backend : public backend {
     /// throw (allocation); removing it never does.
     virtual void interest(int fd, bool read, bool write) = 0;
 
+    struct drained {
+        bool read = false, write = false; // an op was told EAGAIN in that direction
+    };
+
     /// Performs the ops of a ready descriptor; errors count as both directions.
-    void dispatch(int fd, bool readable, bool writable, ready_queue& ready) noexcept {
+    drained dispatch(int fd, bool readable, bool writable, ready_queue& ready) noexcept {
         waiters& w = fds_[std::size_t(fd)];
         bool was_r = !w.readers.empty(), was_w = !w.writers.empty();
-        if (readable) run(w.readers, ready);
-        if (writable) run(w.writers, ready);
+        drained d;
+        if (readable) d.read = run(w.readers, ready);
+        if (writable) d.write = run(w.writers, ready);
         update(fd, w, was_r, was_w);
+        return d;
     }
 
     /// Completes every op waiting on `fd` with `res` (e.g. the fd went bad).
@@ -76,14 +82,16 @@ class readiness_backend : public backend {
     std::vector<waiters> fds_;
 
   private:
-    void run(intrusive_list<io_op>& list, ready_queue& ready) noexcept {
+    // True when an op found the direction not ready after all.
+    bool run(intrusive_list<io_op>& list, ready_queue& ready) noexcept {
         while (io_op* op = list.front()) {
             int res = perform(*op);
-            if (res == -EAGAIN) break; // FIFO: later ops wait their turn
+            if (res == -EAGAIN) return true; // FIFO: later ops wait their turn
             list.erase(*op);
             --waiting_;
             complete(*op, res, ready);
         }
+        return false;
     }
 
     void update(int fd, waiters& w, bool was_r, bool was_w) {

@@ -65,11 +65,11 @@ inline int recv(int fd, void* buf, std::size_t len, int flags) noexcept {
 inline int send(int fd, const void* buf, std::size_t len, int flags) noexcept {
     return int(retry([&] { return ::send(fd, buf, cap(len), flags | MSG_NOSIGNAL); }));
 }
-inline int recvfrom(int fd, void* buf, std::size_t len, int flags, sockaddr* sa, socklen_t* salen) noexcept {
-    return int(retry([&] { return ::recvfrom(fd, buf, cap(len), flags, sa, salen); }));
+inline int recvmsg(int fd, msghdr* msg, int flags) noexcept {
+    return int(retry([&] { return ::recvmsg(fd, msg, flags); }));
 }
-inline int sendto(int fd, const void* buf, std::size_t len, int flags, const sockaddr* sa, socklen_t salen) noexcept {
-    return int(retry([&] { return ::sendto(fd, buf, cap(len), flags | MSG_NOSIGNAL, sa, salen); }));
+inline int sendmsg(int fd, const msghdr* msg, int flags) noexcept {
+    return int(retry([&] { return ::sendmsg(fd, msg, flags | MSG_NOSIGNAL); }));
 }
 inline int shutdown(int fd, int how) noexcept {
     return int(retry([&] { return ::shutdown(fd, how); }));

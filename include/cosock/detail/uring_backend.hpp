@@ -1,0 +1,250 @@
+// io_uring: the completion backend. A waiting op becomes one SQE whose user
+// data is the op itself; its CQE completes it. All SQEs of a loop iteration go
+// to the kernel in the one io_uring_enter that also waits.
+//
+// Ops the kernel cannot do in one step (finishing a connect, waiting for
+// readiness, a retry after EAGAIN) run as a poll SQE followed by perform().
+// An op is resumed only from its own CQE, so the kernel never writes into a
+// buffer after its coroutine has moved on; abandoning an op (its frame is
+// destroyed) cancels it and waits for that CQE before returning.
+//
+// Compiled only with COSOCK_HAS_LIBURING (the Meson dependency and cosock.pc
+// define it and link -luring).
+#pragma once
+
+#ifdef COSOCK_HAS_LIBURING
+
+#include <liburing.h>
+#include <poll.h>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <cosock/detail/backend.hpp>
+
+namespace cosock::detail {
+
+class uring_backend final : public backend {
+public:
+    /// Sets up a ring, preferring SINGLE_ISSUER | DEFER_TASKRUN and falling back
+    /// to COOP_TASKRUN, then to no flags, for older kernels. Throws
+    /// std::system_error saying why when the kernel refuses io_uring.
+    explicit uring_backend(unsigned entries = 1024) {
+        int r = -EINVAL;
+        for (unsigned flags : {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+                               unsigned(IORING_SETUP_COOP_TASKRUN), 0u}) {
+            io_uring_params p{};
+            p.flags = flags;
+            r = io_uring_queue_init_params(entries, &ring_, &p);
+            if (r == 0) {
+                flags_ = flags;
+                break;
+            }
+            if (r != -EINVAL) break; // not about the flags: the kernel refuses io_uring
+        }
+        if (r < 0) throw refused(r);
+        if (const char* missing = missing_opcode()) {
+            io_uring_queue_exit(&ring_);
+            throw std::system_error(ENOSYS, std::system_category(),
+                                    std::string("io_uring backend unavailable: the kernel lacks ") + missing);
+        }
+    }
+    ~uring_backend() override { io_uring_queue_exit(&ring_); }
+    uring_backend(const uring_backend&) = delete;
+    uring_backend& operator=(const uring_backend&) = delete;
+
+    const char* name() const noexcept override { return "io_uring"; }
+    /// The setup flags the kernel accepted.
+    unsigned setup_flags() const noexcept { return flags_; }
+
+    void arm(io_op& op) override {
+        if (std::size_t(op.fd) >= fds_.size()) fds_.resize(std::size_t(op.fd) + 1);
+        prep(op);
+        fds_[std::size_t(op.fd)].push_back(op);
+        op.state = op_state::waiting;
+        ++waiting_;
+    }
+
+    void cancel(io_op& op, ready_queue& ready) noexcept override {
+        unlink(op);
+        op.state = op_state::idle;
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel(sqe, &op, 0);
+        io_uring_sqe_set_data(sqe, nullptr);
+        // The op's own CQE (cancelled, or completed just before) is the kernel
+        // saying it is done with the buffer; only then may the frame go.
+        for (bool released = false; !released;) {
+            int r = io_uring_submit_and_wait(&ring_, 1);
+            if (r < 0 && r != -EINTR && r != -EBUSY) std::terminate(); // cannot free the frame safely
+            reap(ready, &op, released);
+        }
+    }
+
+    void release_fd(int fd, bool, ready_queue&) noexcept override {
+        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
+        intrusive_list<io_op>& ops = fds_[std::size_t(fd)];
+        if (ops.empty()) return;
+        for (io_op* op = ops.front(); op; op = intrusive_list<io_op>::next(*op)) {
+            io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_cancel(sqe, op, 0);
+            io_uring_sqe_set_data(sqe, nullptr);
+        }
+        // Submit now: the kernel must find the requests before close() drops
+        // the descriptor, or they would hold the file open. The ops complete
+        // with -ECANCELED from their CQEs.
+        io_uring_submit(&ring_);
+    }
+
+    void wait(ready_queue& ready, int timeout_ms) override {
+        int r;
+        if (timeout_ms < 0) {
+            r = io_uring_submit_and_wait(&ring_, 1);
+        } else if (timeout_ms == 0) {
+            r = io_uring_submit_and_get_events(&ring_);
+        } else {
+            __kernel_timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000LL};
+            io_uring_cqe* cqe = nullptr;
+            r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        }
+        if (r < 0 && r != -EINTR && r != -ETIME && r != -EBUSY)
+            throw std::system_error(-r, std::system_category(), "io_uring_enter");
+        bool unused = false;
+        reap(ready, nullptr, unused);
+    }
+
+    std::size_t waiting() const noexcept override { return waiting_; }
+
+private:
+    static std::system_error refused(int r) {
+        const char* why = r == -EPERM    ? " (refused: the kernel.io_uring_disabled sysctl or a seccomp profile)"
+                          : r == -ENOSYS ? " (the kernel has no io_uring, or a seccomp profile hides it)"
+                          : r == -ENOMEM ? " (out of memory or locked-memory limit: see ulimit -l)"
+                                         : "";
+        return std::system_error(-r, std::system_category(),
+                                 std::string("io_uring backend unavailable: io_uring_setup failed") + why);
+    }
+
+    const char* missing_opcode() {
+        io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+        if (!probe) return "IORING_REGISTER_PROBE";
+        const char* missing = nullptr;
+        struct {
+            int op;
+            const char* name;
+        } needed[] = {{IORING_OP_RECV, "IORING_OP_RECV"},       {IORING_OP_SEND, "IORING_OP_SEND"},
+                      {IORING_OP_RECVMSG, "IORING_OP_RECVMSG"}, {IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
+                      {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},   {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
+                      {IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"}};
+        for (auto& n : needed)
+            if (!missing && !io_uring_opcode_supported(probe, n.op)) missing = n.name;
+        io_uring_free_probe(probe);
+        return missing;
+    }
+
+    io_uring_sqe* get_sqe() {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (!sqe) { // the submission queue is full: hand it to the kernel first
+            io_uring_submit(&ring_);
+            sqe = io_uring_get_sqe(&ring_);
+        }
+        if (!sqe) throw std::system_error(EBUSY, std::system_category(), "io_uring_get_sqe");
+        return sqe;
+    }
+
+    static bool needs_poll(const io_op& op) noexcept {
+        return op.polled || op.kind == op_kind::connect_wait || op.kind == op_kind::wait_readable ||
+               op.kind == op_kind::wait_writable;
+    }
+
+    void prep(io_op& op) {
+        io_uring_sqe* sqe = get_sqe();
+        char* buf = static_cast<char*>(op.buf);
+        if (needs_poll(op)) {
+            io_uring_prep_poll_add(sqe, op.fd, wants_read(op.kind) ? POLLIN : POLLOUT);
+        } else {
+            switch (op.kind) {
+            case op_kind::recv: io_uring_prep_recv(sqe, op.fd, buf, sys::cap(op.len), op.flags); break;
+            case op_kind::send: io_uring_prep_send(sqe, op.fd, buf, sys::cap(op.len), op.flags | MSG_NOSIGNAL); break;
+            case op_kind::sendall:
+                io_uring_prep_send(sqe, op.fd, buf + op.done, sys::cap(op.len - op.done), op.flags | MSG_NOSIGNAL);
+                break;
+            case op_kind::recvmsg:
+                op.msg->msg_namelen = op.addrcap;
+                io_uring_prep_recvmsg(sqe, op.fd, op.msg, unsigned(op.flags));
+                break;
+            case op_kind::sendmsg: io_uring_prep_sendmsg(sqe, op.fd, op.msg, unsigned(op.flags | MSG_NOSIGNAL)); break;
+            case op_kind::accept:
+                op.addrlen = op.addrcap;
+                io_uring_prep_accept(sqe, op.fd, op.addr, &op.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                break;
+            case op_kind::connect: io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); break;
+            default: break; // the poll kinds are handled above
+            }
+        }
+        io_uring_sqe_set_data(sqe, &op);
+    }
+
+    // Turns a CQE into the op's result, or resubmits when the op is not done.
+    // Returns true when the op completed.
+    bool finish(io_op& op, int& res) {
+        if (needs_poll(op)) {
+            if (res >= 0) res = perform(op); // ready (or an error to collect)
+            if (res == -EAGAIN) return prep(op), false;
+            return true;
+        }
+        if (res == -EAGAIN || res == -EINPROGRESS || res == -EALREADY) {
+            // Not done in one step: finish through readiness, as poll would.
+            if (op.kind == op_kind::connect) op.kind = op_kind::connect_wait;
+            op.polled = true;
+            return prep(op), false;
+        }
+        if (op.kind == op_kind::sendall && res >= 0) {
+            op.done += std::size_t(res);
+            if (op.done < op.len && res > 0) return prep(op), false;
+            res = 0;
+        }
+        return true;
+    }
+
+    // Processes every available CQE. A CQE for `abandoned` is only noted.
+    void reap(ready_queue& ready, const io_op* abandoned, bool& seen) noexcept {
+        unsigned head, count = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            ++count;
+            if (cqe->user_data == LIBURING_UDATA_TIMEOUT) continue;
+            auto* op = static_cast<io_op*>(io_uring_cqe_get_data(cqe));
+            if (!op) continue; // a cancel request's own completion
+            if (op == abandoned) {
+                seen = true;
+                continue;
+            }
+            int res = cqe->res;
+            bool done;
+            try {
+                done = finish(*op, res);
+            } catch (const std::system_error& e) {
+                res = -e.code().value();
+                done = true;
+            }
+            if (!done) continue;
+            unlink(*op);
+            complete(*op, res, ready);
+        }
+        io_uring_cq_advance(&ring_, count);
+    }
+
+    void unlink(io_op& op) noexcept {
+        fds_[std::size_t(op.fd)].erase(op);
+        --waiting_;
+    }
+
+    io_uring ring_{};
+    unsigned flags_ = 0;
+    std::vector<intrusive_list<io_op>> fds_; // ops in flight, per descriptor
+    std::size_t waiting_ = 0;
+};
+
+} // namespace cosock::detail
+
+#endif // COSOCK_HAS_LIBURING
