@@ -227,3 +227,18 @@ BACKEND_TEST("a coroutine fed by a busy peer cannot starve the others") {
     CHECK(seen_at >= 0);
     CHECK(seen_at < total);
 }
+
+BACKEND_TEST("yield lets the other ready tasks run first") {
+    cosock::scheduler s{B::value};
+    std::string order;
+    auto step = [](cosock::scheduler& s, std::string& order, char name) -> task<> {
+        for (int i = 0; i < 3; ++i) {
+            order += name;
+            co_await s.yield();
+        }
+    };
+    s.spawn(step(s, order, 'a'));
+    s.spawn(step(s, order, 'b'));
+    s.run();
+    CHECK(order == "ababab");
+}

@@ -6,6 +6,7 @@
 // std::logic_error (misuse, named in the message).
 #pragma once
 
+#include <coroutine>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -39,11 +40,16 @@ enum class backend {
 /// The name used by COSOCK_BACKEND and backend_name(): "select", "poll", …
 inline std::string_view to_string(backend b) noexcept {
     switch (b) {
-    case backend::automatic: return "automatic";
-    case backend::select: return "select";
-    case backend::poll: return "poll";
-    case backend::epoll: return "epoll";
-    case backend::io_uring: return "io_uring";
+    case backend::automatic:
+        return "automatic";
+    case backend::select:
+        return "select";
+    case backend::poll:
+        return "poll";
+    case backend::epoll:
+        return "epoll";
+    case backend::io_uring:
+        return "io_uring";
     }
     return "?";
 }
@@ -61,9 +67,12 @@ namespace detail {
 /// when it cannot work here.
 inline std::unique_ptr<detail::backend> make_backend(cosock::backend which) {
     switch (which) {
-    case cosock::backend::select: return std::make_unique<select_backend>();
-    case cosock::backend::poll: return std::make_unique<poll_backend>();
-    case cosock::backend::epoll: return std::make_unique<epoll_backend>();
+    case cosock::backend::select:
+        return std::make_unique<select_backend>();
+    case cosock::backend::poll:
+        return std::make_unique<poll_backend>();
+    case cosock::backend::epoll:
+        return std::make_unique<epoll_backend>();
     case cosock::backend::io_uring:
 #ifdef COSOCK_HAS_LIBURING
         return std::make_unique<uring_backend>();
@@ -72,7 +81,8 @@ inline std::unique_ptr<detail::backend> make_backend(cosock::backend which) {
                                 "io_uring backend unavailable: cosock was built without liburing "
                                 "(define COSOCK_HAS_LIBURING and link -luring, or use the Meson dependency)");
 #endif
-    case cosock::backend::automatic: break;
+    case cosock::backend::automatic:
+        break;
     }
     throw std::invalid_argument("cosock: no backend for value " + std::to_string(int(which)));
 }
@@ -196,6 +206,10 @@ class scheduler : private detail::task_owner {
         schedule(p.start);
     }
 
+    /// `co_await s.yield()` lets every other ready task run, and pending I/O be
+    /// collected, before the caller continues (Python's `await asyncio.sleep(0)`).
+    auto yield() noexcept { return yield_awaiter{*this}; }
+
     /// Makes the current run() return after the batch being run; the next
     /// run() starts afresh. Spawned tasks stay suspended, not destroyed.
     void stop() noexcept { stop_requested_ = true; }
@@ -228,6 +242,22 @@ class scheduler : private detail::task_owner {
     }
 
   private:
+    struct yield_awaiter {
+        scheduler& s;
+        detail::ready_node node;
+        explicit yield_awaiter(scheduler& sched) noexcept : s(sched) {}
+        yield_awaiter(const yield_awaiter&) = delete;
+        ~yield_awaiter() {
+            if (node.state == detail::op_state::queued) s.ready_.erase(node);
+        }
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) noexcept {
+            node.handle = h;
+            s.schedule(node);
+        }
+        void await_resume() const noexcept {}
+    };
+
     struct run_guard {
         scheduler& s;
         detail::ready_node* root;

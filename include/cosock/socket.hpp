@@ -275,8 +275,8 @@ class socket {
     // recvfrom and sendto run as recvmsg/sendmsg: the msghdr, the iovec and
     // the peer address all live here, in the frame, for the kernel to use.
     struct datagram_awaiter : op_awaiter {
-        datagram_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf, std::size_t len,
-                         int flags, const address& addr)
+        datagram_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf, std::size_t len, int flags,
+                         const address& addr)
             : op_awaiter(s, kind, name, buf, len, flags), peer(addr) {
             iov = {const_cast<void*>(buf), detail::sys::cap(len)};
             msg.msg_name = peer.data();

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 #include <sys/epoll.h>
-#include <utility>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <cosock/detail/readiness_backend.hpp>
@@ -17,7 +17,7 @@
 namespace cosock::detail {
 
 class epoll_backend final : public readiness_backend {
-public:
+  public:
     epoll_backend() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
         if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
     }
@@ -66,7 +66,7 @@ public:
         spare_ = std::move(again);
     }
 
-private:
+  private:
     static constexpr std::uint8_t registered = 1, may_read = 2, may_write = 4, queued = 8;
 
     void interest(int fd, bool read, bool write) override {

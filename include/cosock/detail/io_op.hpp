@@ -75,7 +75,8 @@ inline int perform(io_op& op) noexcept {
     case op_kind::recvmsg:
         op.msg->msg_namelen = op.addrcap; // the last attempt may have shrunk it
         return sys::recvmsg(op.fd, op.msg, op.flags);
-    case op_kind::sendmsg: return sys::sendmsg(op.fd, op.msg, op.flags);
+    case op_kind::sendmsg:
+        return sys::sendmsg(op.fd, op.msg, op.flags);
     case op_kind::accept:
         op.addrlen = op.addrcap;
         return sys::accept(op.fd, op.addr, &op.addrlen);

@@ -25,14 +25,14 @@
 namespace cosock::detail {
 
 class uring_backend final : public backend {
-public:
+  public:
     /// Sets up a ring, preferring SINGLE_ISSUER | DEFER_TASKRUN and falling back
     /// to COOP_TASKRUN, then to no flags, for older kernels. Throws
     /// std::system_error saying why when the kernel refuses io_uring.
     explicit uring_backend(unsigned entries = 1024) {
         int r = -EINVAL;
-        for (unsigned flags : {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-                               unsigned(IORING_SETUP_COOP_TASKRUN), 0u}) {
+        for (unsigned flags :
+             {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, unsigned(IORING_SETUP_COOP_TASKRUN), 0u}) {
             io_uring_params p{};
             p.flags = flags;
             r = io_uring_queue_init_params(entries, &ring_, &p);
@@ -114,7 +114,7 @@ public:
 
     std::size_t waiting() const noexcept override { return waiting_; }
 
-private:
+  private:
     static std::system_error refused(int r) {
         const char* why = r == -EPERM    ? " (refused: the kernel.io_uring_disabled sysctl or a seccomp profile)"
                           : r == -ENOSYS ? " (the kernel has no io_uring, or a seccomp profile hides it)"
@@ -131,9 +131,9 @@ private:
         struct {
             int op;
             const char* name;
-        } needed[] = {{IORING_OP_RECV, "IORING_OP_RECV"},       {IORING_OP_SEND, "IORING_OP_SEND"},
-                      {IORING_OP_RECVMSG, "IORING_OP_RECVMSG"}, {IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
-                      {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},   {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
+        } needed[] = {{IORING_OP_RECV, "IORING_OP_RECV"},         {IORING_OP_SEND, "IORING_OP_SEND"},
+                      {IORING_OP_RECVMSG, "IORING_OP_RECVMSG"},   {IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
+                      {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},     {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
                       {IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"}};
         for (auto& n : needed)
             if (!missing && !io_uring_opcode_supported(probe, n.op)) missing = n.name;
@@ -163,8 +163,12 @@ private:
             io_uring_prep_poll_add(sqe, op.fd, wants_read(op.kind) ? POLLIN : POLLOUT);
         } else {
             switch (op.kind) {
-            case op_kind::recv: io_uring_prep_recv(sqe, op.fd, buf, sys::cap(op.len), op.flags); break;
-            case op_kind::send: io_uring_prep_send(sqe, op.fd, buf, sys::cap(op.len), op.flags | MSG_NOSIGNAL); break;
+            case op_kind::recv:
+                io_uring_prep_recv(sqe, op.fd, buf, sys::cap(op.len), op.flags);
+                break;
+            case op_kind::send:
+                io_uring_prep_send(sqe, op.fd, buf, sys::cap(op.len), op.flags | MSG_NOSIGNAL);
+                break;
             case op_kind::sendall:
                 io_uring_prep_send(sqe, op.fd, buf + op.done, sys::cap(op.len - op.done), op.flags | MSG_NOSIGNAL);
                 break;
@@ -172,13 +176,18 @@ private:
                 op.msg->msg_namelen = op.addrcap;
                 io_uring_prep_recvmsg(sqe, op.fd, op.msg, unsigned(op.flags));
                 break;
-            case op_kind::sendmsg: io_uring_prep_sendmsg(sqe, op.fd, op.msg, unsigned(op.flags | MSG_NOSIGNAL)); break;
+            case op_kind::sendmsg:
+                io_uring_prep_sendmsg(sqe, op.fd, op.msg, unsigned(op.flags | MSG_NOSIGNAL));
+                break;
             case op_kind::accept:
                 op.addrlen = op.addrcap;
                 io_uring_prep_accept(sqe, op.fd, op.addr, &op.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 break;
-            case op_kind::connect: io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); break;
-            default: break; // the poll kinds are handled above
+            case op_kind::connect:
+                io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen);
+                break;
+            default:
+                break; // the poll kinds are handled above
             }
         }
         io_uring_sqe_set_data(sqe, &op);
