@@ -3,7 +3,7 @@
 # only those missing. Uses sudo when not run as root.
 set -euo pipefail
 
-packages=(meson ninja-build g++ pkg-config doctest-dev)
+packages=(meson ninja-build g++ pkg-config doctest-dev liburing-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
