@@ -7,3 +7,4 @@
 #include <cosock/scheduler.hpp>
 #include <cosock/socket.hpp>
 #include <cosock/task.hpp>
+#include <cosock/time.hpp>

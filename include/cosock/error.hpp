@@ -8,16 +8,27 @@
 
 namespace cosock {
 
-/// The exception for a failed operation: `res` is -errno (a backend result),
-/// `what` names the operation ("recv", "connect to 127.0.0.1:80", …).
-inline std::system_error make_error(int res, const std::string& what) {
-    return std::system_error(-res, std::system_category(), what);
+/// An operation did not finish before its deadline (a socket timeout or
+/// with_timeout), or the kernel reported ETIMEDOUT: Python's socket.timeout /
+/// TimeoutError. code() is errc::timed_out.
+class timeout_error : public std::system_error {
+  public:
+    explicit timeout_error(const std::string& what)
+        : std::system_error(std::make_error_code(std::errc::timed_out), what) {}
+};
+
+/// Throws the exception for a failed operation: `res` is -errno (a backend
+/// result), `what` names the operation ("recv", "connect to 127.0.0.1:80", …).
+/// ETIMEDOUT becomes timeout_error; everything else a std::system_error.
+[[noreturn]] inline void throw_error(int res, const std::string& what) {
+    if (res == -ETIMEDOUT) throw timeout_error(what + ": timed out");
+    throw std::system_error(-res, std::system_category(), what);
 }
 
 namespace detail {
-/// Returns `res` when it is not an error; throws make_error(res, what) otherwise.
+/// Returns `res` when it is not an error; throws throw_error(res, what) otherwise.
 inline int check(int res, const char* what) {
-    if (res < 0) throw make_error(res, what);
+    if (res < 0) throw_error(res, what);
     return res;
 }
 } // namespace detail

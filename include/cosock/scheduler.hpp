@@ -7,6 +7,8 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -19,10 +21,14 @@
 #include <utility>
 #include <vector>
 
+#include <mutex>
+#include <sys/eventfd.h>
+
 #include <cosock/detail/backend.hpp>
 #include <cosock/detail/epoll_backend.hpp>
 #include <cosock/detail/poll_backend.hpp>
 #include <cosock/detail/select_backend.hpp>
+#include <cosock/detail/timer_heap.hpp>
 #include <cosock/detail/uring_backend.hpp>
 #include <cosock/task.hpp>
 
@@ -143,20 +149,32 @@ class scheduler : private detail::task_owner {
     /// Throws std::invalid_argument for a bad COSOCK_BACKEND value.
     /// An explicit backend that cannot work here (e.g. io_uring refused by the
     /// kernel) throws std::system_error saying why; `automatic` falls back.
-    explicit scheduler(backend which = backend::automatic) : io_(detail::choose_backend(which, kind_)) {}
+    explicit scheduler(backend which = backend::automatic)
+        : io_(detail::choose_backend(which, kind_)), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+        if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+        wake_.fd = wake_fd_;
+        wake_.kind = detail::op_kind::wait_readable;
+        wake_.owner = this;
+        wake_.callback = [](detail::ready_node& n) { static_cast<wake_op&>(n).owner->run_posted(); };
+    }
 
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
 
     ~scheduler() {
         // Awaiters in the destroyed frames unregister themselves from the
-        // backend and the ready queue, so the backend outlives them.
+        // backend, the timers and the ready queue, so all of those outlive them.
         while (detail::promise_base* p = detached_.pop_front()) {
             if (p->start.state == detail::op_state::queued) ready_.erase(p->start);
             p->owner = nullptr;
             p->start.handle.destroy();
         }
+        forget(wake_);
+        detail::sys::close(wake_fd_);
     }
+
+    /// The scheduler running on this thread, or nullptr outside run().
+    static scheduler* current() noexcept { return current_; }
 
     /// The backend in use (never `automatic`).
     backend backend_kind() const noexcept { return kind_; }
@@ -210,6 +228,18 @@ class scheduler : private detail::task_owner {
     /// collected, before the caller continues (Python's `await asyncio.sleep(0)`).
     auto yield() noexcept { return yield_awaiter{*this}; }
 
+    /// Runs `fn` on the loop thread soon. The one method that may be called
+    /// from any thread; it wakes a waiting loop. Functions posted while no
+    /// run() is active run in the next one.
+    void post(std::function<void()> fn) {
+        {
+            std::lock_guard lock(post_mutex_);
+            posted_.push_back(std::move(fn));
+        }
+        std::uint64_t one = 1;
+        (void)!::write(wake_fd_, &one, sizeof one);
+    }
+
     /// Makes the current run() return after the batch being run; the next
     /// run() starts afresh. Spawned tasks stay suspended, not destroyed.
     void stop() noexcept { stop_requested_ = true; }
@@ -232,6 +262,16 @@ class scheduler : private detail::task_owner {
         n.state = detail::op_state::queued;
         ready_.push_back(n);
     }
+    /// Starts `t` (whose `when` and `fire` are set); it fires once, on the
+    /// loop thread, unless cancelled first.
+    void add_timer(detail::timer_node& t) { timers_.push(t); }
+    void cancel_timer(detail::timer_node& t) noexcept {
+        if (t.armed()) timers_.erase(t);
+    }
+    /// Work that will arrive through post() (e.g. a name being resolved on
+    /// another thread): while any is expected, run() waits for it.
+    void expect_post(int delta) noexcept { expected_posts_ += delta; }
+
     /// Takes `op` back from wherever it is (its frame is being destroyed).
     void forget(detail::io_op& op) noexcept {
         if (op.state == detail::op_state::waiting)
@@ -261,24 +301,39 @@ class scheduler : private detail::task_owner {
     struct run_guard {
         scheduler& s;
         detail::ready_node* root;
-        run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r) {
+        scheduler* outer;
+        run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r), outer(current_) {
             if (s.running_) throw std::logic_error("cosock::scheduler::run: already running");
+            if (s.wake_.state == detail::op_state::idle) s.io_->arm(s.wake_);
             s.running_ = true;
+            current_ = &s;
         }
         ~run_guard() {
             if (root && root->state == detail::op_state::queued) s.ready_.erase(*root);
             s.running_ = false;
             s.stop_requested_ = false;
+            current_ = outer;
         }
     };
 
+    // Anything that can still make progress, apart from the wake-up op.
+    bool has_work() const noexcept {
+        return !ready_.empty() || !timers_.empty() || expected_posts_ > 0 ||
+               io_->waiting() > (wake_.state == detail::op_state::waiting ? 1u : 0u);
+    }
+
     // One loop iteration: collect I/O completions (without blocking when tasks
-    // are ready), then resume what was ready. False when nothing can happen.
+    // are ready, and no longer than the next timer), fire due timers, then
+    // resume what was ready. False when nothing can happen any more.
     bool turn() {
-        if (io_->waiting())
-            io_->wait(ready_, ready_.empty() ? -1 : 0);
-        else if (ready_.empty())
-            return false;
+        if (!has_work()) return false;
+        int timeout = -1;
+        if (!ready_.empty())
+            timeout = 0;
+        else if (detail::timer_node* t = timers_.top())
+            timeout = detail::remaining_ms(t->when);
+        io_->wait(ready_, timeout);
+        fire_timers();
         // Run about one batch (frames destroyed meanwhile leave the queue, so
         // the count may overshoot into new arrivals, harmlessly), then poll I/O.
         for (std::size_t n = ready_.size(); n > 0 && !stop_requested_; --n) {
@@ -286,10 +341,36 @@ class scheduler : private detail::task_owner {
             if (!node) break;
             node->state = detail::op_state::idle;
             inline_budget_ = inline_budget;
-            node->handle.resume();
+            if (node->callback)
+                node->callback(*node);
+            else
+                node->handle.resume();
         }
         deliver_exceptions();
         return true;
+    }
+
+    void fire_timers() noexcept {
+        if (timers_.empty()) return;
+        auto now = detail::clock::now();
+        while (detail::timer_node* t = timers_.top()) {
+            if (t->when > now) break;
+            timers_.erase(*t);
+            t->fire(*t);
+        }
+    }
+
+    // The wake-up op completed: drain the eventfd, run what was posted, re-arm.
+    void run_posted() {
+        std::uint64_t count;
+        (void)!::read(wake_fd_, &count, sizeof count);
+        std::vector<std::function<void()>> batch;
+        {
+            std::lock_guard lock(post_mutex_);
+            batch.swap(posted_);
+        }
+        io_->arm(wake_);
+        for (auto& fn : batch) fn();
     }
 
     void task_finished(detail::promise_base& p) noexcept override {
@@ -330,6 +411,15 @@ class scheduler : private detail::task_owner {
     unsigned inline_budget_ = inline_budget;
     bool running_ = false;
     bool stop_requested_ = false;
+    detail::timer_heap timers_;
+    int expected_posts_ = 0;
+    int wake_fd_;
+    struct wake_op : detail::io_op {
+        scheduler* owner = nullptr;
+    } wake_; // waits on wake_fd_ while a run() is active
+    std::mutex post_mutex_;
+    std::vector<std::function<void()>> posted_;
+    static inline thread_local scheduler* current_ = nullptr;
 };
 
 } // namespace cosock

@@ -10,10 +10,13 @@
 // thread of its scheduler only.
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <optional>
 #include <ranges>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -71,8 +74,8 @@ class socket {
         : sched_(&s), family_(family), type_(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
         int fd = detail::sys::socket(family, type_, proto);
         if (fd < 0)
-            throw make_error(fd, "socket(family=" + std::to_string(family) + ", type=" + std::to_string(type) +
-                                     ", proto=" + std::to_string(proto) + ")");
+            throw_error(fd, "socket(family=" + std::to_string(family) + ", type=" + std::to_string(type) +
+                                ", proto=" + std::to_string(proto) + ")");
         fd_ = fd;
         proto_ = read_protocol(proto);
     }
@@ -101,7 +104,7 @@ class socket {
 
     socket(socket&& other) noexcept
         : sched_(other.sched_), fd_(std::exchange(other.fd_, -1)), family_(other.family_), type_(other.type_),
-          proto_(other.proto_) {}
+          proto_(other.proto_), timeout_(other.timeout_) {}
     socket& operator=(socket&& other) noexcept {
         if (this != &other) {
             close();
@@ -110,6 +113,7 @@ class socket {
             family_ = other.family_;
             type_ = other.type_;
             proto_ = other.proto_;
+            timeout_ = other.timeout_;
         }
         return *this;
     }
@@ -121,6 +125,29 @@ class socket {
     int type() const noexcept { return type_; }
     int proto() const noexcept { return proto_; }
     scheduler* get_scheduler() const noexcept { return sched_; }
+
+    /// Sets the timeout of every later operation, as Python's settimeout:
+    /// std::nullopt waits for ever; zero never waits (an operation that would
+    /// have to fails with EAGAIN, Python's BlockingIOError); a positive limit
+    /// bounds each operation as a whole (all of a sendall, retries included)
+    /// and raises cosock::timeout_error when it passes. A negative value is an
+    /// std::invalid_argument.
+    void settimeout(std::optional<std::chrono::nanoseconds> timeout) {
+        if (timeout && timeout->count() < 0)
+            throw std::invalid_argument("settimeout: negative timeout " + std::to_string(timeout->count()) + "ns");
+        timeout_ = timeout ? *timeout : detail::no_timeout;
+    }
+    /// Seconds as in Python (`settimeout(2.5)`); NaN or negative → invalid_argument.
+    void settimeout(double seconds) {
+        if (!(seconds >= 0) || seconds > 1e9)
+            throw std::invalid_argument("settimeout: timeout out of range: " + std::to_string(seconds));
+        timeout_ = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds));
+    }
+    /// The timeout: std::nullopt when operations wait for ever.
+    std::optional<std::chrono::nanoseconds> gettimeout() const noexcept {
+        if (timeout_ < std::chrono::nanoseconds::zero()) return std::nullopt;
+        return timeout_;
+    }
 
     /// Closes the socket; idempotent. Operations still waiting on it resume
     /// with an operation_canceled error.
@@ -140,7 +167,7 @@ class socket {
     /// Binds to a local address (never blocks).
     void bind(const address& addr) {
         int r = detail::sys::bind(open_fd("bind"), addr.data(), addr.size());
-        if (r < 0) throw make_error(r, "bind to " + addr.to_string());
+        if (r < 0) throw_error(r, "bind to " + addr.to_string());
     }
 
     /// Starts listening. The default backlog is SOMAXCONN (the kernel caps
@@ -223,7 +250,7 @@ class socket {
     friend class detail::accept_awaiter;
 
     int open_fd(const char* what) const {
-        if (fd_ < 0) throw make_error(-EBADF, std::string(what) + ": the socket is closed");
+        if (fd_ < 0) throw_error(-EBADF, std::string(what) + ": the socket is closed");
         return fd_;
     }
 
@@ -243,30 +270,31 @@ class socket {
     }
 
     // An awaiter for an operation on this socket: checks the socket is open
-    // when created, throws make_error(res, name) when it fails.
+    // when created, throws throw_error(res, name) when it fails.
     struct op_awaiter : detail::io_awaiter {
         op_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf = nullptr, std::size_t len = 0,
                    int flags = 0)
-            : io_awaiter(*s.sched_, s.open_fd(name), kind), name(name) {
+            : io_awaiter(*s.sched_, s.open_fd(name), kind, s.timeout_), name(name) {
             op_.buf = const_cast<void*>(buf);
             op_.len = len;
             op_.flags = flags;
         }
-        int result() const {
-            if (op_.res < 0) throw make_error(op_.res, name);
-            return op_.res;
+        int result() {
+            int res = settle();
+            if (res < 0) throw_error(res, name);
+            return res;
         }
         const char* name;
     };
 
     struct transfer_awaiter : op_awaiter {
         using op_awaiter::op_awaiter;
-        std::size_t await_resume() const { return std::size_t(result()); }
+        std::size_t await_resume() { return std::size_t(result()); }
     };
 
     struct sendall_awaiter : op_awaiter {
         using op_awaiter::op_awaiter;
-        std::size_t await_resume() const {
+        std::size_t await_resume() {
             result();
             return op_.done;
         }
@@ -305,7 +333,7 @@ class socket {
     struct sendto_awaiter : datagram_awaiter {
         sendto_awaiter(socket& s, const void* buf, std::size_t len, const address& addr, int flags)
             : datagram_awaiter(s, detail::op_kind::sendmsg, "sendto", buf, len, flags, addr) {}
-        std::size_t await_resume() const { return std::size_t(result()); }
+        std::size_t await_resume() { return std::size_t(result()); }
     };
 
     struct connect_awaiter : op_awaiter {
@@ -313,8 +341,8 @@ class socket {
             op_.addr = to.data();
             op_.addrlen = to.size();
         }
-        void await_resume() const {
-            if (op_.res < 0) throw make_error(op_.res, "connect to " + to.to_string());
+        void await_resume() {
+            if (int res = settle(); res < 0) throw_error(res, "connect to " + to.to_string());
         }
         address to;
     };
@@ -324,6 +352,7 @@ class socket {
     int family_ = af_unspec;
     int type_ = 0;
     int proto_ = 0;
+    detail::timeout_t timeout_ = detail::no_timeout;
 };
 
 struct accept_result {
@@ -335,13 +364,13 @@ namespace detail {
 class accept_awaiter : public io_awaiter {
   public:
     explicit accept_awaiter(cosock::socket& s)
-        : io_awaiter(*s.sched_, s.open_fd("accept"), op_kind::accept), family_(s.family_), type_(s.type_),
+        : io_awaiter(*s.sched_, s.open_fd("accept"), op_kind::accept, s.timeout_), family_(s.family_), type_(s.type_),
           proto_(s.proto_) {
         op_.addr = peer_.data();
         op_.addrcap = address::capacity();
     }
     accept_result await_resume() {
-        int fd = check(op_.res, "accept");
+        int fd = check(settle(), "accept");
         peer_.resize(op_.addrlen);
         accept_result r{cosock::socket(), peer_};
         r.conn.sched_ = sched_;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -67,6 +68,7 @@ struct promise_base : list_node {
     std::coroutine_handle<> continuation; // the awaiting coroutine, if any
     std::exception_ptr exception;
     task_owner* owner = nullptr; // set while the task is detached
+    std::stop_token stop;        // cancels the task's waiting operations; inherited by the tasks it awaits
     phase where = phase::idle;
     ready_node start; // how a scheduler queues this task's first resume
 };
@@ -138,6 +140,14 @@ class [[nodiscard]] task {
     auto operator co_await() && noexcept { return awaiter{h_}; }
     auto operator co_await() & noexcept { return awaiter{h_}; }
 
+    /// Makes `token` cancel the operations this task (and every task it
+    /// awaits) waits on: they fail with operation_canceled. Call before the
+    /// task starts; request_stop() only on the scheduler's thread.
+    task&& with_stop_token(std::stop_token token) && noexcept {
+        if (h_) h_.promise().stop = std::move(token);
+        return std::move(*this);
+    }
+
     /// Gives up ownership of the frame (used by the scheduler).
     handle_type release() noexcept { return std::exchange(h_, {}); }
 
@@ -154,8 +164,11 @@ class [[nodiscard]] task {
         // resumes the caller by returning false, so a loop of such awaits runs
         // in constant stack even where the compiler does not turn symmetric
         // transfer into a tail call (GCC below -O2 or with sanitizers).
-        bool await_suspend(std::coroutine_handle<> caller) noexcept {
+        template <class Caller>
+        bool await_suspend(std::coroutine_handle<Caller> caller) noexcept {
             auto& p = h.promise();
+            if constexpr (std::is_base_of_v<detail::promise_base, Caller>)
+                if (!p.stop.stop_possible()) p.stop = caller.promise().stop;
             p.continuation = caller;
             p.where = detail::promise_base::phase::inline_start;
             h.resume();

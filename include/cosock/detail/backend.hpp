@@ -30,6 +30,9 @@ class backend {
     /// Returns only once the kernel is done with the op's buffers; other ops
     /// that complete meanwhile are queued on `ready`.
     virtual void cancel(io_op& op, ready_queue& ready) noexcept = 0;
+    /// Makes a waiting op complete soon with -ECANCELED (a deadline passed or
+    /// a stop was requested); the op still resumes through the ready queue.
+    virtual void abort(io_op& op, ready_queue& ready) noexcept = 0;
     /// The descriptor leaves cosock: it is being closed, or detached and handed
     /// to the user. Every op waiting on it completes with -ECANCELED (once the
     /// kernel has let go of its buffer) and the backend forgets the fd.

@@ -21,8 +21,10 @@ enum class op_state : std::uint8_t {
 };
 
 /// Something the run loop can resume: linked into the ready queue when due.
+/// When `callback` is set the loop calls it instead of resuming `handle`.
 struct ready_node : list_node {
     std::coroutine_handle<> handle;
+    void (*callback)(ready_node&) = nullptr;
     op_state state = op_state::idle;
 };
 
@@ -42,7 +44,9 @@ enum class op_kind : std::uint8_t {
 struct io_op : ready_node {
     int fd = -1;
     op_kind kind = op_kind::recv;
-    bool polled = false; // io_uring: finish through a poll SQE and perform()
+    bool polled = false;    // io_uring: finish through a poll SQE and perform()
+    bool aborted = false;   // abort() was asked: do not start another step
+    bool timed_out = false; // aborted by its deadline: -ECANCELED reads as -ETIMEDOUT
     int flags = 0;
     int res = 0; // result, or -errno
     void* buf = nullptr;

@@ -35,6 +35,11 @@ class readiness_backend : public backend {
         update(op.fd, w, was_r, was_w);
     }
 
+    void abort(io_op& op, ready_queue& ready) noexcept override {
+        cancel(op, ready);
+        complete(op, -ECANCELED, ready);
+    }
+
     void release_fd(int fd, bool, ready_queue& ready) noexcept override {
         if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
         fail_all(fd, -ECANCELED, ready);

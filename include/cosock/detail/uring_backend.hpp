@@ -68,9 +68,7 @@ class uring_backend final : public backend {
     void cancel(io_op& op, ready_queue& ready) noexcept override {
         unlink(op);
         op.state = op_state::idle;
-        io_uring_sqe* sqe = get_sqe();
-        io_uring_prep_cancel(sqe, &op, 0);
-        io_uring_sqe_set_data(sqe, nullptr);
+        request_cancel(op);
         // The op's own CQE (cancelled, or completed just before) is the kernel
         // saying it is done with the buffer; only then may the frame go.
         for (bool released = false; !released;) {
@@ -80,14 +78,19 @@ class uring_backend final : public backend {
         }
     }
 
+    // The op completes from its own CQE, -ECANCELED unless it finished first.
+    void abort(io_op& op, ready_queue&) noexcept override {
+        op.aborted = true;
+        request_cancel(op);
+    }
+
     void release_fd(int fd, bool, ready_queue&) noexcept override {
         if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
         intrusive_list<io_op>& ops = fds_[std::size_t(fd)];
         if (ops.empty()) return;
         for (io_op* op = ops.front(); op; op = intrusive_list<io_op>::next(*op)) {
-            io_uring_sqe* sqe = get_sqe();
-            io_uring_prep_cancel(sqe, op, 0);
-            io_uring_sqe_set_data(sqe, nullptr);
+            op->aborted = true;
+            request_cancel(*op);
         }
         // Submit now: the kernel must find the requests before close() drops
         // the descriptor, or they would hold the file open. The ops complete
@@ -139,6 +142,12 @@ class uring_backend final : public backend {
             if (!missing && !io_uring_opcode_supported(probe, n.op)) missing = n.name;
         io_uring_free_probe(probe);
         return missing;
+    }
+
+    void request_cancel(io_op& op) noexcept {
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel(sqe, &op, 0);
+        io_uring_sqe_set_data(sqe, nullptr);
     }
 
     io_uring_sqe* get_sqe() {
@@ -193,26 +202,29 @@ class uring_backend final : public backend {
         io_uring_sqe_set_data(sqe, &op);
     }
 
-    // Turns a CQE into the op's result, or resubmits when the op is not done.
-    // Returns true when the op completed.
+    // Turns a CQE into the op's result, or starts the op's next step (a retry
+    // through poll, the rest of a sendall). Returns true when the op completed.
     bool finish(io_op& op, int& res) {
+        bool more = false;
         if (needs_poll(op)) {
             if (res >= 0) res = perform(op); // ready (or an error to collect)
-            if (res == -EAGAIN) return prep(op), false;
-            return true;
-        }
-        if (res == -EAGAIN || res == -EINPROGRESS || res == -EALREADY) {
+            more = res == -EAGAIN;
+        } else if (res == -EAGAIN || res == -EINPROGRESS || res == -EALREADY) {
             // Not done in one step: finish through readiness, as poll would.
             if (op.kind == op_kind::connect) op.kind = op_kind::connect_wait;
-            op.polled = true;
-            return prep(op), false;
-        }
-        if (op.kind == op_kind::sendall && res >= 0) {
+            op.polled = more = true;
+        } else if (op.kind == op_kind::sendall && res >= 0) {
             op.done += std::size_t(res);
-            if (op.done < op.len && res > 0) return prep(op), false;
-            res = 0;
+            more = op.done < op.len && res > 0;
+            if (!more) res = 0;
         }
-        return true;
+        if (!more) return true;
+        if (op.aborted) { // a cancel raced with this step's completion
+            res = -ECANCELED;
+            return true;
+        }
+        prep(op);
+        return false;
     }
 
     // Processes every available CQE. A CQE for `abandoned` is only noted.

@@ -1,0 +1,175 @@
+// Time: sleep_for / sleep_until, and with_timeout, a deadline for one call.
+//
+// Timers live in the scheduler's heap and their nodes in the awaiters: no
+// thread and no allocation per timer. All of these work inside a running
+// scheduler (scheduler::current()); outside one they throw std::logic_error.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <cosock/detail/timer_heap.hpp>
+#include <cosock/error.hpp>
+#include <cosock/scheduler.hpp>
+#include <cosock/task.hpp>
+
+namespace cosock {
+
+namespace detail {
+
+inline scheduler& running_scheduler(const char* what) {
+    scheduler* s = scheduler::current();
+    if (!s) throw std::logic_error(std::string("cosock::") + what + ": no scheduler is running on this thread");
+    return *s;
+}
+
+class sleep_awaiter {
+  public:
+    explicit sleep_awaiter(clock::time_point when) : sched_(&running_scheduler("sleep")) {
+        timer_.when = when;
+        timer_.self = this;
+        timer_.fire = [](timer_node& t) noexcept {
+            sleep_awaiter& self = *static_cast<node&>(t).self;
+            self.sched_->schedule(self.wake_);
+        };
+    }
+    sleep_awaiter(const sleep_awaiter&) = delete;
+    ~sleep_awaiter() { settle(); }
+
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        wake_.handle = h;
+        sched_->add_timer(timer_);
+        if constexpr (std::is_base_of_v<promise_base, Promise>) {
+            const std::stop_token& token = h.promise().stop;
+            if (token.stop_possible()) on_stop_.emplace(token, wake_early{this});
+        }
+    }
+    void await_resume() {
+        settle();
+        if (cancelled_) throw std::system_error(std::make_error_code(std::errc::operation_canceled), "sleep");
+    }
+
+  private:
+    struct node : timer_node {
+        sleep_awaiter* self;
+    };
+    struct wake_early {
+        sleep_awaiter* self;
+        void operator()() const noexcept {
+            if (!self->timer_.armed()) return; // already due
+            self->sched_->cancel_timer(self->timer_);
+            self->cancelled_ = true;
+            self->sched_->schedule(self->wake_);
+        }
+    };
+    void settle() noexcept {
+        on_stop_.reset();
+        sched_->cancel_timer(timer_);
+        if (wake_.state == op_state::queued) sched_->ready().erase(wake_);
+    }
+
+    scheduler* sched_;
+    node timer_;
+    ready_node wake_;
+    bool cancelled_ = false;
+    std::optional<std::stop_callback<wake_early>> on_stop_;
+};
+
+// The stop token of the awaiting task, read without suspending.
+struct current_stop_token {
+    std::stop_token token;
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        if constexpr (std::is_base_of_v<promise_base, Promise>) token = h.promise().stop;
+        return false;
+    }
+    std::stop_token await_resume() noexcept { return std::move(token); }
+};
+
+// Awaited as an lvalue: GCC would copy an xvalue operand, and awaiters are
+// not copyable (the kernel may hold their address).
+template <class Awaitable>
+auto as_task(Awaitable&& a) -> task<decltype(std::declval<Awaitable&>().await_resume())> {
+    co_return co_await static_cast<Awaitable&>(a);
+}
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<task<T>> : std::true_type {};
+
+} // namespace detail
+
+/// `co_await sleep_until(t)`: resumes at or after `t`. Throws
+/// operation_canceled if the task's stop token is triggered first.
+template <class Clock, class Duration>
+detail::sleep_awaiter sleep_until(std::chrono::time_point<Clock, Duration> when) {
+    return detail::sleep_awaiter(
+        std::chrono::time_point_cast<detail::clock::duration>(detail::clock::now() + (when - Clock::now())));
+}
+
+/// `co_await sleep_for(d)`: resumes after `d` (zero or negative: at the next
+/// loop turn, like asyncio.sleep(0)).
+template <class Rep, class Period>
+detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
+    return detail::sleep_awaiter(detail::clock::now() +
+                                 std::chrono::ceil<detail::clock::duration>(std::max(d, decltype(d)::zero())));
+}
+
+/// Runs `t` with a deadline: when `limit` passes, the operations it waits on
+/// are cancelled and the co_await throws cosock::timeout_error. The caller's
+/// own stop token still cancels it too. A negative limit is invalid_argument.
+template <class T, class Rep, class Period>
+task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
+    if (limit < limit.zero()) throw std::invalid_argument("with_timeout: negative limit");
+    scheduler& s = detail::running_scheduler("with_timeout");
+    std::stop_source source;
+    std::stop_token outer = co_await detail::current_stop_token{};
+    auto forward = [&source] { source.request_stop(); };
+    std::optional<std::stop_callback<decltype(forward)>> link;
+    if (outer.stop_possible()) link.emplace(outer, forward);
+
+    struct deadline : detail::timer_node {
+        std::stop_source* source;
+        bool fired = false;
+    } timer;
+    timer.source = &source;
+    timer.when = detail::clock::now() + std::chrono::ceil<detail::clock::duration>(limit);
+    timer.fire = [](detail::timer_node& n) noexcept {
+        auto& d = static_cast<deadline&>(n);
+        d.fired = true;
+        d.source->request_stop();
+    };
+    s.add_timer(timer);
+    struct disarm {
+        scheduler& s;
+        detail::timer_node& t;
+        ~disarm() { s.cancel_timer(t); }
+    } guard{s, timer};
+
+    try {
+        co_return co_await std::move(t).with_stop_token(source.get_token());
+    } catch (const std::system_error& e) {
+        if (timer.fired && e.code() == std::errc::operation_canceled) throw timeout_error("with_timeout");
+        throw;
+    }
+}
+
+/// with_timeout for a single operation: `co_await with_timeout(sock.recv(buf), 2s)`.
+/// Await the result in the same expression (it refers to the operation).
+template <class Awaitable, class Rep, class Period>
+requires(!detail::is_task<std::remove_cvref_t<Awaitable>>::value) auto with_timeout(
+    Awaitable&& op, std::chrono::duration<Rep, Period> limit) {
+    return with_timeout(detail::as_task(std::forward<Awaitable>(op)), limit);
+}
+
+} // namespace cosock
