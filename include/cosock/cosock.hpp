@@ -5,6 +5,8 @@
 #include <cosock/constants.hpp>
 #include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
+#include <cosock/select.hpp>
 #include <cosock/socket.hpp>
 #include <cosock/task.hpp>
 #include <cosock/time.hpp>
+#include <cosock/when.hpp>

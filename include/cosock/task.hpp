@@ -194,6 +194,19 @@ task<T&> promise<T&>::get_return_object() noexcept {
 inline task<void> promise<void>::get_return_object() noexcept {
     return task<void>{std::coroutine_handle<promise>::from_promise(*this)};
 }
+
+/// `co_await current_stop_token{}`: the awaiting task's stop token, without
+/// suspending.
+struct current_stop_token {
+    std::stop_token token;
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        if constexpr (std::is_base_of_v<promise_base, Promise>) token = h.promise().stop;
+        return false;
+    }
+    std::stop_token await_resume() noexcept { return std::move(token); }
+};
 } // namespace detail
 
 } // namespace cosock

@@ -83,18 +83,6 @@ class sleep_awaiter {
     std::optional<std::stop_callback<wake_early>> on_stop_;
 };
 
-// The stop token of the awaiting task, read without suspending.
-struct current_stop_token {
-    std::stop_token token;
-    bool await_ready() const noexcept { return false; }
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        if constexpr (std::is_base_of_v<promise_base, Promise>) token = h.promise().stop;
-        return false;
-    }
-    std::stop_token await_resume() noexcept { return std::move(token); }
-};
-
 // Awaited as an lvalue: GCC would copy an xvalue operand, and awaiters are
 // not copyable (the kernel may hold their address).
 template <class Awaitable>

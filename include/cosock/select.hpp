@@ -1,0 +1,188 @@
+// cosock::select: Python's select.select(rlist, wlist, xlist, timeout) as an
+// awaitable. It works on every backend (it is not tied to the select backend)
+// and with any descriptor number the backend allows.
+//
+// The lists hold raw descriptors (int), or pointers to anything with a
+// fileno() (cosock::socket*, …); the ready elements are returned as given.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <optional>
+#include <poll.h>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <cosock/detail/io_op.hpp>
+#include <cosock/error.hpp>
+#include <cosock/scheduler.hpp>
+#include <cosock/task.hpp>
+#include <cosock/time.hpp>
+
+namespace cosock {
+
+/// The descriptor of a select() list element.
+inline int fileno_of(int fd) noexcept { return fd; }
+template <class T>
+requires requires(const T& t) {
+    { t.fileno() } -> std::convertible_to<int>;
+}
+int fileno_of(const T* p) { return p->fileno(); }
+
+/// What select() gives back: the elements ready to read, to write, and with an
+/// exceptional condition (TCP urgent data), in the order they were given.
+template <class T>
+struct select_result {
+    std::vector<T> readable, writable, exceptional;
+    bool empty() const noexcept { return readable.empty() && writable.empty() && exceptional.empty(); }
+};
+
+namespace detail {
+
+// Waits until any of the descriptors is ready in its direction, or the deadline
+// passes. One operation record per descriptor, allocated for this call; the
+// first completion resumes the caller and the rest are taken back.
+class any_ready_awaiter {
+  public:
+    any_ready_awaiter(scheduler& s, const std::vector<int>& readers, const std::vector<int>& writers,
+                      std::optional<clock::time_point> deadline)
+        : sched_(&s), ops_(readers.size() + writers.size()), deadline_(deadline) {
+        std::size_t i = 0;
+        for (int fd : readers) init(ops_[i++], fd, op_kind::wait_readable);
+        for (int fd : writers) init(ops_[i++], fd, op_kind::wait_writable);
+        timer_.self = this;
+        timer_.fire = [](timer_node& t) noexcept { static_cast<timer&>(t).self->wake(false); };
+    }
+    any_ready_awaiter(const any_ready_awaiter&) = delete;
+    ~any_ready_awaiter() { settle(); }
+
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    void await_suspend(std::coroutine_handle<Promise> h) {
+        wake_.handle = h;
+        try {
+            for (auto& op : ops_) sched_->io().arm(op);
+            if (deadline_) {
+                timer_.when = *deadline_;
+                sched_->add_timer(timer_);
+            }
+        } catch (...) {
+            settle();
+            throw;
+        }
+        if constexpr (std::is_base_of_v<promise_base, Promise>) {
+            const std::stop_token& token = h.promise().stop;
+            if (token.stop_possible()) on_stop_.emplace(token, stop{this});
+        }
+    }
+    void await_resume() {
+        settle();
+        if (cancelled_) throw std::system_error(std::make_error_code(std::errc::operation_canceled), "select");
+    }
+
+  private:
+    struct op : io_op {
+        any_ready_awaiter* self;
+    };
+    struct timer : timer_node {
+        any_ready_awaiter* self;
+    };
+    struct stop {
+        any_ready_awaiter* self;
+        void operator()() const noexcept { self->wake(true); }
+    };
+
+    void init(op& o, int fd, op_kind kind) {
+        o.fd = fd;
+        o.kind = kind;
+        o.self = this;
+        o.callback = [](ready_node& n) { static_cast<op&>(n).self->wake(false); };
+    }
+
+    void wake(bool cancelled) noexcept {
+        if (woken_) return;
+        woken_ = true;
+        cancelled_ = cancelled;
+        sched_->schedule(wake_);
+    }
+
+    void settle() noexcept {
+        on_stop_.reset();
+        sched_->cancel_timer(timer_);
+        for (auto& o : ops_) sched_->forget(o);
+        if (wake_.state == op_state::queued) sched_->ready().erase(wake_);
+    }
+
+    scheduler* sched_;
+    std::vector<op> ops_; // never resized once armed: the backend holds their addresses
+    std::optional<clock::time_point> deadline_;
+    timer timer_;
+    ready_node wake_;
+    bool woken_ = false;
+    bool cancelled_ = false;
+    std::optional<std::stop_callback<stop>> on_stop_;
+};
+
+// One poll(2) with timeout 0 over all three lists: the exact answer now.
+template <class T>
+select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, const std::vector<T>& x) {
+    std::vector<pollfd> fds;
+    fds.reserve(r.size() + w.size() + x.size());
+    for (const T& e : r) fds.push_back({fileno_of(e), POLLIN, 0});
+    for (const T& e : w) fds.push_back({fileno_of(e), POLLOUT, 0});
+    for (const T& e : x) fds.push_back({fileno_of(e), POLLPRI, 0});
+    if (!fds.empty()) check(sys::poll(fds.data(), fds.size(), 0), "select");
+    select_result<T> out;
+    std::size_t i = 0;
+    // Errors and hang-ups count as ready, as in select(2): the next call reports them.
+    auto ready = [&](short want) { return (fds[i++].revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0; };
+    for (const T& e : r)
+        if (ready(POLLIN)) out.readable.push_back(e);
+    for (const T& e : w)
+        if (ready(POLLOUT)) out.writable.push_back(e);
+    for (const T& e : x)
+        if (ready(POLLPRI)) out.exceptional.push_back(e);
+    return out;
+}
+
+template <class T>
+std::vector<int> filenos(const std::vector<T>& list) {
+    std::vector<int> fds;
+    fds.reserve(list.size());
+    for (const T& e : list) {
+        int fd = fileno_of(e);
+        if (fd < 0) throw std::invalid_argument("select: invalid file descriptor " + std::to_string(fd));
+        fds.push_back(fd);
+    }
+    return fds;
+}
+
+} // namespace detail
+
+/// `co_await select(rlist, wlist, xlist, timeout)`: waits until an element is
+/// ready, or `timeout` passes (std::nullopt: no limit; zero: just poll), and
+/// returns the ready elements. Empty lists are allowed. The exceptional list
+/// is checked on entry and at every wake-up (readiness of another element or
+/// the timeout), so waiting on it alone needs a timeout. A negative descriptor
+/// or timeout is an std::invalid_argument; the task's stop token cancels.
+template <class T>
+task<select_result<T>> select(std::vector<T> rlist, std::vector<T> wlist, std::vector<T> xlist,
+                              std::optional<std::chrono::nanoseconds> timeout = std::nullopt) {
+    if (timeout && timeout->count() < 0) throw std::invalid_argument("select: negative timeout");
+    std::vector<int> r = detail::filenos(rlist), w = detail::filenos(wlist);
+    detail::filenos(xlist);
+    if (r.empty() && w.empty() && !timeout)
+        throw std::invalid_argument("select: nothing to wait for (no read or write list, no timeout)");
+    std::optional<detail::clock::time_point> deadline;
+    if (timeout) deadline = detail::clock::now() + std::chrono::ceil<detail::clock::duration>(*timeout);
+    scheduler& s = detail::running_scheduler("select");
+    for (;;) {
+        select_result<T> now = detail::check_now(rlist, wlist, xlist);
+        if (!now.empty() || (deadline && detail::clock::now() >= *deadline)) co_return now;
+        co_await detail::any_ready_awaiter(s, r, w, deadline);
+    }
+}
+
+} // namespace cosock

@@ -1,0 +1,145 @@
+#include "backends.hpp"
+
+#include <array>
+#include <chrono>
+#include <fcntl.h>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using cosock::task;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+BACKEND_TEST("select reports sockets ready to read and to write") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    auto [c, d] = cosock::socketpair(s);
+    std::vector<cosock::socket*> readers{&b, &d}, writers{&a}, none;
+    s.run([&]() -> task<> {
+        // Nothing to read yet; a is writable.
+        auto r = co_await cosock::select(readers, writers, none, 0s);
+        CHECK(r.readable.empty());
+        CHECK(r.writable == writers);
+        co_await c.sendall(std::string_view("x"));
+        r = co_await cosock::select(readers, none, none);
+        CHECK(r.readable == std::vector<cosock::socket*>{&d});
+    }());
+}
+
+BACKEND_TEST("select waits until a descriptor becomes ready") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    s.spawn([](cosock::scheduler& s, cosock::socket& a) -> task<> {
+        co_await s.yield();
+        co_await a.sendall(std::string_view("late"));
+    }(s, a));
+    auto r = s.run(cosock::select<int>({b.fileno()}, {}, {}));
+    CHECK(r.readable == std::vector<int>{b.fileno()});
+}
+
+BACKEND_TEST("select on a pipe, with a timeout that passes, returns empty lists after the timeout") {
+    cosock::scheduler s{B::value};
+    int p[2];
+    REQUIRE(::pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
+    auto start = steady::now();
+    auto r = s.run(cosock::select<int>({p[0]}, {}, {}, 50ms));
+    CHECK(r.empty());
+    CHECK(steady::now() - start >= 50ms);
+    REQUIRE(::write(p[1], "z", 1) == 1);
+    r = s.run(cosock::select<int>({p[0]}, {p[1]}, {}, 10s));
+    CHECK(r.readable == std::vector<int>{p[0]});
+    CHECK(r.writable == std::vector<int>{p[1]});
+    ::close(p[0]);
+    ::close(p[1]);
+}
+
+BACKEND_TEST("select watches descriptors above 1023 on every backend") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    int high = ::fcntl(b.fileno(), F_DUPFD_CLOEXEC, 1500);
+    REQUIRE(high >= 1500);
+    s.spawn([](cosock::scheduler& s, cosock::socket& a) -> task<> {
+        co_await s.yield();
+        co_await a.sendall(std::string_view("x"));
+    }(s, a));
+    if (B::value == cosock::backend::select) {
+        // The select *backend* cannot wait on it; saying so is the contract.
+        CHECK_THROWS_WITH_AS(s.run(cosock::select<int>({high}, {}, {})), doctest::Contains("FD_SETSIZE"),
+                             std::system_error);
+    } else {
+        auto r = s.run(cosock::select<int>({high}, {}, {}));
+        CHECK(r.readable == std::vector<int>{high});
+    }
+    ::close(high);
+}
+
+BACKEND_TEST("select rejects bad arguments clearly") {
+    cosock::scheduler s{B::value};
+    CHECK_THROWS_WITH_AS(s.run(cosock::select<int>({-1}, {}, {}, 0s)), doctest::Contains("-1"), std::invalid_argument);
+    CHECK_THROWS_AS(s.run(cosock::select<int>({}, {}, {}, -1s)), std::invalid_argument);
+    CHECK_THROWS_AS(s.run(cosock::select<int>({}, {}, {}, std::nullopt)), std::invalid_argument);
+    CHECK(s.run(cosock::select<int>({}, {}, {}, 0s)).empty()); // empty lists with a timeout: fine
+}
+
+BACKEND_TEST("when_all runs tasks side by side and returns every result in order") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    auto reader = [](cosock::socket& b) -> task<std::size_t> {
+        std::array<char, 8> buf;
+        co_return co_await b.recv(buf);
+    };
+    auto writer = [](cosock::socket& a) -> task<std::size_t> { co_return co_await a.sendall(std::string_view("abc")); };
+    std::vector<task<std::size_t>> tasks;
+    tasks.push_back(reader(b)); // waits for the writer, which starts after it
+    tasks.push_back(writer(a));
+    auto results = s.run(cosock::when_all(std::move(tasks)));
+    CHECK(results == std::vector<std::size_t>{3, 3});
+    auto [x, y] =
+        s.run(cosock::when_all([]() -> task<int> { co_return 1; }(), []() -> task<std::string> { co_return "two"; }()));
+    CHECK(x == 1);
+    CHECK(y == "two");
+}
+
+BACKEND_TEST("when_all waits for every task, then rethrows the first failure") {
+    cosock::scheduler s{B::value};
+    int finished = 0;
+    std::vector<task<>> tasks;
+    tasks.push_back([]() -> task<> {
+        throw std::runtime_error("first");
+        co_return;
+    }());
+    tasks.push_back([](int& finished) -> task<> {
+        co_await cosock::sleep_for(10ms);
+        ++finished;
+    }(finished));
+    CHECK_THROWS_WITH_AS(s.run(cosock::when_all(std::move(tasks))), "first", std::runtime_error);
+    CHECK(finished == 1);
+}
+
+BACKEND_TEST("when_any returns the first result and cancels the others, waiting for them") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    int loser_error = 0;
+    std::vector<task<int>> tasks;
+    tasks.push_back([](cosock::socket& b, int& err) -> task<int> {
+        std::array<char, 8> buf;
+        try {
+            co_await b.recv(buf); // never satisfied: cancelled by the winner
+        } catch (const std::system_error& e) {
+            err = e.code().value();
+            throw;
+        }
+        co_return 0;
+    }(b, loser_error));
+    tasks.push_back([]() -> task<int> {
+        co_await cosock::sleep_for(10ms);
+        co_return 42;
+    }());
+    auto [index, value] = s.run(cosock::when_any(std::move(tasks)));
+    CHECK(index == 1);
+    CHECK(value == 42);
+    CHECK(loser_error == ECANCELED); // the loser finished before when_any returned
+    CHECK_THROWS_AS(s.run(cosock::when_any(std::vector<task<int>>{})), std::invalid_argument);
+}
