@@ -1,6 +1,6 @@
 // An echo server and its clients in one process.
 //
-//   echo [--backend automatic|select|poll] [--clients N] [--serve PORT]
+//   echo [--backend automatic|select|poll|epoll|io_uring] [--clients N] [--serve PORT]
 //
 // By default it starts the server on a free loopback port, runs N clients
 // against it, prints what they got back and exits. With --serve it only serves,
@@ -54,22 +54,27 @@ task<int> demo(cosock::scheduler& s, int clients) {
     co_return ok;
 }
 
+int usage(const char* argv0, const char* problem) {
+    std::fprintf(stderr, "echo: %s\nusage: %s [--backend NAME] [--clients N] [--serve PORT]\n", problem, argv0);
+    return 2;
+}
+
 int main(int argc, char** argv) {
     cosock::backend which = cosock::backend::automatic;
     int clients = 3, port = -1;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
-        if (arg == "--backend" && i + 1 < argc)
-            which = cosock::parse_backend(argv[++i]);
-        else if (arg == "--clients" && i + 1 < argc)
-            clients = std::atoi(argv[++i]);
-        else if (arg == "--serve" && i + 1 < argc)
-            port = std::atoi(argv[++i]);
-        else {
-            std::fprintf(stderr, "usage: %s [--backend NAME] [--clients N] [--serve PORT]\n", argv[0]);
-            return 2;
+        if (i + 1 >= argc) return usage(argv[0], "an option is missing its value");
+        try {
+            if (arg == "--backend") which = cosock::parse_backend(argv[++i]);
+            else if (arg == "--clients") clients = std::stoi(argv[++i]);
+            else if (arg == "--serve") port = std::stoi(argv[++i]);
+            else return usage(argv[0], "unknown option");
+        } catch (const std::exception& e) {
+            return usage(argv[0], e.what());
         }
     }
+    if (clients < 0 || port > 65535) return usage(argv[0], "--clients must be >= 0 and --serve PORT <= 65535");
     try {
         cosock::scheduler s{which};
         if (port >= 0) {
