@@ -8,6 +8,8 @@
 #include <cosock/cosock.hpp>
 
 #include <array>
+#include <charconv>
+#include <stdexcept>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -54,6 +56,14 @@ task<int> demo(cosock::scheduler& s, int clients) {
     co_return ok;
 }
 
+int number(std::string_view text) {
+    int v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size())
+        throw std::invalid_argument("not a number: '" + std::string(text) + "'");
+    return v;
+}
+
 int usage(const char* argv0, const char* problem) {
     std::fprintf(stderr, "echo: %s\nusage: %s [--backend NAME] [--clients N] [--serve PORT]\n", problem, argv0);
     return 2;
@@ -67,8 +77,8 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) return usage(argv[0], "an option is missing its value");
         try {
             if (arg == "--backend") which = cosock::parse_backend(argv[++i]);
-            else if (arg == "--clients") clients = std::stoi(argv[++i]);
-            else if (arg == "--serve") port = std::stoi(argv[++i]);
+            else if (arg == "--clients") clients = number(argv[++i]);
+            else if (arg == "--serve") port = number(argv[++i]);
             else return usage(argv[0], "unknown option");
         } catch (const std::exception& e) {
             return usage(argv[0], e.what());
