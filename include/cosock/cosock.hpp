@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cosock/address.hpp>
+#include <cosock/buffer.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>

@@ -19,29 +19,13 @@
 #include <utility>
 
 #include <cosock/address.hpp>
+#include <cosock/buffer.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/detail/io_awaiter.hpp>
 #include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
 
 namespace cosock {
-
-template <class T>
-concept byte_like = std::same_as<T, char> || std::same_as<T, unsigned char> || std::same_as<T, signed char> ||
-    std::same_as<T, std::byte>;
-
-/// Any contiguous range of bytes to read from: std::string, std::string_view,
-/// std::vector, std::array, std::span. Built-in arrays are refused: a string
-/// literal would send its terminating NUL (wrap it in std::string_view).
-template <class R>
-concept const_buffer = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
-    byte_like<std::remove_cv_t<std::ranges::range_value_t<R>>> && !std::is_array_v<std::remove_cvref_t<R>>;
-
-/// Any contiguous, writable range of bytes to receive into.
-template <class R>
-concept mutable_buffer =
-    std::ranges::contiguous_range<R> && std::ranges::sized_range<R> && byte_like<std::ranges::range_value_t<R>> &&
-    !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
 
 class socket;
 namespace detail {
