@@ -5,6 +5,7 @@
 #include <cosock/buffer.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/error.hpp>
+#include <cosock/file_object.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/socket.hpp>
 #include <cosock/task.hpp>

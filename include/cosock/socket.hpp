@@ -23,6 +23,7 @@
 #include <cosock/constants.hpp>
 #include <cosock/detail/io_awaiter.hpp>
 #include <cosock/error.hpp>
+#include <cosock/file_object.hpp>
 #include <cosock/scheduler.hpp>
 
 namespace cosock {
@@ -83,7 +84,7 @@ class socket {
 
     socket(socket&& other) noexcept
         : sched_(other.sched_), fd_(std::exchange(other.fd_, -1)), family_(other.family_), type_(other.type_),
-          proto_(other.proto_) {}
+          proto_(other.proto_), shared_(std::move(other.shared_)) {}
     socket& operator=(socket&& other) noexcept {
         if (this != &other) {
             close();
@@ -92,6 +93,7 @@ class socket {
             family_ = other.family_;
             type_ = other.type_;
             proto_ = other.proto_;
+            shared_ = std::move(other.shared_);
         }
         return *this;
     }
@@ -105,15 +107,45 @@ class socket {
     scheduler* get_scheduler() const noexcept { return sched_; }
 
     /// Closes the socket; idempotent. Operations still waiting on it resume
-    /// with an operation_canceled error.
+    /// with an operation_canceled error. While file objects made from it are
+    /// open, the descriptor stays open for them and nothing is canceled.
     void close() noexcept {
         if (fd_ < 0) return;
+        if (shared_) { // the last owner closes it
+            fd_ = -1;
+            shared_.reset();
+            return;
+        }
         sched_->io().cancel_fd(fd_, sched_->ready());
         detail::sys::close(std::exchange(fd_, -1));
     }
 
     /// Gives up the descriptor without closing it; the socket becomes closed.
-    int detach() noexcept { return std::exchange(fd_, -1); }
+    /// File objects made from it can no longer use it (EBADF), as in Python.
+    int detach() noexcept {
+        if (shared_) {
+            shared_.disown();
+            shared_.reset();
+        }
+        return std::exchange(fd_, -1);
+    }
+
+    /// Python's makefile(mode, buffering, *, encoding, newline): a buffered
+    /// file object reading ("r"), writing ("w") or both ("rw"), in text or, with
+    /// "b", binary mode. buffering: -1 the default size, 0 unbuffered (binary
+    /// only), 1 line-buffered (text; binary uses the default), else a size in
+    /// bytes. See file_object.hpp. The descriptor stays open until the socket
+    /// and every file object made from it are closed. Throws
+    /// std::invalid_argument naming a bad argument, std::system_error(EBADF) if
+    /// the socket is closed.
+    file_object makefile(std::string_view mode = "r", int buffering = -1, const file_options& options = {}) {
+        detail::file_mode m = detail::parse_file_mode(mode, buffering, options.encoding, options.newline,
+                                                      file_object::default_buffer_size);
+        int fd = open_fd("makefile");
+        // Allocated on first use, so sockets without file objects never pay for it.
+        if (!shared_) shared_ = detail::shared_fd::adopt(*sched_, fd);
+        return file_object(shared_, m, mode);
+    }
 
     /// Binds to a local address (never blocks).
     void bind(const address& addr) {
@@ -291,6 +323,7 @@ class socket {
     int family_ = af_unspec;
     int type_ = 0;
     int proto_ = 0;
+    detail::shared_fd shared_; // with file objects, once makefile() was called
 };
 
 struct accept_result {
