@@ -181,9 +181,10 @@ class file_object {
     }
 
     // One receive into the read buffer: `co_await receive(need, op)` → bytes
-    // received, 0 at end of stream, -EAGAIN for none yet (look again).
+    // received, 0 at end of stream, -EAGAIN for none yet (look again). `need`
+    // is at least 1: a zero-length receive would look like the end of stream.
     auto receive(std::size_t need, const char* op) {
-        auto step = [this, need]() -> int {
+        auto step = [this, need = std::max<std::size_t>(need, 1)]() -> int {
             int fd = fileno();
             if (fd < 0) return -EBADF;
             std::span<char> room = rbuf_.prepare(need, mode_.unbuffered);
