@@ -201,7 +201,7 @@ class file_object {
         auto step = [this]() -> int {
             int fd = fileno();
             if (fd < 0) return -EBADF;
-            for (; wpos_ < wbuf_.size();) {
+            while (wpos_ < wbuf_.size()) {
                 int r = detail::sys::send(fd, wbuf_.data() + wpos_, wbuf_.size() - wpos_, 0);
                 if (r < 0) return r;
                 wpos_ += std::size_t(r);
