@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cosock/address.hpp>
+#include <cosock/buffer.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/error.hpp>
+#include <cosock/file_object.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/select.hpp>
 #include <cosock/socket.hpp>

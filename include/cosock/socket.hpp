@@ -24,29 +24,14 @@
 #include <sys/uio.h>
 
 #include <cosock/address.hpp>
+#include <cosock/buffer.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/detail/io_awaiter.hpp>
 #include <cosock/error.hpp>
+#include <cosock/file_object.hpp>
 #include <cosock/scheduler.hpp>
 
 namespace cosock {
-
-template <class T>
-concept byte_like = std::same_as<T, char> || std::same_as<T, unsigned char> || std::same_as<T, signed char> ||
-    std::same_as<T, std::byte>;
-
-/// Any contiguous range of bytes to read from: std::string, std::string_view,
-/// std::vector, std::array, std::span. Built-in arrays are refused: a string
-/// literal would send its terminating NUL (wrap it in std::string_view).
-template <class R>
-concept const_buffer = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
-    byte_like<std::remove_cv_t<std::ranges::range_value_t<R>>> && !std::is_array_v<std::remove_cvref_t<R>>;
-
-/// Any contiguous, writable range of bytes to receive into.
-template <class R>
-concept mutable_buffer =
-    std::ranges::contiguous_range<R> && std::ranges::sized_range<R> && byte_like<std::ranges::range_value_t<R>> &&
-    !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
 
 class socket;
 namespace detail {
@@ -104,7 +89,7 @@ class socket {
 
     socket(socket&& other) noexcept
         : sched_(other.sched_), fd_(std::exchange(other.fd_, -1)), family_(other.family_), type_(other.type_),
-          proto_(other.proto_), timeout_(other.timeout_) {}
+          proto_(other.proto_), timeout_(other.timeout_), shared_(std::move(other.shared_)) {}
     socket& operator=(socket&& other) noexcept {
         if (this != &other) {
             close();
@@ -114,6 +99,7 @@ class socket {
             type_ = other.type_;
             proto_ = other.proto_;
             timeout_ = other.timeout_;
+            shared_ = std::move(other.shared_);
         }
         return *this;
     }
@@ -136,12 +122,13 @@ class socket {
         if (timeout && timeout->count() < 0)
             throw std::invalid_argument("settimeout: negative timeout " + std::to_string(timeout->count()) + "ns");
         timeout_ = timeout ? *timeout : detail::no_timeout;
+        if (shared_) shared_.set_timeout(timeout_);
     }
     /// Seconds as in Python (`settimeout(2.5)`); NaN or negative → invalid_argument.
     void settimeout(double seconds) {
         if (!(seconds >= 0) || seconds > 1e9)
             throw std::invalid_argument("settimeout: timeout out of range: " + std::to_string(seconds));
-        timeout_ = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds));
+        settimeout(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds)));
     }
     /// The timeout: std::nullopt when operations wait for ever.
     std::optional<std::chrono::nanoseconds> gettimeout() const noexcept {
@@ -150,18 +137,49 @@ class socket {
     }
 
     /// Closes the socket; idempotent. Operations still waiting on it resume
-    /// with an operation_canceled error.
+    /// with an operation_canceled error. While file objects made from it are
+    /// open, the descriptor stays open for them and nothing is canceled.
     void close() noexcept {
         if (fd_ < 0) return;
+        if (shared_) { // the last owner closes it
+            fd_ = -1;
+            shared_.reset();
+            return;
+        }
         sched_->io().release_fd(fd_, true, sched_->ready());
         detail::sys::close(std::exchange(fd_, -1));
     }
 
     /// Gives up the descriptor without closing it; the socket becomes closed.
-    /// Operations still waiting on it resume with operation_canceled.
+    /// Operations still waiting on it resume with operation_canceled; file
+    /// objects made from it can no longer use it (EBADF), as in Python.
     int detach() noexcept {
+        if (shared_) {
+            shared_.disown();
+            shared_.reset();
+        }
         if (fd_ >= 0) sched_->io().release_fd(fd_, false, sched_->ready());
         return std::exchange(fd_, -1);
+    }
+
+    /// Python's makefile(mode, buffering, *, encoding, newline): a buffered
+    /// file object reading ("r"), writing ("w") or both ("rw"), in text or, with
+    /// "b", binary mode. buffering: -1 the default size, 0 unbuffered (binary
+    /// only), 1 line-buffered (text; binary uses the default), else a size in
+    /// bytes. See file_object.hpp. The descriptor stays open until the socket
+    /// and every file object made from it are closed. Throws
+    /// std::invalid_argument naming a bad argument, std::system_error(EBADF) if
+    /// the socket is closed.
+    file_object makefile(std::string_view mode = "r", int buffering = -1, const file_options& options = {}) {
+        detail::file_mode m = detail::parse_file_mode(mode, buffering, options.encoding, options.newline,
+                                                      file_object::default_buffer_size);
+        int fd = open_fd("makefile");
+        // Allocated on first use, so sockets without file objects never pay for it.
+        if (!shared_) {
+            shared_ = detail::shared_fd::adopt(*sched_, fd);
+            shared_.set_timeout(timeout_);
+        }
+        return file_object(shared_, m, mode);
     }
 
     /// Binds to a local address (never blocks).
@@ -353,6 +371,7 @@ class socket {
     int type_ = 0;
     int proto_ = 0;
     detail::timeout_t timeout_ = detail::no_timeout;
+    detail::shared_fd shared_; // with file objects, once makefile() was called
 };
 
 struct accept_result {

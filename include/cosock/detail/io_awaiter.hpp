@@ -76,6 +76,9 @@ class io_awaiter {
         return op_.res;
     }
 
+    /// A zero timeout: the operation must not wait at all.
+    bool never_waits() const noexcept { return timeout_ == timeout_t::zero(); }
+
     scheduler* sched_;
     io_op op_;
 

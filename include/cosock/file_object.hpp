@@ -1,0 +1,402 @@
+// cosock::file_object: what socket::makefile() returns — Python's file object
+// over a socket, with awaitable read, readline, write, flush and close.
+//
+// Binary modes ("rb", "wb", "rwb") deal in bytes, text modes ("r", "w", "rw")
+// in UTF-8 text with Python's newline handling. Both hold data in std::string
+// (in binary mode a byte string, like Python's bytes). Sizes are bytes in both
+// modes: where Python's text mode counts characters, cosock counts UTF-8 bytes
+// (the same thing for the ASCII of HTTP, SMTP or Redis).
+//
+// The buffers live in the file object, never in a coroutine frame, and each
+// system call is a synchronous non-blocking step that records its progress
+// here before anything can suspend. So an operation abandoned part-way (its
+// task destroyed) or failing part-way loses nothing: bytes already received
+// stay readable, bytes already sent are not sent again.
+//
+// Methods not marked noexcept throw std::system_error: the errno of a failed
+// call with the operation's name; EBADF when the file object is closed or not
+// open in that direction; operation_canceled when the descriptor is closed
+// under a waiting operation. A file object must outlive its operations and
+// must not be moved while one is in progress. One reading and one writing
+// coroutine may use it at a time.
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <cosock/buffer.hpp>
+#include <cosock/detail/file_mode.hpp>
+#include <cosock/detail/read_buffer.hpp>
+#include <cosock/detail/retry_awaiter.hpp>
+#include <cosock/detail/shared_fd.hpp>
+#include <cosock/detail/sys.hpp>
+#include <cosock/error.hpp>
+#include <cosock/task.hpp>
+
+namespace cosock {
+
+class socket;
+
+/// makefile()'s keyword arguments, as designated initializers:
+/// `sock.makefile("r", -1, {.newline = "\r\n"})`. Binary modes take neither.
+struct file_options {
+    /// UTF-8 is the one encoding ("utf-8", "utf8", any case). Text is not
+    /// validated: bytes pass through unchanged either way.
+    std::optional<std::string_view> encoding = std::nullopt;
+    /// Unset is Python's None: "\n", "\r\n" and "\r" end a line and are read
+    /// as "\n". "" recognizes all three and translates nothing. "\n", "\r" or
+    /// "\r\n" is then the only line end, and a written "\n" becomes it.
+    std::optional<std::string_view> newline = std::nullopt;
+};
+
+/// A buffered stream over a socket's descriptor, made by socket::makefile().
+/// Move-only. The descriptor stays open until the socket and every file object
+/// made from it are closed.
+class file_object {
+  public:
+    /// The buffer size for makefile's buffering -1 (and 1, line-buffered).
+    static constexpr std::size_t default_buffer_size = 8192;
+    /// The longest line readline() returns when given no limit.
+    static constexpr std::size_t default_max_line = 64 * 1024;
+
+    /// A closed file object.
+    file_object() noexcept = default;
+    file_object(file_object&& other) noexcept { *this = std::move(other); }
+    file_object& operator=(file_object&& other) noexcept;
+    /// A destructor cannot wait: it sends what the kernel takes at once of
+    /// unflushed writes and drops the rest. co_await close() to send it all.
+    ~file_object() { send_without_waiting(); }
+
+    // Reading. End of stream is not an error: it gives empty results.
+
+    /// Python's read(n): n bytes, fewer only at end of stream; with n < 0
+    /// everything up to the end of stream.
+    task<std::string> read(std::ptrdiff_t n = -1);
+
+    /// Python's read1(n): what is buffered, or else what one receive brings;
+    /// at most n bytes if n ≥ 0. Empty only at end of stream (or for n = 0).
+    task<std::string> read1(std::ptrdiff_t n = -1);
+
+    /// Python's readinto(b): fills `buf`, with fewer bytes only at end of
+    /// stream; → the number of bytes read. `buf` must outlive the task.
+    template <mutable_buffer B>
+    task<std::size_t> readinto(B&& buf) {
+        return read_into({reinterpret_cast<char*>(std::ranges::data(buf)), std::ranges::size(buf)});
+    }
+
+    /// Python's readline(size): the next line with its line end; the last line
+    /// of the stream may have none. With limit ≥ 0 at most `limit` bytes (the
+    /// rest of the line comes next). Without one, a line longer than
+    /// max_line() throws std::system_error(errc::message_size) and stays
+    /// buffered, so a peer that never ends its line cannot exhaust memory.
+    task<std::string> readline(std::ptrdiff_t limit = -1);
+
+    /// Python's readlines(hint): the lines up to end of stream, or up to the
+    /// one that takes their total size past `hint` bytes (hint ≤ 0: no hint).
+    /// Each line is bounded by max_line() as in readline(); when one is too
+    /// long, none is consumed.
+    task<std::vector<std::string>> readlines(std::ptrdiff_t hint = -1);
+
+    /// Python's peek(n): buffered bytes, left in the buffer; receives once if
+    /// none is buffered. At most n bytes if n > 0 (Python may return more).
+    task<std::string> peek(std::ptrdiff_t n = 0);
+
+    // Writing. A write copies its bytes into the buffer when called (so the
+    // caller's buffer may go away) and throws EBADF at once if not writable;
+    // the task it returns sends when the buffer exceeds its size, when a line
+    // end is written to a line-buffered file, or at once when unbuffered.
+
+    /// Python's write(b), translating "\n" in text mode with newline "\r" or
+    /// "\r\n"; → the size of `data`. Unlike Python's unbuffered raw write it
+    /// never sends only part of `data`.
+    template <const_buffer B>
+    task<std::size_t> write(const B& data) {
+        std::size_t n = std::ranges::size(data);
+        return finish_write(buffer_write(as_chars(data), "write"), n);
+    }
+
+    /// Python's writelines(lines): each is written as by write(), with no
+    /// separator added.
+    template <std::ranges::input_range R>
+    task<> writelines(const R& lines) requires const_buffer<std::ranges::range_reference_t<const R&>> {
+        require(mode_.writable, "writelines");
+        bool flush_now = false;
+        for (const auto& line : lines) flush_now |= buffer_write(as_chars(line), "writelines");
+        return finish_writelines(flush_now);
+    }
+
+    /// Python's flush(): sends everything buffered.
+    task<> flush();
+
+    /// Python's close(): flushes, then releases the descriptor; idempotent.
+    /// If flushing fails the file object is closed all the same and the error
+    /// is thrown. Closing the last owner of the descriptor closes it,
+    /// resuming operations still waiting on it with operation_canceled.
+    task<> close();
+
+    bool closed() const noexcept { return !fd_; }
+    /// Whether the mode reads ("r") or writes ("w").
+    bool readable() const noexcept { return mode_.readable; }
+    bool writable() const noexcept { return mode_.writable; }
+    /// The mode given to makefile().
+    const std::string& mode() const noexcept { return mode_name_; }
+    /// The descriptor; -1 once closed, or once the socket detached it.
+    int fileno() const noexcept { return fd_ ? fd_.fd() : -1; }
+
+    std::size_t max_line() const noexcept { return max_line_; }
+    /// Sets the longest line readline() returns without a limit, line end
+    /// included. Throws std::invalid_argument for 0.
+    void set_max_line(std::size_t n) {
+        if (n == 0) throw std::invalid_argument("file_object::set_max_line: 0 would refuse every line");
+        max_line_ = n;
+    }
+
+  private:
+    friend class socket;
+
+    file_object(detail::shared_fd fd, const detail::file_mode& m, std::string_view mode)
+        : fd_(std::move(fd)), mode_(m), mode_name_(mode), rbuf_(m.buffer_size, m.translate_cr) {}
+
+    template <const_buffer B>
+    static std::string_view as_chars(const B& b) noexcept {
+        return {reinterpret_cast<const char*>(std::ranges::data(b)), std::ranges::size(b)};
+    }
+
+    void require(bool direction, const char* op) const {
+        if (!fd_) throw_error(-EBADF, std::string(op) + ": the file object is closed");
+        if (!direction)
+            throw_error(-EBADF, std::string(op) + ": the file object's mode is " + detail::quoted(mode_name_));
+    }
+
+    // One receive into the read buffer: `co_await receive(need, op)` → bytes
+    // received, 0 at end of stream, -EAGAIN for none yet (look again). `need`
+    // is at least 1: a zero-length receive would look like the end of stream.
+    auto receive(std::size_t need, const char* op) {
+        auto step = [this, need = std::max<std::size_t>(need, 1)]() -> int {
+            int fd = fileno();
+            if (fd < 0) return -EBADF;
+            std::span<char> room = rbuf_.prepare(need, mode_.unbuffered);
+            int r = detail::sys::recv(fd, room.data(), room.size(), 0);
+            if (r >= 0) rbuf_.commit(std::size_t(r), r == 0);
+            return r;
+        };
+        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_readable, op, step, fd_.timeout());
+    }
+
+    // Sends from the write buffer until it is empty: `co_await send_buffered(op)`
+    // → 0 when everything is out, -EAGAIN when the kernel took only part.
+    auto send_buffered(const char* op) {
+        auto step = [this]() -> int {
+            int fd = fileno();
+            if (fd < 0) return -EBADF;
+            while (wpos_ < wbuf_.size()) {
+                int r = detail::sys::send(fd, wbuf_.data() + wpos_, wbuf_.size() - wpos_, 0);
+                if (r < 0) return r;
+                wpos_ += std::size_t(r);
+            }
+            wbuf_.clear();
+            wpos_ = 0;
+            return 0;
+        };
+        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_writable, op, step, fd_.timeout());
+    }
+
+    bool write_pending() const noexcept { return wpos_ < wbuf_.size(); }
+
+    // Appends to the write buffer; → whether the buffer must be sent now.
+    bool buffer_write(std::string_view data, const char* op);
+    task<std::size_t> finish_write(bool flush_now, std::size_t n);
+    task<> finish_writelines(bool flush_now);
+    task<std::size_t> read_into(std::span<char> out);
+
+    // readline() without a limit: true once the line at the front of `v` is
+    // certainly longer than max_line (`end`: where line_end() says it ends).
+    bool too_long(std::string_view v, std::size_t end) const noexcept;
+    [[noreturn]] void throw_too_long(const char* op) const;
+
+    void send_without_waiting() noexcept;
+
+    detail::shared_fd fd_;
+    detail::file_mode mode_;
+    std::string mode_name_;
+    detail::read_buffer rbuf_;
+    std::string wbuf_; // bytes to send: [wpos_, size)
+    std::size_t wpos_ = 0;
+    std::size_t max_line_ = default_max_line;
+};
+
+inline file_object& file_object::operator=(file_object&& other) noexcept {
+    if (this != &other) {
+        send_without_waiting();
+        fd_ = std::move(other.fd_);
+        mode_ = other.mode_;
+        mode_name_ = std::move(other.mode_name_);
+        rbuf_ = std::move(other.rbuf_);
+        wbuf_ = std::exchange(other.wbuf_, std::string());
+        wpos_ = std::exchange(other.wpos_, 0);
+        max_line_ = other.max_line_;
+    }
+    return *this;
+}
+
+inline task<std::string> file_object::read(std::ptrdiff_t n) {
+    require(mode_.readable, "read");
+    bool eof = false;
+    while (!eof && (n < 0 || rbuf_.size() < std::size_t(n)))
+        eof = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n) - rbuf_.size(), "read") == 0;
+    co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
+}
+
+inline task<std::string> file_object::read1(std::ptrdiff_t n) {
+    require(mode_.readable, "read1");
+    bool eof = n == 0;
+    while (!eof && rbuf_.size() == 0) eof = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n), "read1") == 0;
+    co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
+}
+
+inline task<std::size_t> file_object::read_into(std::span<char> out) {
+    require(mode_.readable, "readinto");
+    bool eof = false;
+    while (!eof && rbuf_.size() < out.size()) eof = co_await receive(out.size() - rbuf_.size(), "readinto") == 0;
+    std::size_t n = std::min(out.size(), rbuf_.size());
+    std::memcpy(out.data(), rbuf_.view().data(), n);
+    rbuf_.consume(n);
+    co_return n;
+}
+
+inline task<std::string> file_object::readline(std::ptrdiff_t limit) {
+    require(mode_.readable, "readline");
+    std::size_t from = 0; // no line end starts before it
+    bool eof = false;
+    for (;;) {
+        std::string_view v = rbuf_.view();
+        std::size_t end = detail::line_end(v, mode_.read_newline, from, limit < 0 ? detail::no_limit : limit, eof);
+        if (limit < 0 && too_long(v, end)) throw_too_long("readline");
+        if (end != detail::no_limit) co_return rbuf_.take(end);
+        from = v.empty() ? 0 : v.size() - 1; // a '\r' at the end may begin "\r\n"
+        eof = co_await receive(1, "readline") == 0;
+    }
+}
+
+inline task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint) {
+    require(mode_.readable, "readlines");
+    // The lines stay buffered until all are found; only their ends are kept here.
+    std::vector<std::size_t> ends;
+    std::size_t found = 0, from = 0;
+    bool eof = false;
+    for (;;) {
+        std::string_view v = rbuf_.view().substr(found);
+        std::size_t end = detail::line_end(v, mode_.read_newline, from, detail::no_limit, eof);
+        if (too_long(v, end)) throw_too_long("readlines");
+        if (end == detail::no_limit) {
+            from = v.empty() ? 0 : v.size() - 1;
+            eof = co_await receive(1, "readlines") == 0;
+            continue;
+        }
+        if (end == 0) break; // end of stream
+        found += end;
+        from = 0;
+        ends.push_back(found);
+        if (hint > 0 && found > std::size_t(hint)) break;
+    }
+    std::vector<std::string> lines;
+    lines.reserve(ends.size());
+    std::size_t start = 0;
+    for (std::size_t end : ends) {
+        lines.push_back(rbuf_.take(end - start));
+        start = end;
+    }
+    co_return lines;
+}
+
+inline task<std::string> file_object::peek(std::ptrdiff_t n) {
+    require(mode_.readable, "peek");
+    bool eof = false;
+    while (!eof && rbuf_.size() == 0) eof = co_await receive(1, "peek") == 0;
+    std::string_view v = rbuf_.view();
+    co_return std::string(n > 0 ? v.substr(0, std::size_t(n)) : v);
+}
+
+inline bool file_object::buffer_write(std::string_view data, const char* op) {
+    require(mode_.writable, op);
+    if (mode_.write_newline == "\n") {
+        wbuf_.append(data);
+    } else {
+        for (std::size_t at = 0;;) {
+            std::size_t lf = data.find('\n', at);
+            wbuf_.append(data.substr(at, lf - at));
+            if (lf == data.npos) break;
+            wbuf_.append(mode_.write_newline);
+            at = lf + 1;
+        }
+    }
+    // Python's line buffering flushes at "\r" as well as at "\n".
+    return mode_.unbuffered || wbuf_.size() - wpos_ > mode_.buffer_size ||
+           (mode_.line_buffering && data.find_first_of("\r\n") != data.npos);
+}
+
+inline task<std::size_t> file_object::finish_write(bool flush_now, std::size_t n) {
+    while (flush_now && write_pending()) co_await send_buffered("write");
+    co_return n;
+}
+
+inline task<> file_object::finish_writelines(bool flush_now) {
+    while (flush_now && write_pending()) co_await send_buffered("writelines");
+}
+
+inline task<> file_object::flush() {
+    require(true, "flush");
+    while (write_pending()) co_await send_buffered("flush");
+}
+
+inline task<> file_object::close() {
+    if (!fd_) co_return;
+    std::exception_ptr failed;
+    try {
+        while (write_pending()) co_await send_buffered("close");
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    fd_.reset();
+    rbuf_.clear();
+    wbuf_ = std::string();
+    wpos_ = 0;
+    if (failed) std::rethrow_exception(failed);
+}
+
+inline bool file_object::too_long(std::string_view v, std::size_t end) const noexcept {
+    if (end != detail::no_limit) return end > max_line_;
+    // No line end yet. With max_line bytes in hand the line is too long, unless
+    // the last is a '\r' that may end it (newline="") or begin an over-long "\r\n".
+    return v.size() > max_line_ ||
+           (v.size() == max_line_ && !(mode_.read_newline == detail::newline_kind::universal && v.back() == '\r'));
+}
+
+inline void file_object::throw_too_long(const char* op) const {
+    throw std::system_error(std::make_error_code(std::errc::message_size),
+                            std::string(op) + ": no line end within max_line (" + std::to_string(max_line_) +
+                                " bytes); the bytes stay buffered");
+}
+
+inline void file_object::send_without_waiting() noexcept {
+    int fd = fileno();
+    while (fd >= 0 && write_pending()) {
+        int r = detail::sys::send(fd, wbuf_.data() + wpos_, wbuf_.size() - wpos_, 0);
+        if (r <= 0) break;
+        wpos_ += std::size_t(r);
+    }
+}
+
+} // namespace cosock

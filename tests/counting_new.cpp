@@ -1,0 +1,20 @@
+// The test binary's global operator new counts its calls (see alloc_count.hpp).
+// new[], nothrow new and the sized deletes default to these two.
+#include "alloc_count.hpp"
+
+#include <cstdlib>
+#include <new>
+
+namespace {
+thread_local std::size_t count = 0;
+}
+
+std::size_t allocations_so_far() noexcept { return count; }
+
+void* operator new(std::size_t n) {
+    ++count;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
