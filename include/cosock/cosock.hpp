@@ -6,6 +6,7 @@
 #include <cosock/constants.hpp>
 #include <cosock/error.hpp>
 #include <cosock/file_object.hpp>
+#include <cosock/resolve.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/select.hpp>
 #include <cosock/socket.hpp>
