@@ -1,6 +1,6 @@
-// getaddrinfo. Only "localhost" and numeric hosts resolve here (there is no
-// network); lookups that must stay open go through fake_resolver, which holds
-// them until the test says so.
+// getaddrinfo, create_connection and create_server. Only "localhost" and
+// numeric hosts resolve here (there is no network); lookups that must stay
+// open go through fake_resolver, which holds them until the test says so.
 #include "backends.hpp"
 
 #include <chrono>
@@ -119,6 +119,51 @@ struct set_on_destroy {
     bool& flag;
     ~set_on_destroy() { flag = true; }
 };
+
+bool have_ipv6() {
+    cosock::scheduler s{cosock::backend::poll};
+    try {
+        cosock::socket probe{s, cosock::af_inet6, cosock::sock_stream};
+        probe.bind({"::1", 0});
+        return true;
+    } catch (const std::system_error&) {
+        return false;
+    }
+}
+
+// A loopback port with a socket bound to it but not listening: a connection
+// to it is refused, and nobody else can listen there while `holder` lives.
+cosock::address refusing_address(cosock::socket& holder, const char* host = "127.0.0.1") {
+    holder.bind({host, 0});
+    return holder.getsockname();
+}
+
+// A listener whose backlog is full: a connection to it gets no answer, so it
+// waits until its timeout. `queued` keeps the one connection that filled it.
+task<cosock::address> unanswered_address(cosock::scheduler& s, cosock::socket& srv,
+                                         std::vector<cosock::socket>& queued) {
+    srv.bind({"127.0.0.1", 0});
+    srv.listen(0);
+    for (int i = 0; i < 16; ++i) {
+        cosock::socket c{s};
+        c.settimeout(100ms);
+        try {
+            co_await c.connect(srv.getsockname());
+            queued.push_back(std::move(c));
+        } catch (const cosock::timeout_error&) {
+            co_return srv.getsockname();
+        }
+    }
+    FAIL("a listener with a full backlog still answered 16 connections");
+    co_return srv.getsockname();
+}
+
+// The candidates getaddrinfo would give for these addresses, in this order
+// (built outside the coroutines: GCC 12 rejects a braced list inside a co_await).
+template <class... Address>
+std::vector<cosock::addrinfo_entry> stream_entries(const Address&... a) {
+    return {cosock::addrinfo_entry{a.family(), cosock::sock_stream, cosock::ipproto_tcp, "", a}...};
+}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -359,4 +404,223 @@ BACKEND_TEST("a stop token cancels a resolve at once, without waiting for the lo
     CHECK(err == ECANCELED);
     CHECK(cosock::detail::helper_threads.load() == 2); // the two held above, no third
     CHECK_FALSE(guard.fired());
+}
+
+// ----------------------------------------------------------- create_connection
+
+BACKEND_TEST("create_connection connects by name, by address and by service text") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    const int port = srv.getsockname().port();
+    s.run([&]() -> task<> {
+        // "localhost" may list ::1 first, where nothing listens: then that
+        // attempt is refused and the next address connects.
+        auto by_name = co_await cosock::create_connection({"localhost", port});
+        CHECK(by_name.getpeername() == srv.getsockname());
+        auto by_address = co_await cosock::create_connection(srv.getsockname());
+        CHECK(by_address.getpeername() == srv.getsockname());
+        auto by_text = co_await cosock::create_connection({"127.0.0.1", std::to_string(port)});
+        CHECK(by_text.getpeername() == srv.getsockname());
+        CHECK_FALSE(by_text.gettimeout().has_value());
+    }());
+}
+
+BACKEND_TEST("create_connection falls back across addresses and raises the last error") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    cosock::socket holder{s}, holder2{s};
+    const cosock::address refused = refusing_address(holder), refused2 = refusing_address(holder2);
+    s.run([&]() -> task<> {
+        auto c = co_await cosock::detail::connect_first(stream_entries(refused, srv.getsockname()), std::nullopt,
+                                                        std::nullopt, "test");
+        CHECK(c.getpeername() == srv.getsockname());
+
+        try {
+            co_await cosock::detail::connect_first(stream_entries(refused, refused2), std::nullopt, std::nullopt,
+                                                   "test");
+            FAIL("connected to a port nobody listens on");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == ECONNREFUSED);
+            CHECK(contains(e.what(), refused2.to_string()));
+            CHECK(contains(e.what(), "the last of 2 addresses"));
+        }
+
+        // One address: its error as it is, as Python raises it.
+        try {
+            co_await cosock::create_connection(refused);
+            FAIL("connected to a port nobody listens on");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == ECONNREFUSED);
+            CHECK_FALSE(contains(e.what(), "addresses tried"));
+        }
+    }());
+
+    if (have_ipv6()) {
+        cosock::socket holder6{s, cosock::af_inet6};
+        const cosock::address refused6 = refusing_address(holder6, "::1");
+        s.run([&]() -> task<> {
+            auto c = co_await cosock::detail::connect_first(stream_entries(refused6, srv.getsockname()), std::nullopt,
+                                                            std::nullopt, "test");
+            CHECK(c.getpeername() == srv.getsockname());
+        }());
+    } else {
+        MESSAGE("SKIPPED the IPv6-to-IPv4 fallback: no ::1 here");
+    }
+}
+
+BACKEND_TEST("create_connection's timeout bounds each attempt and stays on the socket") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    cosock::socket full{s};
+    std::vector<cosock::socket> queued;
+    s.run([&]() -> task<> {
+        const cosock::address silent = co_await unanswered_address(s, full, queued);
+        auto start = steady::now();
+        auto c = co_await cosock::detail::connect_first(stream_entries(silent, srv.getsockname()), 100ms, std::nullopt,
+                                                        "test");
+        CHECK(steady::now() - start >= 100ms);
+        CHECK(c.getpeername() == srv.getsockname());
+        CHECK(c.gettimeout() == std::optional<std::chrono::nanoseconds>(100ms));
+
+        start = steady::now();
+        try {
+            co_await cosock::detail::connect_first(stream_entries(silent, silent), 50ms, std::nullopt, "test");
+            FAIL("connected to a listener with a full backlog");
+        } catch (const cosock::timeout_error& e) {
+            CHECK(contains(e.what(), "the last of 2 addresses"));
+        }
+        CHECK(steady::now() - start >= 100ms);
+
+        // Cancellation (here by with_timeout) ends the search: the listener
+        // that would answer is not tried.
+        CHECK_THROWS_AS(
+            co_await cosock::with_timeout(cosock::detail::connect_first(stream_entries(silent, srv.getsockname()),
+                                                                        std::nullopt, std::nullopt, "test"),
+                                          50ms),
+            cosock::timeout_error);
+    }());
+}
+
+TEST_CASE("bad arguments to create_connection are std::invalid_argument naming them") {
+    CHECK(contains(message_of([] { return cosock::host_port("localhost", 65536); }), "65536"));
+    CHECK(contains(message_of([] { return cosock::host_port(cosock::address::unix_path("/tmp/x")); }), "/tmp/x"));
+    cosock::scheduler s{cosock::backend::poll};
+    CHECK(contains(message_of([&] {
+                       return s.run(cosock::create_connection({"127.0.0.1", 80}, -1s));
+                   }),
+                   "negative timeout"));
+}
+
+BACKEND_TEST("create_connection binds to source_address") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    cosock::socket probe{s};
+    bool second_loopback = true;
+    try {
+        probe.bind({"127.0.0.2", 0});
+    } catch (const std::system_error&) {
+        second_loopback = false;
+        MESSAGE("127.0.0.2 cannot be bound here: using 127.0.0.1 as the source");
+    }
+    const char* source_host = second_loopback ? "127.0.0.2" : "127.0.0.1";
+    s.run([&]() -> task<> {
+        auto c = co_await cosock::create_connection(srv.getsockname(), std::nullopt, cosock::address{source_host, 0});
+        auto [conn, peer] = co_await srv.accept();
+        CHECK(peer == c.getsockname());
+        CHECK(peer.host() == source_host);
+
+        // A source that cannot be bound fails the attempt, naming it.
+        cosock::socket taken{s};
+        taken.bind({"127.0.0.1", 0});
+        try {
+            co_await cosock::create_connection(srv.getsockname(), std::nullopt, taken.getsockname());
+            FAIL("bound to a port already bound");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == EADDRINUSE);
+            CHECK(contains(e.what(), taken.getsockname().to_string()));
+        }
+    }());
+}
+
+BACKEND_TEST("create_connection to a name under .invalid raises gaierror") {
+    cosock::scheduler s{B::value};
+    CHECK_THROWS_AS(s.run(cosock::with_timeout(cosock::create_connection({"no-such-host.invalid", 80}), 30s)),
+                    cosock::gaierror);
+}
+
+// --------------------------------------------------------------- create_server
+
+BACKEND_TEST("create_server listens with SO_REUSEADDR and accepts") {
+    cosock::scheduler s{B::value};
+    auto srv = cosock::create_server(s, {"127.0.0.1", 0});
+    CHECK(srv.getsockopt(cosock::sol_socket, cosock::so_reuseaddr) != 0);
+    CHECK(srv.getsockopt(cosock::sol_socket, cosock::so_reuseport) == 0);
+    s.run([&]() -> task<> {
+        auto c = co_await cosock::create_connection(srv.getsockname());
+        auto [conn, peer] = co_await srv.accept();
+        CHECK(peer == c.getsockname());
+    }());
+
+    temp_dir dir;
+    auto unix_srv = cosock::create_server(s, cosock::address::unix_path(dir / "srv.sock"), {.backlog = 4});
+    s.run([&]() -> task<> {
+        cosock::socket c{s, cosock::af_unix};
+        co_await c.connect(unix_srv.getsockname());
+        co_await unix_srv.accept();
+    }());
+}
+
+BACKEND_TEST("create_server with reuse_port lets two servers bind the same port") {
+    cosock::scheduler s{B::value};
+    auto first = cosock::create_server(s, {"127.0.0.1", 0}, {.reuse_port = true});
+    const cosock::address where = first.getsockname();
+    auto second = cosock::create_server(s, where, {.reuse_port = true});
+    CHECK(second.getsockname() == where);
+    CHECK(second.getsockopt(cosock::sol_socket, cosock::so_reuseport) != 0);
+    try {
+        cosock::create_server(s, where);
+        FAIL("a third server without reuse_port bound the port");
+    } catch (const std::system_error& e) {
+        CHECK(e.code().value() == EADDRINUSE);
+        CHECK(contains(e.what(), where.to_string()));
+    }
+    s.run([&]() -> task<> {
+        auto c = co_await cosock::create_connection(where); // one of the two takes it
+        CHECK(c.getpeername() == where);
+    }());
+}
+
+BACKEND_TEST("create_server with dualstack_ipv6 accepts IPv4 clients") {
+    if (!have_ipv6() || !cosock::has_dualstack_ipv6()) {
+        MESSAGE("SKIPPED: no IPv6 (::1) or no dual-stack sockets here");
+        return;
+    }
+    cosock::scheduler s{B::value};
+    auto dual = cosock::create_server(s, {"::", 0}, {.family = cosock::af_inet6, .dualstack_ipv6 = true});
+    CHECK(dual.getsockopt(cosock::ipproto_ipv6, cosock::ipv6_v6only) == 0);
+    const int port = dual.getsockname().port();
+    s.run([&]() -> task<> {
+        auto c = co_await cosock::create_connection({"127.0.0.1", port});
+        auto [conn, peer] = co_await dual.accept();
+        CHECK(peer.family() == cosock::af_inet6);
+        CHECK(peer.host() == "::ffff:127.0.0.1");
+        auto c6 = co_await cosock::create_connection({"::1", port});
+        co_await dual.accept();
+    }());
+    // Without dualstack_ipv6 an IPv6 server is IPv6 only, as Python makes it.
+    auto v6only = cosock::create_server(s, {"::", 0});
+    CHECK(v6only.getsockopt(cosock::ipproto_ipv6, cosock::ipv6_v6only) == 1);
+}
+
+TEST_CASE("create_server refuses invalid combinations with std::invalid_argument") {
+    cosock::scheduler s{cosock::backend::poll};
+    const cosock::address v4{"127.0.0.1", 0};
+    auto refusal = [&](const cosock::address& a, const cosock::server_options& o) {
+        return message_of([&] { return cosock::create_server(s, a, o); });
+    };
+    CHECK(contains(refusal(v4, {.dualstack_ipv6 = true}), "dualstack_ipv6 requires an AF_INET6 address"));
+    CHECK(contains(refusal(v4, {.family = cosock::af_inet, .dualstack_ipv6 = true}), "dualstack_ipv6"));
+    CHECK(contains(refusal(v4, {.family = cosock::af_inet6}), "the address is AF_INET but family is AF_INET6"));
+    CHECK(contains(refusal(v4, {.backlog = -1}), "negative backlog -1"));
+    CHECK(contains(refusal(cosock::address{}, {}), "empty address"));
 }
