@@ -165,6 +165,23 @@ std::vector<cosock::addrinfo_entry> stream_entries(const Address&... a) {
     return {cosock::addrinfo_entry{a.family(), cosock::sock_stream, cosock::ipproto_tcp, "", a}...};
 }
 
+// A task waiting for a held lookup: `destroyed` is set when its frame goes,
+// `resumed` if the lookup ever resumes it.
+task<> wait_for_held_lookup(bool& destroyed, bool& resumed) {
+    set_on_destroy guard{destroyed};
+    co_await cosock::getaddrinfo("held.invalid", 80);
+    resumed = true;
+}
+
+// A task waiting for a held lookup that records the errno it fails with.
+task<> record_lookup_error(int& err) {
+    try {
+        co_await cosock::getaddrinfo("held.invalid", 80);
+    } catch (const std::system_error& e) {
+        err = e.code().value();
+    }
+}
+
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // The message of the std::invalid_argument that `call` throws.
@@ -307,11 +324,7 @@ BACKEND_TEST("a resolve abandoned with its scheduler is never delivered") {
     bool destroyed = false, resumed = false;
     {
         cosock::scheduler s{B::value};
-        s.spawn([](bool& destroyed, bool& resumed) -> task<> {
-            set_on_destroy guard{destroyed};
-            co_await cosock::getaddrinfo("held.invalid", 80);
-            resumed = true;
-        }(destroyed, resumed));
+        s.spawn(wait_for_held_lookup(destroyed, resumed));
         s.run([]() -> task<> { co_return; }()); // the spawned task now waits for its helper
         REQUIRE(resolver.wait_for_calls(1));
     } // the scheduler and the frame go while the lookup is held
@@ -326,11 +339,7 @@ BACKEND_TEST("a resolve whose answer arrives after the loop stopped is dropped w
     bool destroyed = false, resumed = false;
     {
         cosock::scheduler s{B::value};
-        s.spawn([](bool& destroyed, bool& resumed) -> task<> {
-            set_on_destroy guard{destroyed};
-            co_await cosock::getaddrinfo("held.invalid", 80);
-            resumed = true;
-        }(destroyed, resumed));
+        s.spawn(wait_for_held_lookup(destroyed, resumed));
         s.run([]() -> task<> { co_return; }());
         REQUIRE(resolver.wait_for_calls(1));
         resolver.release();
@@ -364,14 +373,7 @@ BACKEND_TEST("a stop token cancels a resolve at once, without waiting for the lo
     watchdog guard{s, 10s};
     std::stop_source stop;
     int err = 0;
-    s.spawn([](int& err) -> task<> {
-        try {
-            co_await cosock::getaddrinfo("held.invalid", 80);
-        } catch (const std::system_error& e) {
-            err = e.code().value();
-        }
-    }(err)
-                                .with_stop_token(stop.get_token()));
+    s.spawn(record_lookup_error(err).with_stop_token(stop.get_token()));
     s.run([&]() -> task<> {
         co_await s.yield();
         stop.request_stop();
@@ -392,14 +394,7 @@ BACKEND_TEST("a stop token cancels a resolve at once, without waiting for the lo
     std::stop_source early;
     early.request_stop();
     err = 0;
-    s.spawn([](int& err) -> task<> {
-        try {
-            co_await cosock::getaddrinfo("held.invalid", 80);
-        } catch (const std::system_error& e) {
-            err = e.code().value();
-        }
-    }(err)
-                                .with_stop_token(early.get_token()));
+    s.spawn(record_lookup_error(err).with_stop_token(early.get_token()));
     s.run();
     CHECK(err == ECANCELED);
     CHECK(cosock::detail::helper_threads.load() == 2); // the two held above, no third
