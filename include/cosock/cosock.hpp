@@ -4,8 +4,10 @@
 #include <cosock/address.hpp>
 #include <cosock/buffer.hpp>
 #include <cosock/constants.hpp>
+#include <cosock/create.hpp>
 #include <cosock/error.hpp>
 #include <cosock/file_object.hpp>
+#include <cosock/resolve.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/select.hpp>
 #include <cosock/socket.hpp>

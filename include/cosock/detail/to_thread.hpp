@@ -1,0 +1,194 @@
+// Runs one blocking call (getaddrinfo) on a helper thread and resumes the
+// awaiting coroutine on its scheduler's thread with the result, like Python's
+// asyncio.to_thread.
+//
+// Ownership: the call, its result and a mutex-guarded pointer to the scheduler
+// live in a shared_ptr'd block that the helper thread co-owns; the helper never
+// touches the awaiter or its frame. It posts to the scheduler while holding the
+// block's mutex, and an awaiter that goes away (frame destroyed, scheduler
+// destroyed, stop requested) clears that pointer under the same mutex first. So
+// a helper that finishes late writes only into its own block and posts nothing.
+//
+// One detached thread per call, not a shared resolver thread: getaddrinfo
+// cannot be interrupted and may block for the resolver's full timeout (seconds
+// per attempt), so a single shared thread would make one dead name delay every
+// lookup queued behind it, and a pool would need a lifetime of its own at
+// program exit. A lookup happens at most once per connection, so starting a
+// thread (tens of microseconds) is small next to it. getaddrinfo_a was the
+// other option: it also notifies on a thread, cannot cancel a lookup that has
+// started, and needs -lanl before glibc 2.34.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <system_error>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include <cosock/detail/io_op.hpp>
+#include <cosock/scheduler.hpp>
+#include <cosock/task.hpp>
+#include <cosock/time.hpp>
+
+namespace cosock::detail {
+
+/// How many helper threads are running (started and not yet finished).
+inline std::atomic<int> helper_threads{0};
+
+/// Blocks until every helper thread has finished, including those whose
+/// awaiter is long gone (tests use it to prove that nothing is touched late).
+inline void wait_for_helper_threads() noexcept {
+    for (int n = helper_threads.load(); n != 0; n = helper_threads.load()) helper_threads.wait(n);
+}
+
+/// `co_await to_thread(fn, "what")` runs `fn()` on a helper thread and gives its
+/// result (or rethrows its exception) on the loop thread. The task's stop token
+/// resumes the awaiter at once with operation_canceled; the call itself runs
+/// to its end, unobserved. `fn` must own everything it uses: it may outlive
+/// the awaiter. Throws std::logic_error outside a running scheduler.
+template <class Fn>
+class to_thread_awaiter {
+  public:
+    using result_type = std::invoke_result_t<Fn&>;
+    static_assert(!std::is_void_v<result_type>, "to_thread: the call must return a value");
+
+    to_thread_awaiter(Fn fn, const char* what)
+        : sched_(&running_scheduler(what)), state_(std::make_shared<shared>(std::move(fn))), what_(what) {}
+    to_thread_awaiter(const to_thread_awaiter&) = delete;
+    to_thread_awaiter& operator=(const to_thread_awaiter&) = delete;
+    ~to_thread_awaiter() {
+        on_stop_.reset();
+        detach();
+        if (wake_.state == op_state::queued) sched_->ready().erase(wake_);
+    }
+
+    bool await_ready() const noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        const std::stop_token* token = nullptr;
+        if constexpr (std::is_base_of_v<promise_base, Promise>) token = &h.promise().stop;
+        if (token && token->stop_requested()) {
+            phase_ = phase::cancelled;
+            return false;
+        }
+        state_->sched = sched_;
+        state_->waiter = this;
+        start_helper(); // may throw (no thread): nothing is registered then
+        sched_->expect_post(1);
+        phase_ = phase::pending;
+        wake_.handle = h;
+        if (token && token->stop_possible()) on_stop_.emplace(*token, cancel_on_stop{this});
+        return true;
+    }
+
+    result_type await_resume() {
+        on_stop_.reset();
+        if (phase_ == phase::cancelled)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled), what_);
+        if (state_->error) std::rethrow_exception(state_->error);
+        return std::move(*state_->value);
+    }
+
+  private:
+    enum class phase : unsigned char { idle, pending, done, cancelled };
+
+    struct shared {
+        explicit shared(Fn f) : fn(std::move(f)) {}
+        Fn fn;                               // runs on the helper thread
+        std::optional<result_type> value;    // written by the helper before it posts
+        std::exception_ptr error;            // likewise
+        std::mutex mutex;                    // guards sched
+        scheduler* sched = nullptr;          // null once nobody waits: post nothing
+        to_thread_awaiter* waiter = nullptr; // loop thread only
+    };
+
+    struct cancel_on_stop {
+        to_thread_awaiter* self;
+        void operator()() const noexcept {
+            if (self->phase_ != phase::pending) return; // the result is already in
+            self->detach();
+            self->phase_ = phase::cancelled;
+            self->sched_->schedule(self->wake_);
+        }
+    };
+
+    void start_helper() {
+        helper_threads.fetch_add(1);
+        try {
+            std::thread(&helper_main, state_).detach();
+        } catch (...) {
+            finish_helper();
+            state_->sched = nullptr;
+            state_->waiter = nullptr;
+            throw;
+        }
+    }
+
+    static void finish_helper() noexcept {
+        if (helper_threads.fetch_sub(1) == 1) helper_threads.notify_all();
+    }
+
+    // The helper thread. It owns `st`; the only thing outside it that it
+    // touches is the scheduler, and only while the mutex says one is waiting.
+    static void helper_main(std::shared_ptr<shared> st) noexcept {
+        try {
+            st->value.emplace(st->fn());
+        } catch (...) {
+            st->error = std::current_exception();
+        }
+        {
+            std::lock_guard lock(st->mutex);
+            // post() cannot report a failure to anyone here; bad_alloc ends the process.
+            if (st->sched) st->sched->post([st] { deliver(*st); });
+        }
+        st.reset();
+        finish_helper();
+    }
+
+    // Runs on the loop thread, from the posted function.
+    static void deliver(shared& st) noexcept {
+        to_thread_awaiter* self = st.waiter;
+        if (!self) return; // cancelled or destroyed after the helper posted
+        st.waiter = nullptr;
+        self->phase_ = phase::done;
+        self->sched_->expect_post(-1);
+        self->sched_->schedule(self->wake_);
+    }
+
+    // No result is wanted any more: tell the helper not to post, and stop
+    // expecting its post.
+    void detach() noexcept {
+        if (phase_ != phase::pending) return;
+        {
+            std::lock_guard lock(state_->mutex);
+            state_->sched = nullptr;
+        }
+        state_->waiter = nullptr;
+        sched_->expect_post(-1);
+        phase_ = phase::idle;
+    }
+
+    scheduler* sched_;
+    std::shared_ptr<shared> state_;
+    const char* what_;
+    phase phase_ = phase::idle;
+    ready_node wake_;
+    std::optional<std::stop_callback<cancel_on_stop>> on_stop_;
+};
+
+/// Runs `fn` on a helper thread; see to_thread_awaiter. Keep the awaiter in a
+/// named variable and `co_await` that: GCC 12 copies a by-value argument of a
+/// co_await expression bytewise, which corrupts a lambda capturing strings.
+template <class Fn>
+to_thread_awaiter<Fn> to_thread(Fn fn, const char* what) {
+    return to_thread_awaiter<Fn>(std::move(fn), what);
+}
+
+} // namespace cosock::detail
