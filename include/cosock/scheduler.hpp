@@ -230,7 +230,9 @@ class scheduler : private detail::task_owner {
 
     /// Runs `fn` on the loop thread soon. The one method that may be called
     /// from any thread; it wakes a waiting loop. Functions posted while no
-    /// run() is active run in the next one.
+    /// run() is active run in the next one. The caller must make sure the
+    /// scheduler outlives the call (e.g. clear its pointer under a lock the
+    /// loop thread takes before destroying the scheduler).
     void post(std::function<void()> fn) {
         {
             std::lock_guard lock(post_mutex_);
