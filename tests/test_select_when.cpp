@@ -143,3 +143,17 @@ BACKEND_TEST("when_any returns the first result and cancels the others, waiting 
     CHECK(loser_error == ECANCELED); // the loser finished before when_any returned
     CHECK_THROWS_AS(s.run(cosock::when_any(std::vector<task<int>>{})), std::invalid_argument);
 }
+
+BACKEND_TEST("select takes file objects too") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    auto f = b.makefile("rb");
+    std::vector<cosock::file_object*> readers{&f}, none;
+    s.spawn([](cosock::scheduler& s, cosock::socket& a) -> task<> {
+        co_await s.yield();
+        co_await a.sendall(std::string_view("line\n"));
+    }(s, a));
+    auto r = s.run(cosock::select(readers, none, none));
+    CHECK(r.readable == readers);
+    CHECK(s.run(f.readline()) == "line\n");
+}
