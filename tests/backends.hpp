@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 struct on_select {
     static constexpr cosock::backend value = cosock::backend::select;
@@ -62,4 +63,36 @@ int error_of(F&& f) {
         return e.code().value();
     }
     return -1;
+}
+
+/// True when this machine has IPv6 loopback (::1).
+inline bool have_ipv6() {
+    cosock::scheduler s{cosock::backend::poll};
+    try {
+        cosock::socket probe{s, cosock::af_inet6, cosock::sock_stream};
+        probe.bind({"::1", 0});
+        return true;
+    } catch (const std::system_error&) {
+        return false;
+    }
+}
+
+// A listener whose backlog is full: a connection to it gets no answer, so it
+// waits until its timeout. `queued` keeps the one connection that filled it.
+inline cosock::task<cosock::address> unanswered_address(cosock::scheduler& s, cosock::socket& srv,
+                                                        std::vector<cosock::socket>& queued) {
+    srv.bind({"127.0.0.1", 0});
+    srv.listen(0);
+    for (int i = 0; i < 16; ++i) {
+        cosock::socket c{s};
+        c.settimeout(std::chrono::milliseconds(100));
+        try {
+            co_await c.connect(srv.getsockname());
+            queued.push_back(std::move(c));
+        } catch (const cosock::timeout_error&) {
+            co_return srv.getsockname();
+        }
+    }
+    FAIL("a listener with a full backlog still answered 16 connections");
+    co_return srv.getsockname();
 }

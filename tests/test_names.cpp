@@ -120,42 +120,11 @@ struct set_on_destroy {
     ~set_on_destroy() { flag = true; }
 };
 
-bool have_ipv6() {
-    cosock::scheduler s{cosock::backend::poll};
-    try {
-        cosock::socket probe{s, cosock::af_inet6, cosock::sock_stream};
-        probe.bind({"::1", 0});
-        return true;
-    } catch (const std::system_error&) {
-        return false;
-    }
-}
-
 // A loopback port with a socket bound to it but not listening: a connection
 // to it is refused, and nobody else can listen there while `holder` lives.
 cosock::address refusing_address(cosock::socket& holder, const char* host = "127.0.0.1") {
     holder.bind({host, 0});
     return holder.getsockname();
-}
-
-// A listener whose backlog is full: a connection to it gets no answer, so it
-// waits until its timeout. `queued` keeps the one connection that filled it.
-task<cosock::address> unanswered_address(cosock::scheduler& s, cosock::socket& srv,
-                                         std::vector<cosock::socket>& queued) {
-    srv.bind({"127.0.0.1", 0});
-    srv.listen(0);
-    for (int i = 0; i < 16; ++i) {
-        cosock::socket c{s};
-        c.settimeout(100ms);
-        try {
-            co_await c.connect(srv.getsockname());
-            queued.push_back(std::move(c));
-        } catch (const cosock::timeout_error&) {
-            co_return srv.getsockname();
-        }
-    }
-    FAIL("a listener with a full backlog still answered 16 connections");
-    co_return srv.getsockname();
 }
 
 // The candidates getaddrinfo would give for these addresses, in this order

@@ -39,17 +39,6 @@ void check_echo(cosock::scheduler& s, cosock::socket srv, int family) {
     CHECK(s.run(round_trip(s, where, msg, family)) == msg);
 }
 
-bool have_ipv6() {
-    cosock::scheduler s{cosock::backend::poll};
-    try {
-        cosock::socket probe{s, cosock::af_inet6, cosock::sock_stream};
-        probe.bind({"::1", 0});
-        return true;
-    } catch (const std::system_error&) {
-        return false;
-    }
-}
-
 std::uint64_t fnv1a(const char* p, std::size_t n, std::uint64_t h) {
     for (std::size_t i = 0; i < n; ++i) h = (h ^ std::uint8_t(p[i])) * 0x100000001b3ULL;
     return h;

@@ -225,29 +225,17 @@ BACKEND_TEST("closing a socket cancels every kind of waiting operation") {
 BACKEND_TEST("closing a socket cancels its waiting connect") {
     cosock::scheduler s{B::value};
     cosock::socket srv{s};
-    srv.bind({"127.0.0.1", 0});
-    srv.listen(0);
     std::vector<cosock::socket> queued;
     int err = -1;
     s.run([&]() -> task<> {
-        // Fill the accept queue until a connect has to wait (it times out).
-        for (bool full = false; !full && queued.size() < 16;) {
-            cosock::socket c{s};
-            c.settimeout(50ms);
-            try {
-                co_await c.connect(srv.getsockname());
-                queued.push_back(std::move(c));
-            } catch (const cosock::timeout_error&) {
-                full = true;
-            }
-        }
+        cosock::address where = co_await unanswered_address(s, srv, queued);
         cosock::socket waiting{s};
         s.spawn([](cosock::scheduler& s, cosock::socket& w) -> task<> {
             co_await s.yield(); // the connect below is waiting now
             w.close();
         }(s, waiting));
         try {
-            co_await waiting.connect(srv.getsockname());
+            co_await waiting.connect(where);
             err = 0;
         } catch (const std::system_error& e) {
             err = e.code().value();
