@@ -133,8 +133,8 @@ def measure(args, cpus, server, cell):
                 return {"failed": f"the load generator did not finish in {limit:.0f} s"}
             if out.returncode != 0:
                 why = out.stderr.strip().splitlines()[-1:] or [f"loadgen exited with status {out.returncode}"]
-                server_said = first_line(err.name)
-                return {"failed": why[0].removeprefix("loadgen: ") + (f" — server: {server_said}" if server_said else "")}
+                server_said = first_line(err.name, 110)
+                return {"failed": why[0].removeprefix("loadgen: ") + (f"; server: {server_said}" if server_said else "")}
             result = json.loads(out.stdout)
             result["detail"] = detail
             return result
