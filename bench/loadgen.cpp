@@ -11,7 +11,7 @@
 // the window. With --idle-seconds it measures memory instead: server RSS
 // before connecting, and after one round trip per connection and that long idle.
 // Prints one JSON line; on any error (refused, closed, wrong byte) a message on
-// stderr and exit status 1.
+// stderr and exit status 1, or 3 if descriptor limits forbid the run.
 #include "common.hpp"
 
 #include <algorithm>
@@ -35,14 +35,25 @@
 
 namespace {
 
-[[noreturn]] void die(const char* fmt, ...) {
-    std::va_list ap;
-    va_start(ap, fmt);
+[[noreturn]] void vdie(int status, const char* fmt, std::va_list ap) {
     std::fputs("loadgen: ", stderr);
     std::vfprintf(stderr, fmt, ap);
     std::fputc('\n', stderr);
-    va_end(ap);
-    std::exit(1);
+    std::exit(status);
+}
+
+/// A failed run: exit status 1.
+[[noreturn]] void die(const char* fmt, ...) {
+    std::va_list ap;
+    va_start(ap, fmt);
+    vdie(1, fmt, ap);
+}
+
+/// A run this machine cannot do (descriptor limits): exit status 3.
+[[noreturn]] void cannot_run(const char* fmt, ...) {
+    std::va_list ap;
+    va_start(ap, fmt);
+    vdie(3, fmt, ap);
 }
 
 std::int64_t now_ns() {
@@ -258,11 +269,11 @@ int main(int argc, char** argv) {
 
     long own_limit = bench::raise_fd_limit();
     if (long(n) + 16 > own_limit)
-        die("%zu connections need %zu descriptors; the hard limit (ulimit -Hn) is %ld", n, n + 16, own_limit);
+        cannot_run("%zu connections need %zu descriptors; the hard limit (ulimit -Hn) is %ld", n, n + 16, own_limit);
     if (pid > 0) {
         long server_limit = proc_number(pid, "limits", "Max open files");
         if (long(n) + 16 > server_limit)
-            die("%zu connections need %zu descriptors in the server; its limit is %ld", n, n + 16, server_limit);
+            cannot_run("%zu connections need %zu descriptors in the server; its limit is %ld", n, n + 16, server_limit);
     }
 
     long rss_before = idle ? proc_number(pid, "status", "VmRSS:") : 0;

@@ -134,7 +134,8 @@ def measure(args, cpus, server, cell):
             if out.returncode != 0:
                 why = out.stderr.strip().splitlines()[-1:] or [f"loadgen exited with status {out.returncode}"]
                 server_said = first_line(err.name, 110)
-                return {"failed": why[0].removeprefix("loadgen: ") + (f"; server: {server_said}" if server_said else "")}
+                why = why[0].removeprefix("loadgen: ") + (f"; server: {server_said}" if server_said else "")
+                return {"na" if out.returncode == 3 else "failed": why}  # 3: limits forbid the run
             result = json.loads(out.stdout)
             result["detail"] = detail
             return result
