@@ -58,6 +58,7 @@ struct server {
         ssize_t w = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN) return drop(fd);
         data.remove_prefix(w < 0 ? 0 : std::size_t(w));
+        if (data.empty() && !waiting) return; // the usual case: all of it went out
         pending[std::size_t(fd)].assign(data);
         if (data.empty() == waiting) watch(fd, waiting ? EPOLLIN : EPOLLOUT, EPOLL_CTL_MOD);
     }
