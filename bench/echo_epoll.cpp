@@ -1,7 +1,8 @@
 // The reference: the echo loop one writes by hand with epoll. Level-triggered,
 // each connection registered once for reading; read, then write straight back
-// from one shared buffer. Only a short write (the peer's window is full) keeps
-// bytes per connection and waits for writability instead.
+// from one shared buffer, and read again while reads fill the buffer. Only a
+// short write (the peer's window is full) keeps bytes per connection and waits
+// for writability instead.
 //
 //   echo_epoll --port PORT [--max-seconds S]
 #include "common.hpp"
@@ -54,25 +55,37 @@ struct server {
 
     // Sends `data`; what does not fit waits in pending[fd], and the interest
     // is writability until it is out. `waiting` says what the interest is now.
-    void echo(int fd, std::string_view data, bool waiting) {
+    // True when all of it went out.
+    bool echo(int fd, std::string_view data, bool waiting) {
         ssize_t w = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-        if (w < 0 && errno != EAGAIN) return drop(fd);
+        if (w < 0 && errno != EAGAIN) {
+            drop(fd);
+            return false;
+        }
         data.remove_prefix(w < 0 ? 0 : std::size_t(w));
-        if (data.empty() && !waiting) return; // the usual case: all of it went out
+        if (data.empty() && !waiting) return true; // the usual case
         pending[std::size_t(fd)].assign(data);
         if (data.empty() == waiting) watch(fd, waiting ? EPOLLIN : EPOLLOUT, EPOLL_CTL_MOD);
+        return data.empty();
     }
 
     void on_event(int fd) {
         if (std::string& rest = pending[std::size_t(fd)]; !rest.empty()) {
             std::string out = std::move(rest);
-            return echo(fd, out, true);
+            echo(fd, out, true);
+            return;
         }
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n > 0)
-            echo(fd, {buf, std::size_t(n)}, false);
-        else if (n == 0 || errno != EAGAIN)
-            drop(fd);
+        // A full buffer means more may be waiting, so read on (at most 64
+        // times, so one busy peer cannot starve the rest). A short read ends
+        // the turn: another recv would most likely just say EAGAIN.
+        for (int reads = 0; reads < 64; ++reads) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) {
+                if (n == 0 || errno != EAGAIN) drop(fd);
+                return;
+            }
+            if (!echo(fd, {buf, std::size_t(n)}, false) || std::size_t(n) < sizeof buf) return;
+        }
     }
 };
 
