@@ -18,6 +18,7 @@ import platform
 import resource
 import selectors
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -274,6 +275,9 @@ def main():
         wanted = [w.strip() for w in args.servers.split(",")]
         servers = [s for s in SERVERS if s[0] in wanted or s[0] == REFERENCE]
 
+    for tool in ("taskset", "meson", "ninja"):
+        if not shutil.which(tool):
+            sys.exit(f"run.py: {tool} not found (taskset is in util-linux; meson and ninja-build are packages)")
     if not os.path.exists(os.path.join(args.build, "build.ninja")):
         subprocess.run(["meson", "setup", args.build, "-Dbench=true", "-Dtests=false"], cwd=ROOT, check=True)
     subprocess.run(["ninja", "-C", args.build], check=True, stdout=subprocess.DEVNULL)
