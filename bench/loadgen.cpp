@@ -1,0 +1,313 @@
+// The load generator: raw epoll on one thread, no cosock, so it measures the
+// servers and not itself. Closed loop: each connection has one message in
+// flight; the next goes out once the echo is complete and every byte matched.
+//
+//   loadgen --port P [--connections N] [--size BYTES] [--warmup S] [--seconds S]
+//           [--server-pid PID] [--idle-seconds S]
+//
+// All connections are opened, and each completes one round trip, before the
+// warm-up; only round trips completing in the timed window count. With
+// --server-pid it reads the server's CPU time (/proc/PID/stat) at both ends of
+// the window. With --idle-seconds it measures memory instead: server RSS
+// before connecting, and after one round trip per connection and that long idle.
+// Prints one JSON line; on any error (refused, closed, wrong byte) a message on
+// stderr and exit status 1, or 3 if descriptor limits forbid the run.
+#include "common.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <fstream>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sstream>
+#include <string>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void vdie(int status, const char* fmt, std::va_list ap) {
+    std::fputs("loadgen: ", stderr);
+    std::vfprintf(stderr, fmt, ap);
+    std::fputc('\n', stderr);
+    std::exit(status);
+}
+
+/// A failed run: exit status 1.
+[[noreturn]] void die(const char* fmt, ...) {
+    std::va_list ap;
+    va_start(ap, fmt);
+    vdie(1, fmt, ap);
+}
+
+/// A run this machine cannot do (descriptor limits): exit status 3.
+[[noreturn]] void cannot_run(const char* fmt, ...) {
+    std::va_list ap;
+    va_start(ap, fmt);
+    vdie(3, fmt, ap);
+}
+
+std::int64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+/// CPU time in seconds, in user mode and in the kernel.
+struct cpu_time {
+    double user = 0, system = 0;
+    double total() const { return user + system; }
+    cpu_time operator-(const cpu_time& o) const { return {user - o.user, system - o.system}; }
+};
+
+/// A process's CPU time, all threads (fields 14 and 15 of /proc/PID/stat).
+cpu_time process_cpu(long pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(f)), {});
+    if (s.empty()) die("cannot read /proc/%ld/stat: is the server running?", pid);
+    std::istringstream rest(s.substr(s.rfind(')') + 2)); // the name may hold spaces
+    std::string field;
+    double tick = double(sysconf(_SC_CLK_TCK));
+    cpu_time t;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) t.user = double(std::stoul(field)) / tick;
+        if (i == 15) t.system = double(std::stoul(field)) / tick;
+    }
+    return t;
+}
+
+cpu_time own_cpu() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    auto sec = [](timeval t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+    return {sec(ru.ru_utime), sec(ru.ru_stime)};
+}
+
+/// User-mode CPU time of the whole machine, in seconds. Minus that of the
+/// server and of this process, it shows other work sharing the CPUs (a build,
+/// say): echo servers spend little time in user mode, compilers nearly all.
+/// (Kernel time is no use for this: interrupt and idle accounting blur it.)
+double machine_user_seconds() {
+    std::ifstream f("/proc/stat");
+    std::string cpu;
+    unsigned long user = 0, nice = 0;
+    f >> cpu >> user >> nice;
+    return double(user + nice) / double(sysconf(_SC_CLK_TCK));
+}
+
+/// A line of /proc/PID/<file> starting with `key`, the number after it.
+long proc_number(long pid, const char* file, const std::string& key) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/" + file);
+    for (std::string line; std::getline(f, line);)
+        if (line.starts_with(key)) return std::atol(line.c_str() + key.size());
+    die("no '%s' in /proc/%ld/%s", key.c_str(), pid, file);
+}
+
+struct conn {
+    int fd = -1;
+    std::uint32_t seq = 0;    // messages sent so far; picks the bytes of the next
+    std::size_t sent = 0;     // of the message in flight
+    std::size_t received = 0; // of its echo, every byte checked
+    std::int64_t started = 0; // when it went out
+    bool waiting_out = false; // registered for EPOLLOUT too
+    bool echoed_once = false;
+};
+
+class load {
+  public:
+    load(int port, std::size_t size, bool keep_going)
+        : size_(size), keep_going_(keep_going), buf_(size), ep_(epoll_create1(0)) {
+        // Each message is a window into this pattern at an offset that changes
+        // per connection and per message, so a misplaced byte cannot match.
+        pattern_.resize(size + 256);
+        for (std::size_t i = 0; i < pattern_.size(); ++i) pattern_[i] = char((i * 131 + (i >> 8) * 7 + 17) & 0xff);
+        addr_.sin_family = AF_INET;
+        addr_.sin_port = htons(std::uint16_t(port));
+        addr_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+
+    void connect_all(std::size_t n) {
+        conns_.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            if (fd < 0) die("socket #%zu: %s", i, std::strerror(errno));
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (connect(fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) < 0)
+                die("connect #%zu: %s", i, std::strerror(errno));
+            fcntl(fd, F_SETFL, O_NONBLOCK);
+            conns_[i].fd = fd;
+            watch(i, EPOLLIN, EPOLL_CTL_ADD);
+        }
+    }
+
+    /// Sends the first message everywhere and runs until every connection has
+    /// had its echo back (at most `limit_s` seconds).
+    void echo_once_each(double limit_s) {
+        std::int64_t start = now_ns(), limit = start + std::int64_t(limit_s * 1e9);
+        for (std::size_t i = 0; i < conns_.size(); ++i) start_message(i, start);
+        while (echoed_once_ < conns_.size()) {
+            if (now_ns() > limit)
+                die("only %zu of %zu connections had an echo within %.0f s", echoed_once_, conns_.size(), limit_s);
+            turn(100);
+        }
+    }
+
+    /// Runs the closed loop for `seconds`; latencies are kept when `record`.
+    void run_for(double seconds, bool record) {
+        record_ = record;
+        std::int64_t end = now_ns() + std::int64_t(seconds * 1e9);
+        while (now_ns() < end) turn(10);
+        record_ = false;
+    }
+
+    std::vector<std::int64_t>& latencies() { return latencies_; }
+
+  private:
+    const char* message(std::size_t i) const { return pattern_.data() + (conns_[i].seq * 97 + i) % 256; }
+
+    void watch(std::size_t i, unsigned events, int op) {
+        epoll_event ev{events, {.u64 = i}};
+        if (epoll_ctl(ep_, op, conns_[i].fd, &ev) < 0) die("epoll_ctl: %s", std::strerror(errno));
+    }
+
+    void start_message(std::size_t i, std::int64_t now) {
+        conn& c = conns_[i];
+        c.sent = c.received = 0;
+        c.started = now;
+        send_rest(i);
+    }
+
+    void send_rest(std::size_t i) {
+        conn& c = conns_[i];
+        const char* msg = message(i);
+        while (c.sent < size_) {
+            ssize_t w = send(c.fd, msg + c.sent, size_ - c.sent, MSG_NOSIGNAL);
+            if (w < 0 && errno == EAGAIN) break;
+            if (w < 0) die("send on connection %zu: %s", i, std::strerror(errno));
+            c.sent += std::size_t(w);
+        }
+        bool want_out = c.sent < size_;
+        if (want_out != c.waiting_out) watch(i, want_out ? EPOLLIN | EPOLLOUT : EPOLLIN, EPOLL_CTL_MOD);
+        c.waiting_out = want_out;
+    }
+
+    void receive(std::size_t i) {
+        conn& c = conns_[i];
+        ssize_t r = recv(c.fd, buf_.data(), size_ - c.received, 0);
+        if (r < 0 && errno == EAGAIN) return;
+        if (r < 0) die("recv on connection %zu: %s (after %u messages)", i, std::strerror(errno), c.seq);
+        if (r == 0) die("connection %zu closed by the server (after %u messages)", i, c.seq);
+        if (c.received + std::size_t(r) > c.sent)
+            die("connection %zu: the server sent bytes before they were sent to it", i);
+        if (std::memcmp(buf_.data(), message(i) + c.received, std::size_t(r)) != 0)
+            die("connection %zu: wrong bytes in the echo of message %u", i, c.seq);
+        c.received += std::size_t(r);
+        if (c.received < size_) return;
+        std::int64_t now = now_ns();
+        if (record_) latencies_.push_back(now - c.started);
+        if (!c.echoed_once) ++echoed_once_;
+        c.echoed_once = true;
+        ++c.seq;
+        if (keep_going_) start_message(i, now);
+    }
+
+    void turn(int timeout_ms) {
+        epoll_event events[1024];
+        int n = epoll_wait(ep_, events, 1024, timeout_ms);
+        if (n < 0 && errno != EINTR) die("epoll_wait: %s", std::strerror(errno));
+        for (int k = 0; k < n; ++k) {
+            std::size_t i = events[k].data.u64;
+            if (events[k].events & EPOLLOUT) send_rest(i);
+            if (events[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) receive(i);
+        }
+    }
+
+    std::size_t size_;
+    bool keep_going_;
+    bool record_ = false;
+    std::vector<char> pattern_;
+    std::vector<char> buf_;
+    std::vector<conn> conns_;
+    std::vector<std::int64_t> latencies_;
+    std::size_t echoed_once_ = 0;
+    sockaddr_in addr_{};
+    int ep_;
+};
+
+double percentile_us(std::vector<std::int64_t>& v, double p) {
+    if (v.empty()) return 0;
+    auto at = v.begin() + std::ptrdiff_t(double(v.size() - 1) * p);
+    std::nth_element(v.begin(), at, v.end());
+    return double(*at) / 1e3;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    bench::options opt(argc, argv, {"port", "connections", "size", "warmup", "seconds", "server-pid", "idle-seconds"},
+                       "--port P [--connections N] [--size BYTES] [--warmup S] [--seconds S] "
+                       "[--server-pid PID] [--idle-seconds S]");
+    int port = int(opt.number("port", 0));
+    auto n = std::size_t(opt.number("connections", 1));
+    auto size = std::size_t(opt.number("size", 64));
+    double warmup = opt.number("warmup", 1), seconds = opt.number("seconds", 5);
+    long pid = long(opt.number("server-pid", 0));
+    bool idle = opt.has("idle-seconds");
+    if (port <= 0 || n == 0 || size == 0) die("--port, --connections and --size must be positive");
+    if (idle && pid <= 0) die("--idle-seconds measures the server's memory: it needs --server-pid");
+    alarm(unsigned(warmup + seconds + opt.number("idle-seconds", 0) + 120)); // never outlive a stuck run
+
+    long own_limit = bench::raise_fd_limit();
+    if (long(n) + 16 > own_limit)
+        cannot_run("%zu connections need %zu descriptors; the hard limit (ulimit -Hn) is %ld", n, n + 16, own_limit);
+    if (pid > 0) {
+        long server_limit = proc_number(pid, "limits", "Max open files");
+        if (long(n) + 16 > server_limit)
+            cannot_run("%zu connections need %zu descriptors in the server; its limit is %ld", n, n + 16, server_limit);
+    }
+
+    long rss_before = idle ? proc_number(pid, "status", "VmRSS:") : 0;
+    load l(port, size, !idle);
+    l.connect_all(n);
+    l.echo_once_each(60);
+
+    if (idle) {
+        usleep(useconds_t(opt.number("idle-seconds", 0) * 1e6));
+        long rss_after = proc_number(pid, "status", "VmRSS:");
+        std::printf("{\"connections\": %zu, \"size\": %zu, \"rss_before_kib\": %ld, \"rss_after_kib\": %ld, "
+                    "\"rss_bytes_per_conn\": %.0f}\n",
+                    n, size, rss_before, rss_after, double(rss_after - rss_before) * 1024 / double(n));
+        return 0;
+    }
+
+    l.run_for(warmup, false);
+    cpu_time server0 = pid > 0 ? process_cpu(pid) : cpu_time{}, own0 = own_cpu();
+    double machine0 = machine_user_seconds();
+    std::int64_t t0 = now_ns();
+    l.run_for(seconds, true);
+    double elapsed = double(now_ns() - t0) / 1e9;
+    cpu_time server = pid > 0 ? process_cpu(pid) - server0 : cpu_time{}, own = own_cpu() - own0;
+    double other_user = machine_user_seconds() - machine0 - server.user - own.user;
+
+    auto& lat = l.latencies();
+    double count = double(lat.size());
+    // Without --server-pid the server's figures are unknown: JSON null.
+    auto server_figure = [&](double v) { return pid > 0 && count > 0 ? std::to_string(v) : std::string("null"); };
+    std::printf("{\"connections\": %zu, \"size\": %zu, \"seconds\": %.3f, \"round_trips\": %.0f, "
+                "\"rt_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"server_cpu_pct\": %s, "
+                "\"server_cpu_us_per_rt\": %s, \"client_cpu_pct\": %.1f, \"other_user_cpu_pct\": %s}\n",
+                n, size, elapsed, count, count / elapsed, percentile_us(lat, 0.50), percentile_us(lat, 0.99),
+                server_figure(100 * server.total() / elapsed).c_str(),
+                server_figure(server.total() * 1e6 / count).c_str(), 100 * own.total() / elapsed,
+                server_figure(100 * other_user / elapsed).c_str());
+}

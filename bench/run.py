@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Runs the echo benchmark and writes a Markdown report.
+
+    python3 bench/run.py --quick          # a few cells, one round: under 2 minutes
+    python3 bench/run.py                  # every cell, 3 rounds
+
+Builds bench/ first (meson, ninja). Each measurement starts a fresh server
+pinned to one CPU and the load generator pinned to another, and reads the
+load generator's JSON line. Rounds are interleaved (every server once per
+round), figures are medians over rounds, and each figure is also given as a
+ratio to raw epoll measured in the same round.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import selectors
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REFERENCE = "raw epoll"
+NOISE_PCT = 10  # other processes' CPU % in a window that makes it suspect
+
+# name, program in <build>/bench, arguments
+SERVERS = [
+    ("raw epoll", "echo_epoll", []),
+    ("raw io_uring", "echo_uring", []),
+    ("asio", "echo_asio", []),
+    ("cosock select", "echo_cosock", ["--backend", "select"]),
+    ("cosock poll", "echo_cosock", ["--backend", "poll"]),
+    ("cosock epoll", "echo_cosock", ["--backend", "epoll"]),
+    ("cosock io_uring", "echo_cosock", ["--backend", "io_uring"]),
+]
+
+# (connections, message bytes); None as bytes marks the idle memory cell.
+FULL_CELLS = [(c, s) for c in (1, 64, 1000, 10000) for s in (64, 4096)] + [(64, 65536), (10000, None)]
+QUICK_CELLS = [(1, 64), (64, 64), (1000, 4096), (10000, 64), (64, 65536), (10000, None)]
+
+
+def cell_name(cell):
+    conns, size = cell
+    if size is None:
+        return f"{conns} idle connections: server memory"
+    unit = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+    return f"{conns} connection{'s' if conns > 1 else ''} × {unit}" + (" (streaming)" if size >= 65536 else "")
+
+
+def machine_busy():
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+class Quiet:
+    """Waits, within a total budget, until the machine is nearly idle, so that
+    other processes (a compiler, a test suite) do not share the pinned CPUs."""
+
+    def __init__(self, budget_s, threshold=0.10):
+        self.budget, self.threshold = budget_s, threshold
+        self.waited, self.retried = 0.0, 0
+
+    def wait(self):
+        while True:
+            b0, t0 = machine_busy()
+            time.sleep(0.3)
+            b1, t1 = machine_busy()
+            busy = (b1 - b0) / max(1, t1 - t0)
+            if busy < self.threshold or self.budget <= 0:
+                return busy
+            time.sleep(1)
+            self.budget -= 1.3
+            self.waited += 1.3
+
+
+def read_port_line(proc, timeout):
+    """The server's first line 'port N detail…', or None if it exits or stays silent."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    if not sel.select(timeout):
+        return None
+    line = proc.stdout.readline().split(maxsplit=2)
+    return line if len(line) >= 2 and line[0] == "port" else None
+
+
+def first_line(path, limit=160):
+    """The first non-empty line of a file, cut to `limit` characters."""
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                line = line.strip()
+                return line if len(line) <= limit else line[:limit - 1] + "…"
+    return ""
+
+
+def measure(args, cpus, server, cell):
+    """One server, one cell: the load generator's figures, or {'na': why} /
+    {'failed': why}."""
+    name, program, extra = server
+    exe = os.path.join(args.build, "bench", program)
+    if not os.path.exists(exe):
+        why = {"echo_uring": "not built (liburing not found)", "echo_asio": "not built (asio.hpp not found)"}
+        return {"na": why.get(program, "not built")}
+    conns, size = cell
+    limit = args.warmup + args.seconds + 120
+    with tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".err") as err:
+        cmd = ["taskset", "-c", cpus[0], exe, "--port", "0", "--max-seconds", str(int(limit + 30))] + extra
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            line = read_port_line(proc, 10)
+            if line is None:
+                proc.wait(5)
+                return {"na": first_line(err.name) or f"the server exited with status {proc.returncode}"}
+            port, detail = line[1], line[2].strip() if len(line) > 2 else ""
+            load = ["taskset", "-c", cpus[1], os.path.join(args.build, "bench", "loadgen"), "--port", port,
+                    "--connections", str(conns), "--server-pid", str(proc.pid)]
+            if size is None:
+                load += ["--size", "64", "--idle-seconds", "0.5"]
+            else:
+                load += ["--size", str(size), "--warmup", str(args.warmup), "--seconds", str(args.seconds)]
+            try:
+                out = subprocess.run(load, capture_output=True, text=True, timeout=limit)
+            except subprocess.TimeoutExpired:
+                return {"failed": f"the load generator did not finish in {limit:.0f} s"}
+            if out.returncode != 0:
+                why = out.stderr.strip().splitlines()[-1:] or [f"loadgen exited with status {out.returncode}"]
+                server_said = first_line(err.name, 110)
+                why = why[0].removeprefix("loadgen: ") + (f"; server: {server_said}" if server_said else "")
+                return {"na" if out.returncode == 3 else "failed": why}  # 3: limits forbid the run
+            result = json.loads(out.stdout)
+            result["detail"] = detail
+            return result
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(rounds, figure):
+    """Median of a figure over rounds, and median of its ratio to the reference in each round."""
+    values, ratios = [], []
+    for per_server in rounds:
+        here = per_server.get("self", {}).get(figure)
+        ref = per_server.get("ref", {}).get(figure)
+        values.append(here)
+        if here is not None and ref:
+            ratios.append(here / ref)
+    return median(values), median(ratios)
+
+
+def fmt(value, ratio, digits=0):
+    if value is None:
+        return "–"
+    text = f"{value:,.{digits}f}"
+    return text + (f" (×{ratio:.2f})" if ratio is not None else "")
+
+
+def cell_table(cell, servers, results):
+    """Markdown lines for one cell: a row per server."""
+    conns, size = cell
+    lines = [f"### {cell_name(cell)}", ""]
+    if size is None:
+        lines += ["| server | RSS per connection, bytes (× raw epoll) | RSS at start → with connections, KiB |",
+                  "| --- | --- | --- |"]
+    else:
+        stream = size >= 65536
+        lines += ["| server | round trips/s | " + ("MiB/s echoed | " if stream else "") +
+                  "p50 µs | p99 µs | server CPU µs/round trip | server CPU % | client CPU % |",
+                  "| --- | --- | " + ("--- | " if stream else "") + "--- | --- | --- | --- | --- |"]
+    noisy = False
+    for name in servers:
+        runs = results[name][cell]
+        done = [r for r in runs if "self" in r]
+        if not done:
+            reason = next(iter(r.get("na") or r.get("failed") for r in runs), "not run")
+            kind = "n/a" if any("na" in r for r in runs) else "failed"
+            lines.append(f"| {name} | {kind}: {reason} |" + (" |" if size is None else ""))
+            continue
+        note = ""
+        if len(done) < len(runs):
+            bad = next(r for r in runs if "self" not in r)
+            note = f" ({len(runs) - len(done)} of {len(runs)} rounds failed: {bad.get('failed') or bad.get('na')})"
+        if size is None:
+            per, ratio = summarize(done, "rss_bytes_per_conn")
+            before = median([r["self"]["rss_before_kib"] for r in done])
+            after = median([r["self"]["rss_after_kib"] for r in done])
+            lines.append(f"| {name} | {fmt(per, ratio)} | {before:,.0f} → {after:,.0f}{note} |")
+            continue
+        other = median([r["self"].get("other_user_cpu_pct") for r in done])
+        mark = ""
+        if other is not None and other > NOISE_PCT:
+            noisy, mark = True, " †"
+        rt, rt_ratio = summarize(done, "rt_per_s")
+        cells = [fmt(rt, rt_ratio)]
+        if size >= 65536:
+            cells.append(f"{rt * size / 2**20:,.0f}")
+        for figure, digits in (("p50_us", 0), ("p99_us", 0), ("server_cpu_us_per_rt", 2)):
+            cells.append(fmt(*summarize(done, figure), digits))
+        cells.append(f"{median([r['self']['server_cpu_pct'] for r in done]):.0f}")
+        cells.append(f"{median([r['self']['client_cpu_pct'] for r in done]):.0f}")
+        lines.append(f"| {name}{mark} | " + " | ".join(cells) + f"{note} |")
+    if noisy:
+        lines.append("")
+        lines.append(f"† other processes used more than {NOISE_PCT}% of a CPU during this server's windows "
+                     "(median), even after retrying: treat its figures with care.")
+    return lines + [""]
+
+
+def header(args, cpus, quiet, argv, started, elapsed, details):
+    cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lines = [
+        "Command: `" + shlex.join(["python3", "bench/run.py"] + argv) + "`",
+        "",
+        f"- {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, took {elapsed / 60:.1f} min; "
+        f"{args.rounds} round{'s' if args.rounds > 1 else ''}, {args.seconds:g} s measured after {args.warmup:g} s "
+        f"warm-up per run; medians over rounds; (×r) = ratio to raw epoll in the same round",
+        f"- {cpu_model}, {os.cpu_count()} CPUs, Linux {platform.release()}; server on CPU {cpus[0]}, "
+        f"load generator on CPU {cpus[1]}; descriptor limit {soft} (hard {hard})",
+    ]
+    lines.append(f"- other load: waited {quiet.waited:.0f} s for it to pass, measured {quiet.retried} "
+                 f"window{'s' if quiet.retried != 1 else ''} again because of it")
+    if details:
+        lines.append("- servers: " + ", ".join(sorted(details)))
+    return lines + [""]
+
+
+def pick_cpus():
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        print(f"only CPU {allowed[0]} is available: server and load generator share it", file=sys.stderr)
+        return str(allowed[0]), str(allowed[0])
+    return str(allowed[0]), str(allowed[1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a few cells, 1 round, short windows")
+    p.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
+    p.add_argument("--seconds", type=float, help="measured window per run (default 5; 1.5 with --quick)")
+    p.add_argument("--warmup", type=float, help="warm-up per run (default 1; 0.3 with --quick)")
+    p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s[0] for s in SERVERS))
+    p.add_argument("--build", default=os.path.join(ROOT, "build-bench"), help="meson build directory")
+    p.add_argument("--out", help="Markdown report (default: <build>/bench-results.md; JSON beside it)")
+    p.add_argument("--quiet-budget", type=float, help="seconds in all to wait for other load to pass "
+                   "before runs (default 300; 20 with --quick)")
+    args = p.parse_args()
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.seconds = args.seconds or (1.5 if args.quick else 5)
+    args.warmup = args.warmup or (0.3 if args.quick else 1)
+    budget = args.quiet_budget if args.quiet_budget is not None else (20 if args.quick else 300)
+    args.out = args.out or os.path.join(args.build, "bench-results.md")
+    cells = QUICK_CELLS if args.quick else FULL_CELLS
+    servers = SERVERS
+    if args.servers:
+        wanted = [w.strip() for w in args.servers.split(",")]
+        servers = [s for s in SERVERS if s[0] in wanted or s[0] == REFERENCE]
+
+    for tool in ("taskset", "meson", "ninja"):
+        if not shutil.which(tool):
+            sys.exit(f"run.py: {tool} not found (taskset is in util-linux; meson and ninja-build are packages)")
+    if not os.path.exists(os.path.join(args.build, "build.ninja")):
+        subprocess.run(["meson", "setup", args.build, "-Dbench=true", "-Dtests=false"], cwd=ROOT, check=True)
+    subprocess.run(["ninja", "-C", args.build], check=True, stdout=subprocess.DEVNULL)
+
+    cpus = pick_cpus()
+    quiet = Quiet(budget)
+    started = time.time()
+    results = {s[0]: {c: [] for c in cells} for s in servers}
+    details = set()
+    total = args.rounds * len(cells) * len(servers)
+    done = 0
+    for rnd in range(args.rounds):
+        order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]  # no server always first
+        for cell in cells:
+            measured = {}
+            for server in order:
+                for attempt in range(3):  # a window shared with other work is measured again
+                    quiet.wait()
+                    began = time.time()
+                    measured[server[0]] = r = measure(args, cpus, server, cell)
+                    if (r.get("other_user_cpu_pct") or 0) <= NOISE_PCT or quiet.budget <= 0:
+                        break
+                    quiet.budget -= time.time() - began  # retries come out of the same budget
+                    quiet.retried += 1
+                done += 1
+                shown = r.get("na") or r.get("failed") or (
+                    f"{r['rt_per_s']:,.0f} rt/s" if "rt_per_s" in r else f"{r['rss_bytes_per_conn']:,.0f} B/conn")
+                print(f"[{done}/{total}] round {rnd + 1} {cell_name(cell)} {server[0]}: {shown}", file=sys.stderr)
+                if r.get("detail"):
+                    details.add(r["detail"])
+            ref = measured.get(REFERENCE, {})
+            for name, r in measured.items():
+                entry = {"self": r, "ref": ref} if "na" not in r and "failed" not in r else r
+                results[name][cell].append(entry)
+
+    lines = header(args, cpus, quiet, sys.argv[1:], started, time.time() - started, details)
+    for cell in cells:
+        lines += cell_table(cell, [s[0] for s in servers], results)
+    report = "\n".join(lines)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(report)
+    raw = {name: {cell_name(c): [r.get("self", r) for r in runs] for c, runs in per.items()}
+           for name, per in results.items()}
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(raw, f, indent=1)
+    print(report)
+    print(f"written to {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
