@@ -259,7 +259,11 @@ class scheduler : private detail::task_owner {
     /// True while an operation may be tried at once rather than through the
     /// backend: each resumed coroutine gets a budget, so one fed by a busy
     /// peer cannot starve the others.
-    bool try_inline() noexcept { return inline_budget_ > 0 && inline_budget_-- > 0; }
+    bool try_inline() noexcept {
+        if (inline_budget_ == 0) return false;
+        --inline_budget_;
+        return true;
+    }
     void schedule(detail::ready_node& n) noexcept {
         n.state = detail::op_state::queued;
         ready_.push_back(n);
