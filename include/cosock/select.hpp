@@ -72,10 +72,7 @@ class any_ready_awaiter {
             settle();
             throw;
         }
-        if constexpr (std::is_base_of_v<promise_base, Promise>) {
-            const std::stop_token& token = h.promise().stop;
-            if (token.stop_possible()) on_stop_.emplace(token, stop{this});
-        }
+        listen_for_stop(h, on_stop_, stop{this});
     }
     void await_resume() {
         settle();

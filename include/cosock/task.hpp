@@ -207,6 +207,36 @@ struct current_stop_token {
     }
     std::stop_token await_resume() noexcept { return std::move(token); }
 };
+
+/// Makes `slot` call `f` when the stop token of the task behind `h` is
+/// triggered (nothing for a coroutine that is not a cosock task).
+template <class Promise, class F>
+void listen_for_stop(std::coroutine_handle<Promise> h, std::optional<std::stop_callback<F>>& slot, F f) {
+    if constexpr (std::is_base_of_v<promise_base, Promise>) {
+        const std::stop_token& token = h.promise().stop;
+        if (token.stop_possible()) slot.emplace(token, std::move(f));
+    }
+}
+
+/// A stop source that is also stopped when `outer` is: a scope (with_timeout,
+/// when_any) cancels its own tasks, and the caller can still cancel all.
+class linked_stop_source {
+  public:
+    explicit linked_stop_source(const std::stop_token& outer) {
+        if (outer.stop_possible()) link_.emplace(outer, forward{&source_});
+    }
+    linked_stop_source(const linked_stop_source&) = delete;
+    std::stop_token get_token() const noexcept { return source_.get_token(); }
+    void request_stop() noexcept { source_.request_stop(); }
+
+  private:
+    struct forward {
+        std::stop_source* source;
+        void operator()() const noexcept { source->request_stop(); }
+    };
+    std::stop_source source_;
+    std::optional<std::stop_callback<forward>> link_;
+};
 } // namespace detail
 
 } // namespace cosock

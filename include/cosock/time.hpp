@@ -47,10 +47,7 @@ class sleep_awaiter {
     void await_suspend(std::coroutine_handle<Promise> h) {
         wake_.handle = h;
         sched_->add_timer(timer_);
-        if constexpr (std::is_base_of_v<promise_base, Promise>) {
-            const std::stop_token& token = h.promise().stop;
-            if (token.stop_possible()) on_stop_.emplace(token, wake_early{this});
-        }
+        listen_for_stop(h, on_stop_, wake_early{this});
     }
     void await_resume() {
         settle();
@@ -120,14 +117,10 @@ template <class T, class Rep, class Period>
 task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     if (limit < limit.zero()) throw std::invalid_argument("with_timeout: negative limit");
     scheduler& s = detail::running_scheduler("with_timeout");
-    std::stop_source source;
-    std::stop_token outer = co_await detail::current_stop_token{};
-    auto forward = [&source] { source.request_stop(); };
-    std::optional<std::stop_callback<decltype(forward)>> link;
-    if (outer.stop_possible()) link.emplace(outer, forward);
+    detail::linked_stop_source source(co_await detail::current_stop_token{});
 
     struct deadline : detail::timer_node {
-        std::stop_source* source;
+        detail::linked_stop_source* source;
         bool fired = false;
     } timer;
     timer.source = &source;

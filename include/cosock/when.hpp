@@ -71,7 +71,7 @@ struct outcome {
 };
 
 template <class T>
-join_child run_child(task<T> t, outcome<T>& out, std::size_t index, std::stop_source* first,
+join_child run_child(task<T> t, outcome<T>& out, std::size_t index, linked_stop_source* first,
                      std::optional<std::size_t>* winner) {
     try {
         if constexpr (std::is_void_v<T>) {
@@ -156,11 +156,7 @@ struct any_result {
 template <class T>
 task<any_result<T>> when_any(std::vector<task<T>> tasks) {
     if (tasks.empty()) throw std::invalid_argument("when_any: no tasks");
-    std::stop_source first;
-    std::stop_token outer = co_await detail::current_stop_token{};
-    auto forward = [&first] { first.request_stop(); };
-    std::optional<std::stop_callback<decltype(forward)>> link;
-    if (outer.stop_possible()) link.emplace(outer, forward);
+    detail::linked_stop_source first(co_await detail::current_stop_token{});
 
     std::vector<detail::outcome<T>> outcomes(tasks.size());
     std::optional<std::size_t> winner;

@@ -48,10 +48,7 @@ class io_awaiter {
             deadline_.when = clock::now() + timeout_;
             sched_->add_timer(deadline_);
         }
-        if constexpr (std::is_base_of_v<promise_base, Promise>) {
-            const std::stop_token& token = h.promise().stop;
-            if (token.stop_possible()) on_stop_.emplace(token, abort_on_stop{this});
-        }
+        listen_for_stop(h, on_stop_, abort_on_stop{this});
     }
 
   protected:
