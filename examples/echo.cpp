@@ -7,11 +7,10 @@
 // forever, on PORT (try: nc 127.0.0.1 PORT).
 #include <cosock/cosock.hpp>
 
+#include "options.hpp"
+
 #include <array>
-#include <charconv>
-#include <stdexcept>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -56,37 +55,13 @@ task<int> demo(cosock::scheduler& s, int clients) {
     co_return ok;
 }
 
-int number(std::string_view text) {
-    int v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || end != text.data() + text.size())
-        throw std::invalid_argument("not a number: '" + std::string(text) + "'");
-    return v;
-}
-
-int usage(const char* argv0, const char* problem) {
-    std::fprintf(stderr, "echo: %s\nusage: %s [--backend NAME] [--clients N] [--serve PORT]\n", problem, argv0);
-    return 2;
-}
-
 int main(int argc, char** argv) {
-    cosock::backend which = cosock::backend::automatic;
-    int clients = 3, port = -1;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        if (i + 1 >= argc) return usage(argv[0], "an option is missing its value");
-        try {
-            if (arg == "--backend") which = cosock::parse_backend(argv[++i]);
-            else if (arg == "--clients") clients = number(argv[++i]);
-            else if (arg == "--serve") port = number(argv[++i]);
-            else return usage(argv[0], "unknown option");
-        } catch (const std::exception& e) {
-            return usage(argv[0], e.what());
-        }
-    }
-    if (clients < 0 || port > 65535) return usage(argv[0], "--clients must be >= 0 and --serve PORT <= 65535");
+    example::options opt(argc, argv, "[--clients N] [--serve PORT]", {"--clients", "--serve"});
+    int clients = static_cast<int>(opt.number("--clients", 3, 0, 100000));
+    int port = static_cast<int>(opt.number("--serve", -1, 0, 65535));
+    if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
     try {
-        cosock::scheduler s{which};
+        cosock::scheduler s{opt.backend()};
         if (port >= 0) {
             cosock::socket srv{s};
             srv.setsockopt(cosock::sol_socket, cosock::so_reuseaddr, 1);
@@ -94,6 +69,7 @@ int main(int argc, char** argv) {
             srv.listen();
             std::printf("serving on %s with %s\n", srv.getsockname().to_string().c_str(),
                         std::string(s.backend_name()).c_str());
+            std::fflush(stdout);
             s.run(serve(s, std::move(srv)));
             return 0;
         }

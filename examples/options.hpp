@@ -1,0 +1,97 @@
+// Command-line handling shared by the examples: "--name value" options, a
+// --backend option every example takes, positional arguments, and a usage
+// message (exit status 2) naming the bad value. Not part of the library.
+#pragma once
+
+#include <cosock/scheduler.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace example {
+
+class options {
+public:
+    /// `synopsis` follows the program name in the usage line; `names` are the
+    /// options taking a value besides --backend (e.g. {"--port", "--host"}).
+    options(int argc, char** argv, std::string_view synopsis, std::initializer_list<std::string_view> names)
+        : program_(argc > 0 ? argv[0] : "example"), synopsis_(synopsis) {
+        if (auto slash = program_.rfind('/'); slash != std::string::npos) program_.erase(0, slash + 1);
+        for (int i = 1; i < argc; ++i) {
+            std::string_view arg = argv[i];
+            if (arg == "-h" || arg == "--help") {
+                std::printf("usage: %s [--backend NAME] %s\n", program_.c_str(), synopsis_.c_str());
+                std::exit(0);
+            }
+            if (!arg.starts_with("--")) {
+                positional_.emplace_back(arg);
+                continue;
+            }
+            bool known = arg == "--backend";
+            for (auto n : names) known = known || n == arg;
+            if (!known) fail("unknown option '" + std::string(arg) + "'");
+            if (i + 1 >= argc) fail("option " + std::string(arg) + " needs a value");
+            values_[std::string(arg)] = argv[++i];
+        }
+        if (auto b = values_.find("--backend"); b != values_.end()) {
+            try {
+                backend_ = cosock::parse_backend(b->second);
+            } catch (const std::exception& e) {
+                fail(e.what());
+            }
+        }
+    }
+
+    /// Prints the problem and the usage line on stderr and exits with status 2.
+    [[noreturn]] void fail(const std::string& problem) const {
+        std::fprintf(stderr, "%s: %s\nusage: %s [--backend NAME] %s\n", program_.c_str(), problem.c_str(),
+                     program_.c_str(), synopsis_.c_str());
+        std::exit(2);
+    }
+
+    cosock::backend backend() const { return backend_; }
+    const std::vector<std::string>& positional() const { return positional_; }
+
+    std::string text(const std::string& name, std::string fallback) const {
+        auto it = values_.find(name);
+        return it == values_.end() ? fallback : it->second;
+    }
+
+    /// An integer option in [lo, hi]; anything else is a usage error.
+    long long number(const std::string& name, long long fallback, long long lo, long long hi) const {
+        auto it = values_.find(name);
+        if (it == values_.end()) return fallback;
+        const std::string& t = it->second;
+        long long v = 0;
+        auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (ec != std::errc() || end != t.data() + t.size() || v < lo || v > hi)
+            fail(name + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", not '" +
+                 t + "'");
+        return v;
+    }
+
+    /// A duration in seconds (e.g. 0.5); must be positive.
+    double seconds(const std::string& name, double fallback) const {
+        auto it = values_.find(name);
+        if (it == values_.end()) return fallback;
+        const std::string& t = it->second;
+        char* end = nullptr;
+        double v = std::strtod(t.c_str(), &end);
+        if (t.empty() || *end != '\0' || !(v > 0) || v > 1e6) fail(name + " must be a positive number of seconds, not '" + t + "'");
+        return v;
+    }
+
+private:
+    std::string program_, synopsis_;
+    std::map<std::string, std::string> values_;
+    std::vector<std::string> positional_;
+    cosock::backend backend_ = cosock::backend::automatic;
+};
+
+} // namespace example
