@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+import wrk_table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 REFERENCE = "raw epoll"
@@ -136,6 +138,9 @@ def measure(args, cpus, server, cell):
                 why = out.stderr.strip().splitlines()[-1:] or [f"loadgen exited with status {out.returncode}"]
                 server_said = first_line(err.name, 110)
                 why = why[0].removeprefix("loadgen: ") + (f"; server: {server_said}" if server_said else "")
+                if "select backend cannot wait on descriptor" in server_said:
+                    return {"na": "select() cannot wait on descriptors from 1024 up (FD_SETSIZE); cosock says so "
+                                  "and drops that connection"}
                 return {"na" if out.returncode == 3 else "failed": why}  # 3: limits forbid the run
             result = json.loads(out.stdout)
             result["detail"] = detail
@@ -259,6 +264,7 @@ def main():
     p.add_argument("--seconds", type=float, help="measured window per run (default 5; 1.5 with --quick)")
     p.add_argument("--warmup", type=float, help="warm-up per run (default 1; 0.3 with --quick)")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s[0] for s in SERVERS))
+    p.add_argument("--no-http", action="store_true", help="skip the wrk table against examples/http_hello")
     p.add_argument("--build", default=os.path.join(ROOT, "build-bench"), help="meson build directory")
     p.add_argument("--out", help="Markdown report (default: <build>/bench-results.md; JSON beside it)")
     p.add_argument("--quiet-budget", type=float, help="seconds in all to wait for other load to pass "
@@ -313,9 +319,15 @@ def main():
                 entry = {"self": r, "ref": ref} if "na" not in r and "failed" not in r else r
                 results[name][cell].append(entry)
 
+    http_lines = []
+    if not args.no_http:
+        http_lines = wrk_table.run(args.build, cpus, quiet, args.rounds, args.seconds,
+                                    (64,) if args.quick else wrk_table.CONNECTIONS,
+                                    log=lambda text: print(text, file=sys.stderr))
     lines = header(args, cpus, quiet, sys.argv[1:], started, time.time() - started, details)
     for cell in cells:
         lines += cell_table(cell, [s[0] for s in servers], results)
+    lines += http_lines
     report = "\n".join(lines)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
