@@ -270,6 +270,13 @@ class socket {
         return fd_;
     }
 
+    // The scheduler of an open socket. A closed or moved-from socket has none:
+    // checked first, so that no reference to a null scheduler is ever formed.
+    scheduler& open_scheduler(const char* what) const {
+        open_fd(what);
+        return *sched_;
+    }
+
     template <class Fn>
     address name_of(Fn fn, const char* what) const {
         address a;
@@ -290,7 +297,7 @@ class socket {
     struct op_awaiter : detail::io_awaiter {
         op_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf = nullptr, std::size_t len = 0,
                    int flags = 0)
-            : io_awaiter(*s.sched_, s.open_fd(name), kind, s.timeout_), name(name) {
+            : io_awaiter(s.open_scheduler(name), s.fd_, kind, s.timeout_), name(name) {
             op_.buf = const_cast<void*>(buf);
             op_.len = len;
             op_.flags = flags;
@@ -381,7 +388,7 @@ namespace detail {
 class accept_awaiter : public io_awaiter {
   public:
     explicit accept_awaiter(cosock::socket& s)
-        : io_awaiter(*s.sched_, s.open_fd("accept"), op_kind::accept, s.timeout_), family_(s.family_), type_(s.type_),
+        : io_awaiter(s.open_scheduler("accept"), s.fd_, op_kind::accept, s.timeout_), family_(s.family_), type_(s.type_),
           proto_(s.proto_) {
         op_.addr = peer_.data();
         op_.addrcap = address::capacity();
