@@ -32,3 +32,67 @@ BACKEND_TEST("examples: echo runs its clients and serves") {
     CHECK(bad.wait() == 2);
     CHECK(complaint.find("'many'") != std::string::npos);
 }
+
+namespace {
+
+/// What a server prints first.
+std::string listening(const std::string& where, cosock::backend b) {
+    return "listening on " + where + " (" + backend_name(b) + ")";
+}
+
+/// Runs a program to its end; returns {exit status, everything it printed}.
+std::pair<int, std::string> run_to_end(std::vector<std::string> argv, bool merge_stderr = false) {
+    child_process p(std::move(argv), merge_stderr);
+    std::string out = p.read_all();
+    return {p.wait(), out};
+}
+
+} // namespace
+
+BACKEND_TEST("examples: echo_server echoes for echo_client and outlives a client that resets") {
+    std::string server_path = need_example("echo_server"), client = need_example("echo_client");
+    if (server_path.empty() || client.empty()) return;
+    const std::string backend = backend_name(B::value);
+    child_process server({server_path, "--backend", backend, "--port", "0"}, true);
+    auto first = server.read_line();
+    REQUIRE(first);
+    CHECK(*first == listening("127.0.0.1:" + std::to_string(port_in(*first)), B::value));
+    const std::string port = std::to_string(port_in(*first));
+
+    auto [status, out] = run_to_end({client, "--backend", backend, "--port", port, "hello", "two words"});
+    CHECK(status == 0);
+    CHECK(out == "hello\ntwo words\n");
+    // Bigger than both sockets' buffers together: only works if the client reads while it sends.
+    std::tie(status, out) =
+        run_to_end({client, "--backend", backend, "--port", port, "--count", "3", "--size", "8000000"});
+    CHECK(status == 0);
+    CHECK(out == "3 messages of 8000000 bytes echoed correctly\n");
+
+    // A client that gets its echo, then resets the connection (SO_LINGER 0):
+    // the server's next recv fails, which ends only that connection's task.
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s, int port) -> cosock::task<> {
+        cosock::socket c{s};
+        co_await c.connect({"127.0.0.1", port});
+        co_await c.sendall(std::string_view("x"));
+        char echo[1];
+        CHECK(co_await c.recv(echo) == 1);
+        ::linger hard{1, 0};
+        c.setsockopt(cosock::sol_socket, cosock::so_linger, std::as_bytes(std::span(&hard, 1)));
+    }(s, port_in(*first)));
+    auto complaint = server.read_line();
+    REQUIRE(complaint);
+    CHECK(complaint->starts_with("echo_server: 127.0.0.1:"));
+    CHECK(complaint->ends_with("Connection reset by peer"));
+    std::tie(status, out) = run_to_end({client, "--backend", backend, "--port", port, "still there?"});
+    CHECK(status == 0);
+    CHECK(out == "still there?\n");
+    CHECK(server.stop() == 128 + SIGTERM);
+
+    std::tie(status, out) = run_to_end({server_path, "--port", "70000"}, true);
+    CHECK(status == 2);
+    CHECK(out.find("'70000'") != std::string::npos);
+    std::tie(status, out) = run_to_end({client, "--count", "3", "--size", "lots"}, true);
+    CHECK(status == 2);
+    CHECK(out.find("'lots'") != std::string::npos);
+}
