@@ -96,3 +96,36 @@ BACKEND_TEST("examples: echo_server echoes for echo_client and outlives a client
     CHECK(status == 2);
     CHECK(out.find("'lots'") != std::string::npos);
 }
+
+BACKEND_TEST("examples: udp_echo echoes datagrams and its client gives up after its retries") {
+    std::string udp = need_example("udp_echo");
+    if (udp.empty()) return;
+    const std::string backend = backend_name(B::value);
+    child_process server({udp, "--backend", backend, "--port", "0"});
+    auto first = server.read_line();
+    REQUIRE(first);
+    const std::string where = "127.0.0.1:" + std::to_string(port_in(*first));
+    CHECK(*first == listening(where, B::value));
+
+    // Loopback does not drop datagrams, but a loaded machine may be slow: the
+    // timeout is a bound on failure, not a pace.
+    auto [status, out] = run_to_end({udp, "--backend", backend, "--client", where, "--timeout", "10", "one", "two"});
+    CHECK(status == 0);
+    CHECK(out == "one\ntwo\n");
+
+    // A bound socket that never answers: every try times out.
+    cosock::scheduler s{B::value};
+    cosock::socket silent{s, cosock::af_inet, cosock::sock_dgram};
+    silent.bind({"127.0.0.1", 0});
+    std::tie(status, out) = run_to_end({udp, "--backend", backend, "--client", silent.getsockname().to_string(),
+                                        "--timeout", "0.2", "--retries", "1", "lost"},
+                                       true);
+    CHECK(status == 1);
+    CHECK(out.find("sending again (1 of 1)") != std::string::npos);
+    CHECK(out.find("no echo of 'lost' after 2 tries") != std::string::npos);
+    CHECK(server.stop() == 128 + SIGTERM);
+
+    std::tie(status, out) = run_to_end({udp, "--client", "localhost:7"}, true);
+    CHECK(status == 2);
+    CHECK(out.find("\"localhost\"") != std::string::npos);
+}
