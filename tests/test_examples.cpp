@@ -129,3 +129,45 @@ BACKEND_TEST("examples: udp_echo echoes datagrams and its client gives up after 
     CHECK(status == 2);
     CHECK(out.find("\"localhost\"") != std::string::npos);
 }
+
+BACKEND_TEST("examples: unix_echo serves on a path and an abstract name, and cleans up its socket file") {
+    std::string unix_echo = need_example("unix_echo");
+    if (unix_echo.empty()) return;
+    const std::string backend = backend_name(B::value);
+    temp_dir dir;
+    const std::string path = dir / "echo.sock";
+    {
+        // A socket file left behind by a server that is gone: bound, then closed.
+        cosock::scheduler s{B::value};
+        cosock::socket gone{s, cosock::af_unix};
+        gone.bind(cosock::address::unix_path(path));
+    }
+    REQUIRE(std::filesystem::exists(path));
+    child_process server({unix_echo, "--backend", backend, "--path", path}, true);
+    CHECK(server.read_line() == "unix_echo: removing stale socket file " + path);
+    CHECK(server.read_line() == listening(path, B::value));
+    auto [status, out] = run_to_end({unix_echo, "--backend", backend, "--client", path, "a", "b c"});
+    CHECK(status == 0);
+    CHECK(out == "a\nb c\n");
+    // A second server must not take the path from a live one.
+    std::tie(status, out) = run_to_end({unix_echo, "--backend", backend, "--path", path}, true);
+    CHECK(status == 1);
+    CHECK(out == "unix_echo: a server is already listening on " + path + "\n");
+    CHECK(server.stop() == 0);                  // SIGTERM stops it cleanly...
+    CHECK_FALSE(std::filesystem::exists(path)); // ...and its socket file goes with it
+
+    const std::string name = "cosock-example-" + std::to_string(::getpid()) + "-" + backend;
+    child_process abstract({unix_echo, "--backend", backend, "--abstract", name}, true);
+    CHECK(abstract.read_line() == listening("@" + name, B::value));
+    std::tie(status, out) = run_to_end({unix_echo, "--backend", backend, "--client", "@" + name, "hi"});
+    CHECK(status == 0);
+    CHECK(out == "hi\n");
+    CHECK(abstract.stop() == 0);
+
+    std::tie(status, out) = run_to_end({unix_echo, "--path", path, "--abstract", name}, true);
+    CHECK(status == 2);
+    CHECK(out.find("give one of --path, --abstract or --client") != std::string::npos);
+    std::tie(status, out) = run_to_end({unix_echo, "--client", "@" + std::string(200, 'n')}, true);
+    CHECK(status == 2);
+    CHECK(out.find(std::string(200, 'n')) != std::string::npos);
+}
