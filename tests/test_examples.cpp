@@ -171,3 +171,54 @@ BACKEND_TEST("examples: unix_echo serves on a path and an abstract name, and cle
     CHECK(status == 2);
     CHECK(out.find(std::string(200, 'n')) != std::string::npos);
 }
+
+BACKEND_TEST("examples: port_probe tells open, closed and timed-out ports apart") {
+    std::string probe = need_example("port_probe");
+    if (probe.empty()) return;
+    const std::string backend = backend_name(B::value);
+    cosock::scheduler s{B::value};
+    // Two neighbouring ports for a range: one listening (open), one bound but
+    // not listening, which the kernel refuses (closed) and nobody else can take.
+    cosock::socket open, closed;
+    int port = 0;
+    for (int attempt = 0; attempt < 100 && closed.fileno() < 0; ++attempt) {
+        open = listener(s);
+        port = open.getsockname().port();
+        if (port == 65535) continue;
+        cosock::socket next{s};
+        if (error_of([&] { next.bind({"127.0.0.1", port + 1}); }) == -1) closed = std::move(next);
+    }
+    REQUIRE(closed.fileno() >= 0);
+    // A listener whose backlog is full drops the SYN: no answer until the timeout.
+    cosock::socket full{s};
+    std::vector<cosock::socket> queued;
+    cosock::address unanswered = s.run(unanswered_address(s, full, queued));
+
+    std::vector<std::string> argv = {probe,
+                                     "--backend",
+                                     backend,
+                                     "--timeout",
+                                     "1",
+                                     "127.0.0.1:" + std::to_string(port) + "-" + std::to_string(port + 1),
+                                     unanswered.to_string()};
+    std::string expected = "127.0.0.1:" + std::to_string(port) + " open\n127.0.0.1:" + std::to_string(port + 1) +
+                           " closed\n" + unanswered.to_string() + " timeout\n";
+    cosock::socket open6;
+    if (have_ipv6()) {
+        open6 = listener(s, "::1", cosock::af_inet6);
+        argv.push_back(open6.getsockname().to_string());
+        expected += open6.getsockname().to_string() + " open\n";
+    }
+    auto [status, out] = run_to_end(argv);
+    CHECK(status == 1); // not every target is open
+    CHECK(out == expected);
+    std::tie(status, out) = run_to_end({probe, "--backend", backend, "127.0.0.1:" + std::to_string(port)});
+    CHECK(status == 0);
+    CHECK(out == "127.0.0.1:" + std::to_string(port) + " open\n");
+
+    for (std::string bad : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:9-8", "::1:80", "[::1]80"}) {
+        std::tie(status, out) = run_to_end({probe, bad}, true);
+        CHECK(status == 2);
+        CHECK_MESSAGE(out.find("bad target '" + bad + "'") != std::string::npos, out);
+    }
+}
