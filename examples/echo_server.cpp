@@ -1,0 +1,66 @@
+// The echo server of Python's socket-module documentation: every byte a client
+// sends comes back to it, one task per connection.
+//
+//   echo_server [--backend NAME] [--host IP] [--port N]
+//
+// --host is a numeric IPv4 or IPv6 address (default 127.0.0.1; "::" or
+// "0.0.0.0" for every interface), --port defaults to 7000 and 0 lets the
+// kernel pick one. The first line printed is "listening on HOST:PORT (BACKEND)".
+// Try it with echo_client, or nc 127.0.0.1 7000.
+#include <cosock/cosock.hpp>
+
+#include "options.hpp"
+
+#include <array>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+using cosock::task;
+
+// One client. A client that resets the connection or vanishes ends only this
+// task: the error is reported here, and the server goes on accepting others.
+task<> handle(cosock::socket conn, cosock::address peer) {
+    try {
+        std::array<char, 16384> buf;
+        while (std::size_t n = co_await conn.recv(buf)) // 0: the client closed its side
+            co_await conn.sendall(std::string_view(buf.data(), n));
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "echo_server: %s: %s\n", peer.to_string().c_str(), e.what());
+    }
+}
+
+task<> serve(cosock::scheduler& s, cosock::socket srv) {
+    for (;;) {
+        auto [conn, peer] = co_await srv.accept();
+        s.spawn(handle(std::move(conn), peer));
+    }
+}
+
+int main(int argc, char** argv) {
+    example::options opt(argc, argv, "[--host IP] [--port N]", {"--host", "--port"});
+    std::string host = opt.text("--host", "127.0.0.1");
+    int port = static_cast<int>(opt.number("--port", 7000, 0, 65535));
+    if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
+    cosock::address where;
+    try {
+        where = cosock::address(host, port); // numeric only: building an address never blocks
+    } catch (const std::invalid_argument& e) {
+        opt.fail(e.what());
+    }
+    try {
+        cosock::scheduler s{opt.backend()};
+        // create_server sets SO_REUSEADDR, so a restarted server need not wait
+        // for the old connections' TIME_WAIT to end.
+        cosock::socket srv = cosock::create_server(s, where);
+        std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(),
+                    std::string(s.backend_name()).c_str());
+        std::fflush(stdout); // the line goes down a pipe, where stdout is not line-buffered
+        s.run(serve(s, std::move(srv)));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "echo_server: %s\n", e.what());
+    }
+    return 1; // serve() only ever ends with an error
+}
