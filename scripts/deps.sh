@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages cosock's build, tests and examples need,
 # only those missing. Uses sudo when not run as root.
+#   required: meson ninja-build g++ pkg-config doctest-dev liburing-dev
+#   when apt has them: clang-16 and its sanitizer/libFuzzer runtime (the clang
+#   test build and the fuzz targets), curl (a smoke test drives http_hello with it)
 set -euo pipefail
 
-packages=(meson ninja-build g++ pkg-config doctest-dev liburing-dev)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
+required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev)
+optional=(clang-16 libclang-rt-16-dev curl)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing=() maybe=()
+for p in "${required[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${optional[@]}"; do installed "$p" || maybe+=("$p"); done
+# An optional package that apt does not know is left out; the test run says what it skipped.
+[ ${#missing[@]} -eq 0 ] && [ ${#maybe[@]} -eq 0 ] && exit 0
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+for p in "${maybe[@]}"; do
+    if apt-cache show "$p" >/dev/null 2>&1; then missing+=("$p"); else echo "not available from apt here: $p"; fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
 $sudo apt-get install -y -qq "${missing[@]}"
