@@ -3,8 +3,8 @@
 #   gcc          g++, optimized (-O2 -g), warnings are errors
 #   gcc-asan     g++, AddressSanitizer + UndefinedBehaviorSanitizer, -O0
 #   clang-asan   clang++ (16 or newer, with GCC's libstdc++), both sanitizers
-# then the fuzz targets for a bounded time and the short soak (scripts/fuzz.sh,
-# scripts/soak.sh). Each build runs every test on every backend. Any failure or
+# then the fuzz targets for a bounded time (scripts/fuzz.sh) and the short soak
+# (scripts/soak.sh --ci: 64 MiB through 1000 connections, 10000 held, per backend). Each build runs every test on every backend. Any failure or
 # sanitizer report fails the run. The last line is "N passed, N failed".
 #
 #   scripts/test.sh                 everything (about 10 minutes on 2 cores)
@@ -107,6 +107,7 @@ step() {
     report+=("$name: $last")
 }
 want fuzz && step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+want soak && [ -x "$root/gcc/tests/soak_client" ] && step soak bash scripts/soak.sh --ci
 
 echo
 echo "== summary"
