@@ -206,3 +206,165 @@ TEST_CASE("examples: http_request survives random mutations of valid requests") 
         }
     }
 }
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A server example started on a port the kernel picks, read from its first line.
+struct running_server {
+    child_process proc;
+    int port = -1;
+    explicit running_server(std::vector<std::string> argv) : proc(std::move(argv)) {
+        std::optional<std::string> first = proc.read_line();
+        REQUIRE(first);
+        CHECK(first->starts_with("listening on 127.0.0.1:"));
+        port = port_in(*first);
+        REQUIRE(port > 0);
+    }
+};
+
+/// A client connection with a file object for reading lines; every wait is
+/// bounded by a generous timeout, so a missing answer fails instead of hanging.
+struct line_client {
+    cosock::socket sock;
+    cosock::file_object f;
+    std::string name; // our address as the server sees it
+};
+
+cosock::task<line_client> connect_to(cosock::scheduler& s, int port, int rcvbuf = 0) {
+    line_client c{cosock::socket{s}, {}, {}};
+    if (rcvbuf > 0) c.sock.setsockopt(cosock::sol_socket, cosock::so_rcvbuf, rcvbuf);
+    c.sock.settimeout(30s);
+    co_await c.sock.connect({"127.0.0.1", port});
+    c.f = c.sock.makefile("rwb");
+    c.name = c.sock.getsockname().to_string();
+    co_return c;
+}
+
+/// The next line without its line end; "<eof>" at end of stream.
+cosock::task<std::string> next_line(cosock::file_object& f) {
+    std::string line = co_await f.readline();
+    if (line.empty()) co_return "<eof>";
+    while (line.ends_with('\n') || line.ends_with('\r')) line.pop_back();
+    co_return line;
+}
+
+cosock::task<> send_text(cosock::file_object& f, std::string text) {
+    co_await f.write(text);
+    co_await f.flush();
+}
+
+cosock::task<std::string> ask(cosock::file_object& f, std::string command) {
+    co_await send_text(f, command + "\n");
+    co_return co_await next_line(f);
+}
+
+} // namespace
+
+namespace {
+
+struct http_response {
+    int status = 0; // 0: the connection ended first
+    std::string head, body;
+};
+
+/// One response; `head_only` for the answer to HEAD, which has no body.
+cosock::task<http_response> read_response(cosock::file_object& f, bool head_only = false) {
+    http_response r;
+    std::string status_line = co_await f.readline();
+    if (status_line.empty()) co_return r;
+    REQUIRE(status_line.starts_with("HTTP/1.1 "));
+    r.status = std::stoi(status_line.substr(9, 3));
+    std::size_t length = 0;
+    for (;;) {
+        std::string line = co_await f.readline();
+        REQUIRE(line.ends_with("\r\n"));
+        if (line == "\r\n") break;
+        r.head += line;
+        if (line.starts_with("Content-Length: ")) length = std::stoul(line.substr(16));
+    }
+    if (!head_only) r.body = co_await f.read(static_cast<std::ptrdiff_t>(length));
+    co_return r;
+}
+
+/// Sends `requests` in one write, then reads `count` responses.
+cosock::task<std::vector<http_response>> exchange(cosock::file_object& f, std::string requests, int count) {
+    co_await send_text(f, std::move(requests));
+    std::vector<http_response> got;
+    for (int i = 0; i < count; ++i) got.push_back(co_await read_response(f));
+    co_return got;
+}
+
+const std::string get_root = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+cosock::task<> http_session(cosock::scheduler& s, int port) {
+    line_client c = co_await connect_to(s, port);
+    auto three = co_await exchange(c.f, get_root + "GET /missing HTTP/1.1\r\nHost: test\r\n\r\n" + get_root, 3);
+    CHECK(three[0].status == 200);
+    CHECK(three[0].body == "Hello, World!\n");
+    CHECK(three[0].head.find("Content-Type: text/plain\r\n") != std::string::npos);
+    CHECK(three[1].status == 404);
+    CHECK(three[2].status == 200);
+    CHECK(three[2].body == "Hello, World!\n");
+    // A body is read and skipped; the request after it is answered.
+    auto post =
+        co_await exchange(c.f, "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 11\r\n\r\nhello=world" + get_root, 2);
+    CHECK(post[0].status == 200);
+    CHECK(post[1].status == 200);
+    CHECK(post[1].body == "Hello, World!\n");
+    // The answer to HEAD has no body: the next response follows its head.
+    co_await send_text(c.f, "HEAD / HTTP/1.1\r\nHost: test\r\n\r\n" + get_root);
+    http_response head = co_await read_response(c.f, true);
+    CHECK(head.status == 200);
+    CHECK(head.head.find("Content-Length: 14\r\n") != std::string::npos);
+    http_response after = co_await read_response(c.f);
+    CHECK(after.status == 200);
+    CHECK(after.body == "Hello, World!\n");
+
+    // Each of these ends the connection after its answer.
+    struct closing {
+        std::string request;
+        int status;
+    };
+    const std::vector<closing> cases = {
+        {"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", 200},
+        {"GET / HTTP/1.0\r\n\r\n", 200},
+        {"NOT A REQUEST\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: test\r\nX-Big: " + std::string(9 * 1024, 'h') + "\r\n\r\n", 431},
+        // Input the server never reads must not make it reset the connection
+        // (which could destroy the answer): it closes gracefully.
+        {"GET / HTTP/1.1\r\nHost: test\r\nX-Big: " + std::string(256 * 1024, 'h'), 431},
+        {"POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501},
+    };
+    for (const closing& k : cases) {
+        line_client one = co_await connect_to(s, port);
+        auto got = co_await exchange(one.f, k.request, 2);
+        CAPTURE(k.request.substr(0, 40));
+        CHECK(got[0].status == k.status);
+        CHECK(got[1].status == 0); // then the server closed
+    }
+}
+
+} // namespace
+
+BACKEND_TEST("examples: http_hello keeps connections alive, pipelines, and refuses bad requests") {
+    std::string path = need_example("http_hello");
+    if (path.empty()) return;
+    running_server server({path, "--backend", backend_name(B::value), "--port", "0"});
+    cosock::scheduler s{B::value};
+    s.run(http_session(s, server.port));
+
+    if (!on_path("curl")) {
+        MESSAGE("SKIPPED: the curl part of this test (curl is not on PATH)");
+    } else {
+        // Two requests on one connection: the second makes no new connection.
+        std::string url = "http://127.0.0.1:" + std::to_string(server.port) + "/";
+        child_process curl(
+            {"/usr/bin/env", "curl", "-sS", "--max-time", "30", "-w", "|%{http_code}|%{num_connects}\n", url, url});
+        std::string out = curl.read_all();
+        CHECK(curl.wait() == 0);
+        CHECK(out == "Hello, World!\n|200|1\nHello, World!\n|200|0\n");
+    }
+    server.proc.stop();
+}
