@@ -368,3 +368,46 @@ BACKEND_TEST("examples: http_hello keeps connections alive, pipelines, and refus
     }
     server.proc.stop();
 }
+
+namespace {
+
+cosock::task<> line_session(cosock::scheduler& s, int port) {
+    line_client c = co_await connect_to(s, port);
+    CHECK(co_await ask(c.f, "SET greeting hello, world") == "OK");
+    CHECK(co_await ask(c.f, "GET greeting") == "VALUE hello, world");
+    CHECK(co_await ask(c.f, "SET other 2") == "OK");
+    CHECK(co_await ask(c.f, "KEYS") == "KEYS greeting other");
+    CHECK(co_await ask(c.f, "DEL greeting") == "OK");
+    CHECK(co_await ask(c.f, "DEL greeting") == "NOT_FOUND");
+    CHECK(co_await ask(c.f, "GET greeting") == "NOT_FOUND");
+    // Malformed commands are answered and the connection stays usable.
+    CHECK(co_await ask(c.f, "FROB x") == "ERR unknown command 'FROB'");
+    CHECK(co_await ask(c.f, "GET") == "ERR usage: GET key");
+    CHECK(co_await ask(c.f, "GET a b") == "ERR usage: GET key");
+    CHECK(co_await ask(c.f, "SET lonely") == "ERR usage: SET key value");
+    CHECK(co_await ask(c.f, "KEYS please") == "ERR usage: KEYS");
+    CHECK(co_await ask(c.f, std::string(5000, 'z')) == "ERR line longer than 1024 bytes");
+    CHECK(co_await ask(c.f, "GET other") == "VALUE 2");
+    // Pipelined commands: one reply each, in order.
+    co_await send_text(c.f, "SET k v\r\nGET k\nDEL other\n");
+    CHECK(co_await next_line(c.f) == "OK");
+    CHECK(co_await next_line(c.f) == "VALUE v");
+    CHECK(co_await next_line(c.f) == "OK");
+
+    line_client d = co_await connect_to(s, port); // one store for every connection
+    CHECK(co_await ask(d.f, "GET k") == "VALUE v");
+    CHECK(co_await ask(d.f, "QUIT") == "OK");
+    CHECK(co_await next_line(d.f) == "<eof>");
+    CHECK(co_await ask(c.f, "KEYS") == "KEYS k");
+}
+
+} // namespace
+
+BACKEND_TEST("examples: line_server stores, answers malformed commands with ERR and keeps going") {
+    std::string path = need_example("line_server");
+    if (path.empty()) return;
+    running_server server({path, "--backend", backend_name(B::value), "--port", "0", "--max-line", "1024"});
+    cosock::scheduler s{B::value};
+    s.run(line_session(s, server.port));
+    server.proc.stop();
+}
