@@ -411,3 +411,97 @@ BACKEND_TEST("examples: line_server stores, answers malformed commands with ERR 
     s.run(line_session(s, server.port));
     server.proc.stop();
 }
+
+namespace {
+
+cosock::task<line_client> chat_join(cosock::scheduler& s, int port, std::vector<line_client*> present, int rcvbuf = 0) {
+    line_client c = co_await connect_to(s, port, rcvbuf);
+    CHECK(co_await next_line(c.f) == "* welcome " + c.name + ", " + std::to_string(present.size()) + " others here");
+    // Once everyone saw us join, the server has us in the room.
+    for (line_client* p : present) CHECK(co_await next_line(p->f) == "* " + c.name + " joined");
+    co_return c;
+}
+
+cosock::task<> chat_session(cosock::scheduler& s, int port) {
+    // Lists named, not braced in the co_await: GCC 12 miscompiles the latter.
+    std::vector<line_client*> nobody, just_a;
+    line_client a = co_await chat_join(s, port, nobody);
+    just_a.push_back(&a);
+    line_client b = co_await chat_join(s, port, just_a);
+    std::vector<line_client*> a_and_b = {&a, &b};
+    line_client c = co_await chat_join(s, port, a_and_b);
+
+    co_await send_text(a.f, "hello ");
+    co_await send_text(a.f, "from a\r\n"); // a line may arrive in pieces
+    CHECK(co_await next_line(b.f) == a.name + ": hello from a");
+    CHECK(co_await next_line(c.f) == a.name + ": hello from a");
+    co_await send_text(b.f, "hi from b\n");
+    // Had a been sent its own line, it would come before b's.
+    CHECK(co_await next_line(a.f) == b.name + ": hi from b");
+    CHECK(co_await next_line(c.f) == b.name + ": hi from b");
+
+    std::string gone = c.name;
+    co_await c.f.close();
+    c.sock.close();
+    CHECK(co_await next_line(a.f) == "* " + gone + " left");
+    CHECK(co_await next_line(b.f) == "* " + gone + " left");
+
+    // A line over the limit: the sender is told, then disconnected.
+    line_client d = co_await chat_join(s, port, a_and_b);
+    co_await send_text(d.f, std::string(64 * 1024, 'x')); // more than the server reads before it decides
+    CHECK(co_await next_line(d.f) == "* line too long (at most 4096 bytes); goodbye");
+    CHECK(co_await next_line(d.f) == "<eof>");
+    CHECK(co_await next_line(a.f) == "* " + d.name + " left (line too long)");
+    CHECK(co_await next_line(b.f) == "* " + d.name + " left (line too long)");
+}
+
+// A client that never reads falls behind while a floods the room; b, who
+// reads, keeps up and sees it dropped.
+cosock::task<> chat_slow_reader(cosock::scheduler& s, int port) {
+    std::vector<line_client*> nobody, just_a;
+    line_client a = co_await chat_join(s, port, nobody);
+    just_a.push_back(&a);
+    line_client b = co_await chat_join(s, port, just_a);
+    std::vector<line_client*> a_and_b = {&a, &b};
+    line_client slow = co_await chat_join(s, port, a_and_b, 4096);
+    const std::string dropped = "* " + slow.name + " left (too slow)";
+    bool done = false;
+    int lines = 0;
+    auto flood = [&]() -> cosock::task<> {
+        const std::string line = std::string(1000, 'y') + "\n";
+        for (; !done && lines < 100000; ++lines) {
+            co_await send_text(a.f, line);
+            co_await s.yield(); // let b read
+        }
+    };
+    auto watch = [&]() -> cosock::task<> {
+        for (;;) {
+            std::string line = co_await next_line(b.f);
+            if (line == dropped || line == "<eof>") break;
+            REQUIRE(line == a.name + ": " + std::string(1000, 'y'));
+        }
+        done = true;
+    };
+    co_await cosock::when_all(flood(), watch());
+    CHECK(done);
+    CHECK(lines < 100000);
+    CHECK(co_await next_line(a.f) == dropped);
+}
+
+} // namespace
+
+BACKEND_TEST("examples: chat_server relays lines to the others and announces departures") {
+    std::string path = need_example("chat_server");
+    if (path.empty()) return;
+    const std::vector<std::string> argv = {path,   "--backend", backend_name(B::value), "--port", "0", "--max-backlog",
+                                           "65536"};
+    cosock::scheduler s{B::value};
+    {
+        running_server server(argv);
+        s.run(chat_session(s, server.port));
+        server.proc.stop();
+    }
+    running_server server(argv); // a fresh room: no departures from the first one
+    s.run(chat_slow_reader(s, server.port));
+    server.proc.stop();
+}
