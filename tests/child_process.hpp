@@ -3,6 +3,7 @@
 // sleep), and stop it when the test is done.
 #pragma once
 
+#include <cosock/scheduler.hpp>
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -31,6 +32,17 @@ inline std::string example_path(const std::string& name) {
     if (dir.empty()) return {};
     std::string p = dir + "/" + name;
     return ::access(p.c_str(), X_OK) == 0 ? p : std::string{};
+}
+
+/// The backend's name, as --backend takes it.
+inline std::string backend_name(cosock::backend b) { return std::string(cosock::to_string(b)); }
+
+/// The example's path; the caller returns at once (the test is skipped, loudly)
+/// when the examples were not built.
+inline std::string need_example(const char* name) {
+    std::string p = example_path(name);
+    if (p.empty()) MESSAGE("SKIPPED: example '" << name << "' not built (meson -Dexamples=false)");
+    return p;
 }
 
 /// True when `program` is found on PATH (e.g. curl).

@@ -6,19 +6,6 @@
 
 #include <string>
 
-namespace {
-
-std::string backend_name(cosock::backend b) { return std::string(cosock::to_string(b)); }
-
-/// The example's path; the test is skipped loudly when the examples were not built.
-std::string need_example(const char* name) {
-    std::string p = example_path(name);
-    if (p.empty()) MESSAGE("SKIPPED: example '" << name << "' not built (meson -Dexamples=false)");
-    return p;
-}
-
-} // namespace
-
 BACKEND_TEST("examples: echo runs its clients and serves") {
     std::string echo = need_example("echo");
     if (echo.empty()) return;

@@ -1,0 +1,198 @@
+// A chat room: each line a client sends goes to all the others, prefixed with
+// its address. Written as select.select() servers are in Python: one loop over
+// select() on the listening socket and every client, no task per client; all
+// sockets have a zero timeout, so only select() waits. Lines are framed per
+// client, and a slow reader blocks no one: what its kernel buffer refuses waits
+// in its own buffer, sent when select() says writable, up to --max-backlog.
+//
+//   chat_server [--backend NAME] [--host ADDR] [--port N] [--max-line BYTES] [--max-backlog BYTES]
+//   try: nc 127.0.0.1 7070, in two terminals or more
+#include <cosock/cosock.hpp>
+
+#include "options.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+struct client {
+    cosock::socket sock;
+    std::string name;  // "host:port", the prefix of its lines
+    std::string in{};  // the beginning of a line not yet ended
+    std::string out{}; // what its kernel buffer has not taken yet
+    enum { active, leaving, gone } state = active;
+    steady::time_point deadline{}; // leaving: told why, we wait this long for its FIN
+};
+
+bool would_block(const std::system_error& e) { return e.code() == std::errc::resource_unavailable_try_again; }
+
+class room {
+  public:
+    room(cosock::socket srv, std::size_t max_line, std::size_t max_backlog)
+        : srv_(std::move(srv)), max_line_(max_line), max_backlog_(max_backlog) {
+        srv_.settimeout(0s); // a client may vanish between select() and accept()
+    }
+
+    cosock::task<> run() {
+        const std::vector<int> none;
+        for (;;) {
+            std::vector<int> readers, writers;
+            std::optional<std::chrono::nanoseconds> timeout; // until the next deadline, if any
+            auto wake_at = [&](steady::time_point t) {
+                auto left = std::max<std::chrono::nanoseconds>(t - steady::now(), 0ns);
+                if (!timeout || left < *timeout) timeout = left;
+            };
+            if (steady::now() >= accept_after_)
+                readers.push_back(srv_.fileno());
+            else
+                wake_at(accept_after_);
+            for (auto& [fd, c] : clients_) {
+                readers.push_back(fd);
+                if (!c.out.empty()) writers.push_back(fd);
+                if (c.state == client::leaving) wake_at(c.deadline);
+            }
+            auto ready = co_await cosock::select(readers, writers, none, timeout);
+            for (int fd : ready.readable) {
+                if (fd == srv_.fileno())
+                    co_await admit();
+                else if (auto it = clients_.find(fd); it != clients_.end())
+                    co_await receive(it->second);
+            }
+            // Everyone's new lines are queued: send what each kernel buffer takes now.
+            for (auto& [fd, c] : clients_)
+                if (!c.out.empty() && c.state != client::gone) co_await flush(c);
+            std::erase_if(clients_, [now = steady::now()](const auto& entry) {
+                const client& c = entry.second;
+                return c.state == client::gone || (c.state == client::leaving && now >= c.deadline);
+            });
+        }
+    }
+
+  private:
+    cosock::task<> admit() {
+        cosock::accept_result r;
+        try {
+            r = co_await srv_.accept();
+        } catch (const std::system_error& e) {
+            if (!would_block(e)) { // e.g. out of descriptors: pause rather than spin
+                std::fprintf(stderr, "chat_server: %s\n", e.what());
+                accept_after_ = steady::now() + 100ms;
+            }
+            co_return;
+        }
+        r.conn.settimeout(0s);
+        std::string name = r.address.to_string();
+        int others = broadcast("* " + name + " joined\n");
+        int fd = r.conn.fileno(); // read before the move below
+        client& c = clients_.emplace(fd, client{.sock = std::move(r.conn), .name = name}).first->second;
+        c.out = "* welcome " + name + ", " + std::to_string(others) + " others here\n";
+    }
+
+    cosock::task<> receive(client& c) {
+        if (c.state == client::gone) co_return;
+        std::size_t n = 0;
+        try {
+            n = co_await c.sock.recv(buf_);
+        } catch (const std::system_error& e) {
+            if (!would_block(e)) drop(c, e.code().message());
+            co_return;
+        }
+        if (n == 0) drop(c, "");
+        if (n == 0 || c.state == client::leaving) co_return; // after a farewell, input is ignored until FIN
+        c.in.append(buf_.data(), n);
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = c.in.find('\n', start)) != std::string::npos && nl - start <= max_line_;
+             start = nl + 1) {
+            std::string_view line(c.in.data() + start, nl - start);
+            if (line.ends_with('\r')) line.remove_suffix(1);
+            broadcast(c.name + ": " + std::string(line) + "\n", &c);
+        }
+        c.in.erase(0, start);
+        if (c.in.size() > max_line_) { // unfinished, or the line that stopped the loop
+            // Say why, then wait a while for its FIN: closing with its input
+            // unread would reset the connection and lose the message.
+            drop(c, "line too long");
+            c.state = client::leaving;
+            c.out = "* line too long (at most " + std::to_string(max_line_) + " bytes); goodbye\n";
+            c.deadline = steady::now() + 5s;
+        }
+    }
+
+    cosock::task<> flush(client& c) {
+        try {
+            while (!c.out.empty()) c.out.erase(0, co_await c.sock.send(c.out));
+            if (c.state == client::leaving) c.sock.shutdown(cosock::shut_wr); // the farewell is out: FIN
+        } catch (const std::system_error& e) {
+            if (!would_block(e)) drop(c, e.code().message());
+        }
+    }
+
+    // Queues `text` for every active client but `from`; → how many took it.
+    int broadcast(const std::string& text, const client* from = nullptr) {
+        int sent = 0;
+        for (auto& [fd, c] : clients_) {
+            if (&c == from || c.state != client::active) continue;
+            if (c.out.size() + text.size() > max_backlog_) {
+                drop(c, "too slow");
+            } else {
+                c.out += text;
+                ++sent;
+            }
+        }
+        return sent;
+    }
+
+    // Gone at once: its socket closes at the end of this round.
+    void drop(client& c, const std::string& why) {
+        bool was_active = c.state == client::active;
+        c.state = client::gone;
+        c.out.clear();
+        if (was_active) broadcast("* " + c.name + " left" + (why.empty() ? "" : " (" + why + ")") + "\n");
+    }
+
+    cosock::socket srv_;
+    std::map<int, client> clients_; // by descriptor, as select() gives them back
+    std::size_t max_line_, max_backlog_;
+    steady::time_point accept_after_;
+    std::array<char, 4096> buf_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    example::options opt(argc, argv, "[--host ADDR] [--port N] [--max-line BYTES] [--max-backlog BYTES]",
+                         {"--host", "--port", "--max-line", "--max-backlog"});
+    std::string host = opt.text("--host", "127.0.0.1");
+    int port = static_cast<int>(opt.number("--port", 7070, 0, 65535));
+    auto max_line = static_cast<std::size_t>(opt.number("--max-line", 4096, 16, 1 << 20));
+    auto max_backlog = static_cast<std::size_t>(opt.number("--max-backlog", 256 * 1024, 1024, 1LL << 32));
+    if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
+    cosock::address where;
+    try {
+        where = cosock::address(host, port);
+    } catch (const std::invalid_argument& e) {
+        opt.fail(e.what());
+    }
+    try {
+        cosock::scheduler s{opt.backend()};
+        cosock::socket srv = cosock::create_server(s, where);
+        std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(),
+                    std::string(s.backend_name()).c_str());
+        std::fflush(stdout);
+        room chat(std::move(srv), max_line, max_backlog);
+        s.run(chat.run());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "chat_server: %s\n", e.what());
+        return 1;
+    }
+}
