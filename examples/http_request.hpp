@@ -156,6 +156,9 @@ inline parse_status parse_request(std::string_view in, request& req, std::size_t
             }
         }
     }
+    // Both framings at once is the classic request-smuggling shape; RFC 9112
+    // §6.1 allows refusing it, and a server that reads only one would desync.
+    if (req.has_transfer_encoding && has_length) return parse_status::bad_request;
     // HTTP/1.1 requires exactly one Host field (RFC 9112 §3.2).
     if (hosts > 1 || (req.version_minor >= 1 && hosts == 0)) return parse_status::bad_request;
     req.keep_alive = !close && (req.version_minor >= 1 || keep_alive);
