@@ -11,6 +11,13 @@ thread_local std::size_t count = 0;
 
 std::size_t allocations_so_far() noexcept { return count; }
 
+bool allocations_counted() noexcept {
+    std::size_t before = count;
+    void* p = ::operator new(1, std::nothrow); // a call, not a new-expression: never elided
+    ::operator delete(p);
+    return count != before;
+}
+
 void* operator new(std::size_t n) {
     ++count;
     if (void* p = std::malloc(n ? n : 1)) return p;

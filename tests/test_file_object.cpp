@@ -577,6 +577,7 @@ BACKEND_TEST("a closed file object, or one used against its mode, throws EBADF n
 }
 
 BACKEND_TEST("sockets allocate nothing until makefile() shares their descriptor") {
+    SKIP_UNLESS_ALLOCATIONS_COUNTED();
     cosock::scheduler s{B::value};
     auto srv = listener(s);
     cosock::socket client{s};
