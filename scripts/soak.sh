@@ -5,8 +5,9 @@
 #      checked: 1 GiB in all per backend (--ci: 64 MiB); 0 bytes lost or wrong.
 #   2. 10000 connections held open for 30 s (--ci: 3 s), then closed.
 #   After each, the server's descriptor count must return to its starting value.
-#   3. valgrind memcheck over the unit tests (--ci: skipped here; the
-#      sanitizer builds of scripts/test.sh cover it): no errors, no definite leaks.
+#   3. valgrind memcheck over the unit tests, io_uring cases excluded (--ci:
+#      not run; the sanitizer builds of scripts/test.sh cover it): no errors,
+#      no definite leaks.
 #
 #   scripts/soak.sh          the release soak (about 10 minutes)
 #   scripts/soak.sh --ci     the short version scripts/test.sh runs
@@ -84,9 +85,12 @@ done
 
 if ! $ci; then
     if command -v valgrind >/dev/null; then
-        echo "valgrind memcheck over the unit tests"
+        # valgrind cannot follow what the kernel writes through io_uring's shared
+        # rings (3.19 hangs in the file_object tests there): those cases run
+        # under the sanitizers of scripts/test.sh instead, and this says so.
+        echo "valgrind memcheck over the unit tests (io_uring cases: SKIPPED under valgrind)"
         check valgrind valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-            --log-file="$root/valgrind.log" "$dir/tests/cosock_tests"
+            --log-file="$root/valgrind.log" "$dir/tests/cosock_tests" -tce="*<io_uring>*"
         grep -E "ERROR SUMMARY|definitely lost" "$root/valgrind.log" | tail -2
     else
         echo "valgrind: SKIPPED: not installed (apt-get install valgrind)"
