@@ -317,3 +317,133 @@ BACKEND_TEST("faults: writing into a closed connection is EPIPE on every write p
     }
     CHECK(sigpipe.count() == 0);
 }
+
+// 3. accept with no descriptor left. accept raises EMFILE (as Python does) and
+// leaves the connection queued in the kernel; a server loop that catches it
+// and waits before trying again does not spin, and accepts the connection
+// once a descriptor is free.
+
+namespace {
+// What the child process reports through its pipe.
+struct starved_report {
+    int stage = 0;             // how far it got: 4 means all of it
+    int emfile = 0;            // accept failures with EMFILE
+    int other_error = 0;       // the errno of any other failure, or 0
+    int received = 0;          // bytes read from the connection accepted at last
+    long cpu_us = 0;           // CPU time of the process (all threads) while starved
+    long wall_us = 0;          // wall-clock time while starved
+    bool names_accept = false; // the EMFILE error's message names the operation
+};
+
+long cpu_time_us() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000L + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+constexpr auto starved_for = 300ms; // how long the descriptor table stays full
+constexpr auto backoff = 10ms;      // what the server loop waits after a failed accept
+
+// The server loop the accept documentation recommends: catch, wait, retry.
+task<> patient_server(cosock::socket& srv, starved_report& r) {
+    for (int i = 0; i < 10'000; ++i) {
+        int err = 0;
+        try {
+            auto [conn, peer] = co_await srv.accept();
+            r.stage = 3;
+            std::array<char, 8> buf;
+            r.received = int(co_await conn.recv(buf));
+            if (r.received == 4) r.stage = 4;
+            co_return;
+        } catch (const std::system_error& e) {
+            err = e.code().value();
+            r.names_accept = std::string(e.what()).find("accept") != std::string::npos;
+        }
+        if (err != EMFILE) {
+            r.other_error = err;
+            co_return;
+        }
+        ++r.emfile;
+        co_await cosock::sleep_for(backoff);
+    }
+}
+
+task<> patient_client(cosock::socket& c, cosock::address to) {
+    co_await c.connect(to); // the kernel completes the handshake; accept is not needed for that
+    co_await c.sendall(std::string_view("ping"));
+}
+
+// Keeps the table full for `starved_for`, measuring the process's CPU time
+// meanwhile, then frees one descriptor.
+task<> free_one_later(std::vector<int>& spare, starved_report& r) {
+    auto start = std::chrono::steady_clock::now();
+    long cpu_start = cpu_time_us();
+    r.stage = 2;
+    co_await cosock::sleep_for(starved_for);
+    r.cpu_us = cpu_time_us() - cpu_start;
+    r.wall_us =
+        long(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
+    ::close(spare.back());
+    spare.pop_back();
+}
+
+// Runs in a child process, so the test binary's own limit is untouched.
+starved_report starve_accept(cosock::backend b) {
+    starved_report r;
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = 256;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return r;
+    cosock::scheduler s{b};
+    auto srv = listener(s);
+    cosock::socket client{s};
+    std::vector<int> spare;
+    for (int i = 0; i < 1000; ++i) { // fill the descriptor table
+        int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) break;
+        spare.push_back(fd);
+    }
+    if (::open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0 || errno != EMFILE) return r;
+    r.stage = 1;
+    s.run(
+        cosock::when_all(patient_client(client, srv.getsockname()), patient_server(srv, r), free_one_later(spare, r)));
+    for (int fd : spare) ::close(fd);
+    return r;
+}
+} // namespace
+
+BACKEND_TEST("faults: accept out of descriptors raises EMFILE without spinning, and accepts once one is free") {
+    int report_pipe[2];
+    REQUIRE(::pipe2(report_pipe, O_CLOEXEC) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::alarm(120); // a library spinning inside accept would otherwise never let the child end
+        starved_report r;
+        try {
+            r = starve_accept(B::value);
+        } catch (...) {
+            r.other_error = -1;
+        }
+        (void)!::write(report_pipe[1], &r, sizeof r);
+        ::_exit(0);
+    }
+    ::close(report_pipe[1]);
+    starved_report r;
+    ssize_t got = ::read(report_pipe[0], &r, sizeof r);
+    ::close(report_pipe[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status)); // not killed: no crash
+    REQUIRE(got == ssize_t(sizeof r));
+    CHECK(r.other_error == 0);
+    CHECK(r.stage == 4);
+    CHECK(r.emfile >= 1); // every failure was EMFILE (other_error == 0)
+    CHECK(r.names_accept);
+    CHECK(r.received == 4);
+    // Generous: the loop sleeps between tries; a spinning one would use all of it.
+    CHECK(r.wall_us >= std::chrono::microseconds(starved_for).count());
+    CHECK(r.cpu_us < r.wall_us * 3 / 10);
+    MESSAGE("starved for " << r.wall_us / 1000 << " ms: " << r.emfile << " accepts failed with EMFILE, using "
+                           << r.cpu_us / 1000 << " ms of CPU");
+}

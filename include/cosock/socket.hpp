@@ -223,6 +223,13 @@ class socket {
     }
 
     /// `co_await accept()` → accept_result{conn, address}.
+    ///
+    /// Out of descriptors it throws std::system_error with EMFILE (this
+    /// process) or ENFILE (the system), as Python does, and the connection
+    /// stays queued in the kernel. cosock does not retry behind the caller's
+    /// back, and accepting again at once would fail again at once: a server
+    /// loop that catches it should wait before the next accept (e.g.
+    /// `co_await sleep_for(10ms)`) or close a descriptor first.
     detail::accept_awaiter accept();
 
     /// `co_await connect(addr)`: completes when connected; throws on refusal.
