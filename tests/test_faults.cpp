@@ -83,6 +83,17 @@ task<std::string> echo_exchange(tcp_connection& conn, std::string msg) {
     co_return got;
 }
 
+std::uint64_t fnv1a(const char* p, std::size_t n, std::uint64_t h = 0xcbf29ce484222325ULL) {
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ std::uint8_t(p[i])) * 0x100000001b3ULL;
+    return h;
+}
+
+std::string pattern(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = char((i * 2654435761u) >> 13);
+    return s;
+}
+
 } // namespace
 
 // 1. A connection reset under a waiting operation.
@@ -446,4 +457,174 @@ BACKEND_TEST("faults: accept out of descriptors raises EMFILE without spinning, 
     CHECK(r.cpu_us < r.wall_us * 3 / 10);
     MESSAGE("starved for " << r.wall_us / 1000 << " ms: " << r.emfile << " accepts failed with EMFILE, using "
                            << r.cpu_us / 1000 << " ms of CPU");
+}
+
+// 4. Half-close: after shutdown(SHUT_WR) the peer reads end of stream, and
+// the connection still carries everything the other way.
+
+namespace {
+struct received {
+    std::size_t size = 0;
+    std::uint64_t sum = fnv1a(nullptr, 0);
+    int ends = 0; // recv calls that returned 0
+};
+
+task<> receive_all(cosock::socket& c, received& r, int ends = 1) {
+    std::vector<char> buf(64 * 1024);
+    while (r.ends < ends) {
+        std::size_t n = co_await c.recv(buf);
+        r.size += n;
+        r.sum = fnv1a(buf.data(), n, r.sum);
+        r.ends += n == 0;
+    }
+}
+
+task<> half_closing_client(cosock::socket& c, const std::string& request, received& reply, int& late_send) {
+    co_await c.sendall(request);
+    c.shutdown(cosock::shut_wr);
+    late_send = co_await error_in([](cosock::socket& c) -> task<> { co_await c.send(std::string_view("late")); }(c));
+    co_await receive_all(c, reply);
+}
+
+// Reads the request to its end, twice (end of stream stays so), then replies.
+task<> replying_server(cosock::socket& conn, received& request, const std::string& reply, std::size_t& sent) {
+    co_await receive_all(conn, request, 2);
+    sent = co_await conn.sendall(reply);
+    conn.close();
+}
+} // namespace
+
+BACKEND_TEST("faults: after shutdown(SHUT_WR) the peer reads EOF, and its reply still arrives in full") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    const std::string request = pattern(1u << 20);
+    const std::string reply = pattern(8u << 20); // more than the buffers hold: it flows as the client reads
+    received at_server, at_client;
+    int late_send = -1;
+    std::size_t sent = 0;
+    s.run([&]() -> task<> {
+        auto conn = co_await connect_to(s, srv);
+        co_await cosock::when_all(half_closing_client(conn.client, request, at_client, late_send),
+                                  replying_server(conn.server, at_server, reply, sent));
+    }());
+    CHECK(at_server.size == request.size());
+    CHECK(at_server.sum == fnv1a(request.data(), request.size()));
+    CHECK(at_server.ends == 2);
+    CHECK(late_send == EPIPE); // the half-closed side can no longer send
+    CHECK(sent == reply.size());
+    CHECK(at_client.size == reply.size());
+    CHECK(at_client.sum == fnv1a(reply.data(), reply.size()));
+    CHECK(at_client.ends == 1);
+}
+
+// 5. A slow reader and a reader that stopped. sendall keeps no copy of the
+// caller's bytes: it allocates nothing however many it sends, and it waits on
+// a reader that stopped only until its timeout.
+
+namespace {
+// A TCP connection whose kernel buffers are a few KiB, so that a sendall of
+// some KiB already waits for the reader.
+task<tcp_connection> small_buffered_connection(cosock::scheduler& s) {
+    cosock::socket srv{s};
+    srv.setsockopt(cosock::sol_socket, cosock::so_rcvbuf, 4096); // inherited by the accepted socket
+    srv.bind({"127.0.0.1", 0});
+    srv.listen();
+    cosock::socket c{s};
+    c.setsockopt(cosock::sol_socket, cosock::so_sndbuf, 4096);
+    co_await c.connect(srv.getsockname());
+    auto [conn, peer] = co_await srv.accept();
+    co_return tcp_connection{std::move(c), std::move(conn)};
+}
+
+struct slow_round {
+    std::size_t sent = 0;
+    std::size_t allocations = 0;  // during the sendall, by anything on this thread
+    std::size_t read_by_then = 0; // bytes the reader had taken when sendall returned
+};
+
+task<> measured_sendall(cosock::socket& c, std::string_view data, const std::string& got, slow_round& r) {
+    std::size_t before = allocations_so_far();
+    r.sent = co_await c.sendall(data);
+    r.allocations = allocations_so_far() - before;
+    r.read_by_then = got.size();
+}
+
+// Reads `n` bytes one at a time, letting every other task run between two.
+task<> one_byte_at_a_time(cosock::scheduler& s, cosock::socket& c, std::string& got, std::size_t n) {
+    std::array<char, 1> byte;
+    while (got.size() < n) { // GCC 12 would await a co_await in `&&`'s right operand even when the left is false
+        if (co_await c.recv(byte) != 1) break;
+        got += byte[0];
+        co_await s.yield();
+    }
+}
+} // namespace
+
+BACKEND_TEST("faults: sendall to a reader taking one byte at a time completes, allocating nothing") {
+    cosock::scheduler s{B::value};
+    const std::string data = pattern(64 * 1024);
+    std::vector<slow_round> rounds(2);
+    std::vector<std::string> got(2);
+    s.run([&]() -> task<> {
+        auto conn = co_await small_buffered_connection(s);
+        for (std::size_t i = 0; i < rounds.size(); ++i) { // the first round warms up the backend's tables
+            got[i].reserve(data.size());
+            co_await cosock::when_all(measured_sendall(conn.client, data, got[i], rounds[i]),
+                                      one_byte_at_a_time(s, conn.server, got[i], data.size()));
+        }
+    }());
+    for (std::size_t i = 0; i < rounds.size(); ++i) {
+        CAPTURE(i);
+        CHECK(rounds[i].sent == data.size());
+        CHECK(got[i] == data);
+        // It waited on the reader: the kernel's buffers hold a few KiB of the 64.
+        CHECK(rounds[i].read_by_then >= data.size() / 2);
+    }
+    CHECK(rounds[1].allocations == 0);
+    MESSAGE("sendall returned when the reader had taken " << rounds[1].read_by_then << " of " << data.size()
+                                                          << " bytes");
+}
+
+namespace {
+struct stopped_round {
+    bool timed_out = false;         // a cosock::timeout_error, code errc::timed_out
+    std::size_t while_waiting = 99; // allocations from the start of sendall until it waited
+    std::size_t in_all = 0;         // allocations from the start of sendall to the caught error
+};
+
+task<> sendall_until_timeout(cosock::socket& c, std::string_view data, std::size_t& started_at, stopped_round& r) {
+    started_at = allocations_so_far();
+    try {
+        co_await c.sendall(data);
+    } catch (const cosock::timeout_error& e) {
+        r.timed_out = e.code() == std::errc::timed_out;
+    }
+    r.in_all = allocations_so_far() - started_at;
+}
+
+// Runs once the sendall waits.
+task<> count_while_waiting(const std::size_t& started_at, stopped_round& r) {
+    r.while_waiting = allocations_so_far() - started_at;
+    co_return;
+}
+} // namespace
+
+BACKEND_TEST("faults: sendall to a reader that stopped raises timeout_error, holding no copy of the data") {
+    cosock::scheduler s{B::value};
+    const std::string small(1u << 20, 'x'), big(64u << 20, 'x');
+    std::vector<stopped_round> rounds(3);
+    s.run([&]() -> task<> {
+        auto conn = co_await small_buffered_connection(s); // conn.server never reads
+        conn.client.settimeout(100ms);
+        std::string_view sizes[] = {small, small, big}; // the first round warms up
+        for (std::size_t i = 0; i < rounds.size(); ++i) {
+            std::size_t started_at = 0;
+            co_await cosock::when_all(sendall_until_timeout(conn.client, sizes[i], started_at, rounds[i]),
+                                      count_while_waiting(started_at, rounds[i]));
+        }
+    }());
+    for (const auto& r : rounds) CHECK(r.timed_out);
+    CHECK(rounds[1].while_waiting == 0);
+    CHECK(rounds[2].while_waiting == 0);
+    CHECK(rounds[2].in_all == rounds[1].in_all); // 64 MiB cost what 1 MiB did: the error's message
 }
