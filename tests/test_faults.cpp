@@ -6,6 +6,7 @@
 #include "alloc_count.hpp"
 #include "backends.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <fcntl.h>
 #include <filesystem>
+#include <memory>
 #include <poll.h>
 #include <pthread.h>
 #include <string>
@@ -627,4 +629,259 @@ BACKEND_TEST("faults: sendall to a reader that stopped raises timeout_error, hol
     CHECK(rounds[1].while_waiting == 0);
     CHECK(rounds[2].while_waiting == 0);
     CHECK(rounds[2].in_all == rounds[1].in_all); // 64 MiB cost what 1 MiB did: the error's message
+}
+
+// Many connections at once need many descriptors: the soft limit is raised to
+// the hard one for the test, and the test scales down, saying so, when even
+// that is too low, or when select's FD_SETSIZE bounds the descriptors.
+
+namespace {
+std::size_t open_descriptors() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
+int highest_open_descriptor() {
+    int high = -1;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        high = std::max(high, std::stoi(entry.path().filename().string()));
+    return high;
+}
+
+struct raised_nofile_limit {
+    rlimit saved{};
+    raised_nofile_limit() {
+        ::getrlimit(RLIMIT_NOFILE, &saved);
+        rlimit raised = saved;
+        raised.rlim_cur = raised.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &raised);
+    }
+    ~raised_nofile_limit() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+    raised_nofile_limit(const raised_nofile_limit&) = delete;
+};
+
+// How many connections of `per_connection` descriptors fit beside `reserve`
+// others, at most `wanted`.
+int connections_that_fit(cosock::backend b, int wanted, int per_connection, int reserve) {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    long room = lim.rlim_cur == RLIM_INFINITY ? long(wanted) * per_connection + reserve : long(lim.rlim_cur);
+    room -= long(open_descriptors()) + reserve;
+    std::string why = "the RLIMIT_NOFILE hard limit";
+    if (b == cosock::backend::select && FD_SETSIZE - 1 - highest_open_descriptor() - reserve < room) {
+        room = FD_SETSIZE - 1 - highest_open_descriptor() - reserve; // descriptors are given lowest first
+        why = "select's FD_SETSIZE";
+    }
+    int fit = int(std::max(0L, room / per_connection));
+    if (fit >= wanted) return wanted;
+    MESSAGE("SCALED DOWN: " << fit << " connections instead of " << wanted << ", as " << why << " allows");
+    return fit;
+}
+} // namespace
+
+// 6. The scheduler destroyed with thousands of operations in flight: every
+// frame goes, every descriptor closes, and no kernel request outlives its
+// buffer (ASan and the descriptor count are the judges).
+
+namespace {
+struct census {
+    int alive = 0;    // frames not destroyed yet
+    int waiting = 0;  // tasks that reached their last wait
+    int finished = 0; // tasks that got past it (none may)
+};
+
+// Counts a frame from its start to its destruction.
+struct in_flight {
+    census& c;
+    explicit in_flight(census& cen) : c(cen) { ++c.alive; }
+    ~in_flight() { --c.alive; }
+    in_flight(const in_flight&) = delete;
+};
+
+task<> waits_in_recv(census& c, cosock::socket sock) {
+    in_flight f(c);
+    std::array<char, 64> buf;
+    ++c.waiting;
+    co_await sock.recv(buf);
+    ++c.finished;
+}
+
+task<> waits_in_timed_recv(census& c, cosock::socket sock) { // a deadline timer too
+    in_flight f(c);
+    sock.settimeout(1h);
+    std::array<char, 64> buf;
+    ++c.waiting;
+    co_await sock.recv(buf);
+    ++c.finished;
+}
+
+task<> waits_in_with_timeout(census& c, cosock::socket sock) {
+    in_flight f(c);
+    std::array<char, 64> buf;
+    ++c.waiting;
+    co_await cosock::with_timeout(sock.recv(buf), 1h);
+    ++c.finished;
+}
+
+task<> waits_in_readline(census& c, cosock::socket sock) {
+    in_flight f(c);
+    auto file = sock.makefile("rb");
+    ++c.waiting;
+    co_await file.readline();
+    ++c.finished;
+}
+
+task<> waits_in_select(census& c, cosock::socket sock) {
+    in_flight f(c);
+    std::vector<int> readable{sock.fileno()}, none;
+    ++c.waiting;
+    co_await cosock::select(readable, none, none);
+    ++c.finished;
+}
+
+task<> waits_in_when_any(census& c, cosock::socket sock) {
+    in_flight f(c);
+    std::vector<task<>> racers;
+    racers.push_back([](cosock::socket& s) -> task<> {
+        std::array<char, 64> buf;
+        co_await s.recv(buf);
+    }(sock));
+    racers.push_back([]() -> task<> { co_await cosock::sleep_for(1h); }());
+    ++c.waiting;
+    co_await cosock::when_any(std::move(racers));
+    ++c.finished;
+}
+
+task<> waits_in_sleep(census& c) {
+    in_flight f(c);
+    ++c.waiting;
+    co_await cosock::sleep_for(1h);
+    ++c.finished;
+}
+
+// Keeps `sock` (and whatever else `held` is) open while it sleeps.
+template <class Held>
+task<> holds_while_sleeping(census& c, [[maybe_unused]] Held held) {
+    in_flight f(c);
+    ++c.waiting;
+    co_await cosock::sleep_for(1h);
+    ++c.finished;
+}
+
+task<> waits_in_sendall(census& c, cosock::socket sock, std::string_view data) {
+    in_flight f(c);
+    ++c.waiting;
+    co_await sock.sendall(data); // the peer never reads: it waits on a full buffer
+    ++c.finished;
+}
+
+task<> waits_in_accept(census& c, cosock::socket& srv) {
+    in_flight f(c);
+    ++c.waiting;
+    co_await srv.accept();
+    ++c.finished;
+}
+
+task<> waits_in_connect(census& c, cosock::socket sock, cosock::address to) {
+    in_flight f(c);
+    ++c.waiting;
+    co_await sock.connect(to); // to a listener whose backlog is full: no answer
+    ++c.finished;
+}
+
+// Sets everything up; returns once every task waits and every request is
+// with the backend (with the kernel, on io_uring). → how many tasks wait.
+task<int> leave_in_flight(cosock::scheduler& s, census& c, int connections, std::string_view big) {
+    int expected = 0;
+    auto start = [&](task<> t) {
+        s.spawn(std::move(t));
+        ++expected;
+    };
+    // Accepts on a listener that closes before them (its holder is destroyed
+    // first: destruction follows the order of spawn) and on one that closes
+    // after them.
+    for (bool holder_first : {true, false}) {
+        auto srv = std::make_unique<cosock::socket>(s);
+        srv->bind({"127.0.0.1", 0});
+        srv->listen();
+        cosock::socket& l = *srv;
+        if (holder_first) start(holds_while_sleeping(c, std::move(srv)));
+        for (int i = 0; i < 32; ++i) start(waits_in_accept(c, l));
+        if (!holder_first) start(holds_while_sleeping(c, std::move(srv)));
+    }
+    // Connects that get no answer.
+    {
+        auto srv = std::make_unique<cosock::socket>(s);
+        auto queued = std::make_unique<std::vector<cosock::socket>>();
+        cosock::address to = co_await unanswered_address(s, *srv, *queued);
+        start(holds_while_sleeping(c, std::pair(std::move(srv), std::move(queued))));
+        for (int i = 0; i < 8; ++i) start(waits_in_connect(c, cosock::socket{s}, to));
+    }
+    // Connections, each end waiting in one way or another.
+    auto srv = listener(s);
+    for (int i = 0; i < connections; ++i) {
+        auto [client, server] = co_await connect_to(s, srv);
+        switch (i % 10) {
+        case 6:
+            start(waits_in_timed_recv(c, std::move(client)));
+            break;
+        case 7:
+            start(waits_in_with_timeout(c, std::move(client)));
+            break;
+        case 8:
+            start(waits_in_select(c, std::move(client)));
+            break;
+        case 9:
+            start(waits_in_when_any(c, std::move(client)));
+            break;
+        default:
+            start(waits_in_recv(c, std::move(client)));
+        }
+        switch (i % 10) {
+        case 7:
+            start(waits_in_readline(c, std::move(server)));
+            break;
+        case 8:
+            start(holds_while_sleeping(c, std::move(server)));
+            break;
+        default:
+            start(waits_in_recv(c, std::move(server)));
+        }
+    }
+    // Sends waiting on full buffers: the peers never read.
+    for (int i = 0; i < 16; ++i) {
+        auto [client, server] = co_await connect_to(s, srv);
+        start(waits_in_sendall(c, std::move(client), big));
+        start(holds_while_sleeping(c, std::move(server)));
+    }
+    for (int i = 0; i < 1000; ++i) start(waits_in_sleep(c));
+    for (int i = 0; i < 1000 && c.waiting < expected; ++i) co_await s.yield();
+    co_await s.yield(); // the last requests go to the kernel (io_uring)
+    co_await s.yield();
+    co_return expected;
+}
+} // namespace
+
+BACKEND_TEST("faults: destroying a scheduler with thousands of operations in flight frees everything") {
+    raised_nofile_limit limit;
+    const std::string big(16u << 20, 'x'); // outlives the scheduler: the kernel may read it until cancelled
+    const int connections = connections_that_fit(B::value, 3000, 2, 100);
+    const std::size_t descriptors_before = open_descriptors();
+    census c;
+    auto s = std::make_unique<cosock::scheduler>(B::value);
+    const int expected = s->run(leave_in_flight(*s, c, connections, big));
+    CHECK(expected > 2 * connections + 1000);
+    CHECK(c.waiting == expected);
+    CHECK(c.alive == expected);
+    CHECK(c.finished == 0);
+    CHECK(s->spawned_count() == std::size_t(expected));
+    auto start = std::chrono::steady_clock::now();
+    s.reset();
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    CHECK(c.alive == 0);
+    CHECK(c.finished == 0);
+    CHECK(open_descriptors() == descriptors_before);
+    MESSAGE(expected << " waiting tasks (" << connections << " connections) destroyed with their scheduler in "
+                     << took.count() << " ms");
 }
