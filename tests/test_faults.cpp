@@ -662,8 +662,9 @@ struct raised_nofile_limit {
 };
 
 // How many connections of `per_connection` descriptors fit beside `reserve`
-// others, at most `wanted`.
-int connections_that_fit(cosock::backend b, int wanted, int per_connection, int reserve) {
+// others, at most `wanted`. `what` names them in the message.
+int connections_that_fit(cosock::backend b, int wanted, int per_connection, int reserve,
+                         const char* what = "connections") {
     rlimit lim{};
     ::getrlimit(RLIMIT_NOFILE, &lim);
     long room = lim.rlim_cur == RLIM_INFINITY ? long(wanted) * per_connection + reserve : long(lim.rlim_cur);
@@ -675,7 +676,8 @@ int connections_that_fit(cosock::backend b, int wanted, int per_connection, int 
     }
     int fit = int(std::max(0L, room / per_connection));
     if (fit >= wanted) return wanted;
-    MESSAGE("SCALED DOWN: " << fit << " connections instead of " << wanted << ", as " << why << " allows");
+    MESSAGE("SCALED DOWN: " << fit << " " << std::string(what) << " instead of " << wanted << ", as " << why
+                            << " allows");
     return fit;
 }
 } // namespace
@@ -884,4 +886,75 @@ BACKEND_TEST("faults: destroying a scheduler with thousands of operations in fli
     CHECK(open_descriptors() == descriptors_before);
     MESSAGE(expected << " waiting tasks (" << connections << " connections) destroyed with their scheduler in "
                      << took.count() << " ms");
+}
+
+// 7. An exception in one connection's handler ends that connection only.
+
+namespace {
+constexpr int failing_client = 500;
+
+std::string message_of(int client) { return "client " + std::to_string(client); }
+
+// Reads the request to its end and sends it back, except that the handler of
+// failing_client's request throws.
+task<> handler(cosock::socket conn) {
+    std::string request;
+    std::array<char, 64> buf;
+    while (std::size_t n = co_await conn.recv(buf)) request.append(buf.data(), n);
+    if (request == message_of(failing_client)) throw std::runtime_error("handler for " + request + " failed");
+    co_await conn.sendall(request);
+}
+
+task<> accept_loop(cosock::socket srv, int connections) {
+    for (int i = 0; i < connections; ++i) {
+        auto [conn, peer] = co_await srv.accept();
+        srv.get_scheduler()->spawn(handler(std::move(conn)));
+    }
+}
+
+// Client `i`; when done, it starts client i + width, so that at most `width`
+// connections are open at once.
+task<> client(cosock::scheduler& s, cosock::address to, int i, int width, std::vector<std::string>& replies) {
+    {
+        cosock::socket c{s};
+        c.settimeout(60s); // a failure limit: a connection left open would otherwise hang the test
+        co_await c.connect(to);
+        co_await c.sendall(message_of(i));
+        c.shutdown(cosock::shut_wr);
+        std::string reply;
+        std::array<char, 64> buf;
+        while (std::size_t n = co_await c.recv(buf)) reply.append(buf.data(), n);
+        replies[std::size_t(i)] = std::move(reply);
+    }
+    if (i + width < int(replies.size())) s.spawn(client(s, to, i + width, width, replies));
+}
+} // namespace
+
+BACKEND_TEST("faults: an exception in one of 1000 connection handlers reaches the handler once; 999 echoes finish") {
+    raised_nofile_limit limit;
+    constexpr int total = 1000;
+    const int width = connections_that_fit(B::value, total, 2, 64, "connections at once");
+    REQUIRE(width > failing_client / 10);
+    cosock::scheduler s{B::value};
+    std::vector<std::string> reported;
+    s.set_exception_handler([&](std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            reported.emplace_back(ex.what());
+        }
+    });
+    auto srv = listener(s);
+    cosock::address where = srv.getsockname();
+    std::vector<std::string> replies(total, "(none)");
+    s.spawn(accept_loop(std::move(srv), total));
+    for (int i = 0; i < width; ++i) s.spawn(client(s, where, i, width, replies));
+    s.run();
+    REQUIRE(reported.size() == 1); // and so no client failed either
+    CHECK(reported[0] == "handler for client 500 failed");
+    int echoed = 0;
+    for (int i = 0; i < total; ++i) echoed += i != failing_client && replies[std::size_t(i)] == message_of(i);
+    CHECK(echoed == total - 1);
+    CHECK(replies[failing_client] == ""); // its connection closed with the handler's frame: end of stream
+    CHECK(s.spawned_count() == 0);
 }
