@@ -506,6 +506,7 @@ BACKEND_TEST("faults: after shutdown(SHUT_WR) the peer reads EOF, and its reply 
     std::size_t sent = 0;
     s.run([&]() -> task<> {
         auto conn = co_await connect_to(s, srv);
+        for (auto* end : {&conn.client, &conn.server}) end->settimeout(60s); // failure limits, not expected
         co_await cosock::when_all(half_closing_client(conn.client, request, at_client, late_send),
                                   replying_server(conn.server, at_server, reply, sent));
     }());
@@ -569,6 +570,7 @@ BACKEND_TEST("faults: sendall to a reader taking one byte at a time completes, a
     std::vector<std::string> got(2);
     s.run([&]() -> task<> {
         auto conn = co_await small_buffered_connection(s);
+        for (auto* end : {&conn.client, &conn.server}) end->settimeout(60s); // failure limits, not expected
         for (std::size_t i = 0; i < rounds.size(); ++i) { // the first round warms up the backend's tables
             got[i].reserve(data.size());
             co_await cosock::when_all(measured_sendall(conn.client, data, got[i], rounds[i]),
