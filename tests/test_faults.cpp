@@ -103,18 +103,18 @@ std::string pattern(std::size_t n) {
 namespace {
 enum class phase { not_started, waiting, returned };
 
-task<int> recv_until_error(cosock::socket& c, phase& at) {
-    std::array<char, 64> buf;
+// → the errno the recv fails with (0: it returned, e.g. end of stream).
+task<int> recv_error(cosock::socket& c, phase& at) {
     at = phase::waiting;
-    int err = co_await error_in([](cosock::socket& c, std::array<char, 64>& buf) -> task<> {
-        while (co_await c.recv(buf) > 0) {
-        }
-    }(c, buf));
+    int err = co_await error_in([](cosock::socket& c) -> task<> {
+        std::array<char, 64> buf;
+        co_await c.recv(buf);
+    }(c));
     at = phase::returned;
     co_return err;
 }
 
-task<int> sendall_until_error(cosock::socket& c, std::string_view data, phase& at) {
+task<int> sendall_error(cosock::socket& c, std::string_view data, phase& at) {
     at = phase::waiting;
     int err = co_await error_in(
         [](cosock::socket& c, std::string_view data) -> task<> { co_await c.sendall(data); }(c, data));
@@ -141,7 +141,7 @@ BACKEND_TEST("faults: a recv waiting when the peer resets fails with ECONNRESET;
         auto victim = co_await connect_to(s, srv);
         auto other = co_await connect_to(s, srv);
         phase at = phase::not_started;
-        auto [e, done] = co_await cosock::when_all(recv_until_error(victim.client, at),
+        auto [e, done] = co_await cosock::when_all(recv_error(victim.client, at),
                                                    reset_while_waiting(s, victim.server, at, was_waiting));
         err = e;
         after = co_await echo_exchange(other, "after the reset");
@@ -165,7 +165,7 @@ BACKEND_TEST("faults: a sendall waiting on a full buffer when the peer resets fa
         auto victim = co_await connect_to(s, srv);
         auto other = co_await connect_to(s, srv);
         phase at = phase::not_started;
-        auto [e, done] = co_await cosock::when_all(sendall_until_error(victim.client, big, at),
+        auto [e, done] = co_await cosock::when_all(sendall_error(victim.client, big, at),
                                                    reset_while_waiting(s, victim.server, at, was_waiting));
         err = e;
         next = co_await error_in(
@@ -305,9 +305,10 @@ task<std::vector<write_outcome>> write_into_closed_connections(cosock::scheduler
             out.push_back({"tcp, peer closed before: " + name, err});
         }
         {
-            // The write waits (the kernel's buffers are full, or it waits its
-            // turn) when the connection is shut down for writing: the waiting
-            // write goes through the backend (on io_uring, as its own SQE).
+            // The writes go on until one waits (the kernel's buffers are full,
+            // or the task has used its turn), and right then the connection is
+            // shut down for writing: the waiting write fails through the
+            // backend (on io_uring, as its own SQE).
             auto conn = co_await connect_to(s, srv);
             cosock::address peer = conn.client.getpeername();
             auto [err, done] = co_await cosock::when_all(write_until_error(path, conn.client, chunk, peer),
@@ -764,7 +765,7 @@ task<> waits_in_sleep(census& c) {
     ++c.finished;
 }
 
-// Keeps `sock` (and whatever else `held` is) open while it sleeps.
+// Keeps `held` (a socket, a listener and its queue) alive while it sleeps.
 template <class Held>
 task<> holds_while_sleeping(census& c, [[maybe_unused]] Held held) {
     in_flight f(c);
@@ -936,7 +937,7 @@ BACKEND_TEST("faults: an exception in one of 1000 connection handlers reaches th
     raised_nofile_limit limit;
     constexpr int total = 1000;
     const int width = connections_that_fit(B::value, total, 2, 64, "connections at once");
-    REQUIRE(width > failing_client / 10);
+    REQUIRE(width > 0);
     cosock::scheduler s{B::value};
     std::vector<std::string> reported;
     s.set_exception_handler([&](std::exception_ptr e) {
