@@ -140,7 +140,11 @@ inline std::string backend_unavailable(backend b) {
 /// of tasks still suspended (their sockets close, nothing leaks). An exception
 /// that escapes a spawned task does not stop other tasks: it is handed to the
 /// exception handler (by default: printed to stderr) after the current batch.
-class scheduler : private detail::task_owner {
+///
+/// Final: its one virtual function is the tasks' private hook, not a point of
+/// extension, and a non-final class with one could not be deleted through a
+/// pointer to it (std::unique_ptr<scheduler>) without a warning from clang.
+class scheduler final : private detail::task_owner {
   public:
     using exception_handler = std::function<void(std::exception_ptr)>;
 
