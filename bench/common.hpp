@@ -22,6 +22,10 @@ namespace bench {
 /// Every server echoes through a buffer of this size, so for a given message
 /// they all make the same number of recv/send calls.
 inline constexpr std::size_t echo_buffer_size = 16 * 1024;
+/// The memory cell runs the coroutine servers with this buffer instead
+/// (`--buffer 64`), so that their figure is the library's own memory per
+/// connection, not the user's buffer.
+inline constexpr std::size_t small_buffer_size = 64;
 
 /// `--name value` pairs. Any other argument prints `usage` and exits with 2.
 class options {
@@ -51,6 +55,16 @@ class options {
   private:
     std::map<std::string, std::string> values_;
 };
+
+/// The --buffer option: echo_buffer_size unless it names small_buffer_size.
+inline bool small_buffer(const options& opt) {
+    double b = opt.number("buffer", double(echo_buffer_size));
+    if (b != double(echo_buffer_size) && b != double(small_buffer_size)) {
+        std::fprintf(stderr, "--buffer must be %zu or %zu\n", echo_buffer_size, small_buffer_size);
+        std::exit(2);
+    }
+    return b == double(small_buffer_size);
+}
 
 /// Raises the soft descriptor limit to the hard one; returns the new limit.
 inline long raise_fd_limit() {

@@ -2,7 +2,7 @@
 // library cosock is most often compared with: one io_context on one thread,
 // one coroutine per connection.
 //
-//   echo_asio --port PORT [--max-seconds S]
+//   echo_asio --port PORT [--max-seconds S] [--buffer 64]
 #include "common.hpp"
 
 #include <array>
@@ -14,8 +14,9 @@ namespace {
 
 using asio::ip::tcp;
 
+template <std::size_t BufferSize>
 asio::awaitable<void> handle(tcp::socket conn) {
-    std::array<char, bench::echo_buffer_size> buf;
+    std::array<char, BufferSize> buf;
     try {
         for (;;) {
             std::size_t n = co_await conn.async_read_some(asio::buffer(buf), asio::use_awaitable);
@@ -25,24 +26,28 @@ asio::awaitable<void> handle(tcp::socket conn) {
     }
 }
 
-asio::awaitable<void> serve(tcp::acceptor& acceptor) {
+asio::awaitable<void> serve(tcp::acceptor& acceptor, bool small) {
     for (;;) {
         tcp::socket conn = co_await acceptor.async_accept(asio::use_awaitable);
         conn.set_option(tcp::no_delay(true));
-        asio::co_spawn(acceptor.get_executor(), handle(std::move(conn)), asio::detached);
+        if (small)
+            asio::co_spawn(acceptor.get_executor(), handle<bench::small_buffer_size>(std::move(conn)), asio::detached);
+        else
+            asio::co_spawn(acceptor.get_executor(), handle<bench::echo_buffer_size>(std::move(conn)), asio::detached);
     }
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    bench::options opt(argc, argv, {"port", "max-seconds"}, bench::server_usage);
+    bench::options opt(argc, argv, {"port", "max-seconds", "buffer"}, "--port PORT [--max-seconds S] [--buffer 64]");
+    bool small = bench::small_buffer(opt);
     bench::prepare_server(opt);
     try {
         asio::io_context ctx{1}; // one thread: asio may skip its locking
         tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), asio::ip::port_type(opt.number("port", 0))});
         bench::announce(acceptor.local_endpoint().port(), "asio");
-        asio::co_spawn(ctx, serve(acceptor), [](std::exception_ptr e) {
+        asio::co_spawn(ctx, serve(acceptor, small), [](std::exception_ptr e) {
             if (e) std::rethrow_exception(e); // out of ctx.run(), into the catch below
         });
         ctx.run();

@@ -43,6 +43,11 @@ SERVERS = [
     ("cosock io_uring", "echo_cosock", ["--backend", "io_uring"]),
 ]
 
+# Servers whose memory cell runs with a 64 B echo buffer (--buffer 64): the
+# coroutine libraries keep the buffer in each connection's frame, and the cell
+# measures the library's own memory per connection, not the user's buffer.
+SMALL_BUFFER = {"echo_cosock", "echo_asio"}
+
 # (connections, message bytes); None as bytes marks the idle memory cell.
 FULL_CELLS = [(c, s) for c in (1, 64, 1000, 10000) for s in (64, 4096)] + [(64, 65536), (10000, None)]
 QUICK_CELLS = [(1, 64), (64, 64), (1000, 4096), (10000, 64), (64, 65536), (10000, None)]
@@ -117,6 +122,8 @@ def measure(args, cpus, server, cell):
     limit = args.warmup + args.seconds + 120
     with tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".err") as err:
         cmd = ["taskset", "-c", cpus[0], exe, "--port", "0", "--max-seconds", str(int(limit + 30))] + extra
+        if size is None and program in SMALL_BUFFER:  # the library's memory, not the user's buffer
+            cmd += ["--buffer", "64"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             line = read_port_line(proc, 10)

@@ -146,6 +146,39 @@ BACKEND_TEST("recv yields 0 when the peer closes, and shutdown closes one direct
     }());
 }
 
+// A recv that comes back short lets the next one wait for data without trying
+// first; the end of the stream must still be seen when it arrived together with
+// the last bytes (one readiness report for both, no later edge).
+BACKEND_TEST("after a short recv, the end of the stream that came with it is seen at once") {
+    cosock::scheduler s{B::value};
+    auto check_pair = [&](cosock::socket a, cosock::socket b) {
+        s.run([](cosock::socket a, cosock::socket b) -> task<> {
+            auto& sched = *cosock::scheduler::current();
+            sched.spawn([](cosock::socket a) -> task<> {
+                co_await cosock::scheduler::current()->yield(); // the reader is waiting by now
+                co_await a.sendall(std::string_view("last words"));
+                a.close();
+            }(std::move(a)));
+            std::array<char, 4096> buf;
+            CHECK(co_await b.recv(buf) == 10);
+            CHECK(co_await b.recv(buf) == 0);
+            CHECK(co_await b.recv(buf) == 0);
+        }(std::move(a), std::move(b)));
+    };
+    for (int round = 0; round < 3; ++round) {
+        auto [a, b] = cosock::socketpair(s);
+        check_pair(std::move(a), std::move(b));
+        cosock::socket srv = listener(s);
+        cosock::socket c{s};
+        auto accepted = s.run([](cosock::socket& srv, cosock::socket& c) -> task<cosock::socket> {
+            co_await c.connect(srv.getsockname());
+            auto r = co_await srv.accept();
+            co_return std::move(r.conn);
+        }(srv, c));
+        check_pair(std::move(c), std::move(accepted));
+    }
+}
+
 BACKEND_TEST("a reset by the peer is an ECONNRESET error") {
     cosock::scheduler s{B::value};
     auto srv = listener(s);

@@ -239,8 +239,7 @@ class socket {
     /// the peer closed the connection (stream) or sent an empty datagram.
     template <mutable_buffer B>
     auto recv(B&& buf, int flags = 0) {
-        return transfer_awaiter(*this, detail::op_kind::recv, "recv", std::ranges::data(buf), std::ranges::size(buf),
-                                flags);
+        return recv_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), flags);
     }
 
     /// `co_await send(buf)` → bytes sent, possibly fewer than buf's size.
@@ -322,6 +321,26 @@ class socket {
         std::size_t await_resume() { return std::size_t(result()); }
     };
 
+    // On a stream socket, a recv that filled less than its buffer emptied the
+    // receive queue; the next recv then waits for data without trying first
+    // (request/response traffic would almost always see EAGAIN), saving a
+    // system call per message. A guess only: a wrong one costs a wait that
+    // returns at once.
+    struct recv_awaiter : op_awaiter {
+        recv_awaiter(socket& s, void* buf, std::size_t len, int flags)
+            : op_awaiter(s, detail::op_kind::recv, "recv", buf, len, flags), sock(s) {
+            wait_first_ = s.rx_drained_ && len > 0;
+        }
+        std::size_t await_resume() {
+            int n = result();
+            bool drained = sock.type_ == SOCK_STREAM && n > 0 && std::size_t(n) < op_.len && !(op_.flags & MSG_PEEK);
+            sock.rx_drained_ = drained;
+            if (drained) sched_->io().recv_drained(op_.fd);
+            return std::size_t(n);
+        }
+        socket& sock;
+    };
+
     struct sendall_awaiter : op_awaiter {
         using op_awaiter::op_awaiter;
         std::size_t await_resume() {
@@ -383,6 +402,7 @@ class socket {
     int type_ = 0;
     int proto_ = 0;
     detail::timeout_t timeout_ = detail::no_timeout;
+    bool rx_drained_ = false; // the last recv came back short (see recv_awaiter)
     detail::shared_fd shared_; // with file objects, once makefile() was called
 };
 

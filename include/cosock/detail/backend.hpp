@@ -37,6 +37,10 @@ class backend {
     /// to the user. Every op waiting on it completes with -ECANCELED (once the
     /// kernel has let go of its buffer) and the backend forgets the fd.
     virtual void release_fd(int fd, bool closing, ready_queue& ready) noexcept = 0;
+    /// A recv on the stream socket `fd` came back short: its receive queue was
+    /// empty a moment ago. A backend that remembers readiness forgets it here,
+    /// so the next recv waits for new data instead of trying first.
+    virtual void recv_drained(int /*fd*/) noexcept {}
     /// Blocks up to timeout_ms (-1: no limit) and queues what completed.
     virtual void wait(ready_queue& ready, int timeout_ms) = 0;
     /// How many ops are waiting.

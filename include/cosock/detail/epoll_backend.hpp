@@ -42,6 +42,16 @@ class epoll_backend final : public readiness_backend {
         state_[std::size_t(fd)] = 0;
     }
 
+    // Data arriving after the short read raises a new edge, so clearing the bit
+    // loses nothing; an edge already collected set the bit again and is kept.
+    // The end of the stream and errors are states, not arrivals: once seen they
+    // raise no further edge, so a descriptor that reported one stays readable.
+    void recv_drained(int fd) noexcept override {
+        if (std::size_t(fd) >= state_.size()) return;
+        std::uint8_t& st = state_[std::size_t(fd)];
+        if (!(st & sticky)) st &= std::uint8_t(~may_read);
+    }
+
     void wait(ready_queue& ready, int timeout_ms) override {
         if (!recheck_.empty()) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -54,6 +64,7 @@ class epoll_backend final : public readiness_backend {
             std::uint32_t ev = events_[std::size_t(i)].events;
             bool err = ev & (EPOLLERR | EPOLLHUP);
             std::uint8_t& st = state_[std::size_t(fd)];
+            if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) st |= sticky;
             if (err || (ev & (EPOLLIN | EPOLLRDHUP))) st |= may_read;
             if (err || (ev & EPOLLOUT)) st |= may_write;
             run_ready(fd, ready);
@@ -67,7 +78,7 @@ class epoll_backend final : public readiness_backend {
     }
 
   private:
-    static constexpr std::uint8_t registered = 1, may_read = 2, may_write = 4, queued = 8;
+    static constexpr std::uint8_t registered = 1, may_read = 2, may_write = 4, queued = 8, sticky = 16;
 
     void interest(int fd, bool read, bool write) override {
         if (std::size_t(fd) >= state_.size()) state_.resize(fds_.size(), 0);
@@ -98,7 +109,7 @@ class epoll_backend final : public readiness_backend {
     }
 
     int epfd_;
-    std::vector<std::uint8_t> state_; // per fd: registered | may_read | may_write | queued
+    std::vector<std::uint8_t> state_; // per fd: registered | may_read | may_write | queued | sticky (EOF, error)
     std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
     std::vector<int> recheck_, spare_;
 };

@@ -33,7 +33,7 @@ class io_awaiter {
             op_.res = perform(op_);
             return true;
         }
-        if (!sched_->try_inline()) return false;
+        if (wait_first_ || !sched_->try_inline()) return false;
         op_.res = perform(op_);
         return op_.res != -EAGAIN;
     }
@@ -78,6 +78,7 @@ class io_awaiter {
 
     scheduler* sched_;
     io_op op_;
+    bool wait_first_ = false; // the first try would say EAGAIN: hand the op to the backend at once
 
   private:
     struct deadline : timer_node {
