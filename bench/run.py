@@ -114,11 +114,13 @@ def measure(args, cpus, server, cell):
     """One server, one cell: the load generator's figures, or {'na': why} /
     {'failed': why}."""
     name, program, extra = server
-    exe = os.path.join(args.build, "bench", program)
+    exe = program if os.path.isabs(program) else os.path.join(args.build, "bench", program)
     if not os.path.exists(exe):
         why = {"echo_uring": "not built (liburing not found)", "echo_asio": "not built (asio.hpp not found)"}
         return {"na": why.get(program, "not built")}
     conns, size = cell
+    if size is None and os.path.isabs(program):
+        return {"na": "memory is measured on this build's servers only"}
     limit = args.warmup + args.seconds + 120
     with tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".err") as err:
         cmd = ["taskset", "-c", cpus[0], exe, "--port", "0", "--max-seconds", str(int(limit + 30))] + extra
@@ -271,6 +273,8 @@ def main():
     p.add_argument("--seconds", type=float, help="measured window per run (default 5; 1.5 with --quick)")
     p.add_argument("--warmup", type=float, help="warm-up per run (default 1; 0.3 with --quick)")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s[0] for s in SERVERS))
+    p.add_argument("--before", metavar="BUILD", help="also run the cosock server of another build (e.g. the "
+                   "commit before a change) as 'cosock NAME before', in the same rounds")
     p.add_argument("--no-http", action="store_true", help="skip the wrk table against examples/http_hello")
     p.add_argument("--build", default=os.path.join(ROOT, "build-bench"), help="meson build directory")
     p.add_argument("--out", help="Markdown report (default: <build>/bench-results.md; JSON beside it)")
@@ -283,10 +287,13 @@ def main():
     budget = args.quiet_budget if args.quiet_budget is not None else (20 if args.quick else 300)
     args.out = args.out or os.path.join(args.build, "bench-results.md")
     cells = QUICK_CELLS if args.quick else FULL_CELLS
-    servers = SERVERS
+    servers = list(SERVERS)
+    if args.before:
+        exe = os.path.abspath(os.path.join(args.before, "bench", "echo_cosock"))
+        servers += [(f"cosock {b} before", exe, ["--backend", b]) for b in ("select", "poll", "epoll", "io_uring")]
     if args.servers:
         wanted = [w.strip() for w in args.servers.split(",")]
-        servers = [s for s in SERVERS if s[0] in wanted or s[0] == REFERENCE]
+        servers = [s for s in servers if s[0] in wanted or s[0] == REFERENCE]
 
     for tool in ("taskset", "meson", "ninja"):
         if not shutil.which(tool):
