@@ -24,7 +24,9 @@ if [ ! -f "$dir/build.ninja" ]; then
     mkdir -p "$root"
     meson setup "$dir" -Dwerror=true -Dbuildtype=debugoptimized >"$root/gcc-setup.log" 2>&1 || { cat "$root/gcc-setup.log"; exit 1; }
 fi
-ninja -C "$dir" examples/echo_server tests/soak_client >/dev/null
+targets=(examples/echo_server tests/soak_client)
+$ci || targets+=(tests/cosock_tests) # valgrind runs the unit tests
+ninja -C "$dir" "${targets[@]}" >/dev/null
 ulimit -n "$(ulimit -Hn)"
 
 passed=0 failed=0
