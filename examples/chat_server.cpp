@@ -172,23 +172,14 @@ class room {
 int main(int argc, char** argv) {
     example::options opt(argc, argv, "[--host ADDR] [--port N] [--max-line BYTES] [--max-backlog BYTES]",
                          {"--host", "--port", "--max-line", "--max-backlog"});
-    std::string host = opt.text("--host", "127.0.0.1");
-    int port = static_cast<int>(opt.number("--port", 7070, 0, 65535));
     auto max_line = static_cast<std::size_t>(opt.number("--max-line", 4096, 16, 1 << 20));
     auto max_backlog = static_cast<std::size_t>(opt.number("--max-backlog", 256 * 1024, 1024, 1LL << 32));
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
-    cosock::address where;
-    try {
-        where = cosock::address(host, port);
-    } catch (const std::invalid_argument& e) {
-        opt.fail(e.what());
-    }
+    const cosock::address where = opt.server_address(7070);
     try {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
-        std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(),
-                    std::string(s.backend_name()).c_str());
-        std::fflush(stdout);
+        example::announce(srv, s);
         room chat(std::move(srv), max_line, max_backlog);
         s.run(chat.run());
     } catch (const std::exception& e) {

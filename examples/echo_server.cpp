@@ -41,23 +41,14 @@ task<> serve(cosock::scheduler& s, cosock::socket srv) {
 
 int main(int argc, char** argv) {
     example::options opt(argc, argv, "[--host IP] [--port N]", {"--host", "--port"});
-    std::string host = opt.text("--host", "127.0.0.1");
-    int port = static_cast<int>(opt.number("--port", 7000, 0, 65535));
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
-    cosock::address where;
-    try {
-        where = cosock::address(host, port); // numeric only: building an address never blocks
-    } catch (const std::invalid_argument& e) {
-        opt.fail(e.what());
-    }
+    const cosock::address where = opt.server_address(7000);
     try {
         cosock::scheduler s{opt.backend()};
         // create_server sets SO_REUSEADDR, so a restarted server need not wait
         // for the old connections' TIME_WAIT to end.
         cosock::socket srv = cosock::create_server(s, where);
-        std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(),
-                    std::string(s.backend_name()).c_str());
-        std::fflush(stdout); // the line goes down a pipe, where stdout is not line-buffered
+        example::announce(srv, s);
         s.run(serve(s, std::move(srv)));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());

@@ -130,23 +130,14 @@ cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, std::chrono::nano
 
 int main(int argc, char** argv) {
     example::options opt(argc, argv, "[--host ADDR] [--port N] [--idle SECONDS]", {"--host", "--port", "--idle"});
-    std::string host = opt.text("--host", "127.0.0.1");
-    int port = static_cast<int>(opt.number("--port", 8080, 0, 65535));
     auto idle =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(opt.seconds("--idle", 60)));
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
-    cosock::address where;
-    try {
-        where = cosock::address(host, port);
-    } catch (const std::invalid_argument& e) {
-        opt.fail(e.what());
-    }
+    const cosock::address where = opt.server_address(8080);
     try {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
-        std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(),
-                    std::string(s.backend_name()).c_str());
-        std::fflush(stdout);
+        example::announce(srv, s);
         s.run(serve(s, std::move(srv), idle));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_hello: %s\n", e.what());

@@ -131,24 +131,15 @@ cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, store& db, limits
 int main(int argc, char** argv) {
     example::options opt(argc, argv, "[--host ADDR] [--port N] [--max-line BYTES] [--max-keys N]",
                          {"--host", "--port", "--max-line", "--max-keys"});
-    std::string host = opt.text("--host", "127.0.0.1");
-    int port = static_cast<int>(opt.number("--port", 7379, 0, 65535));
     limits lim{static_cast<std::size_t>(opt.number("--max-line", 4096, 16, 1 << 24)),
                static_cast<std::size_t>(opt.number("--max-keys", 100000, 1, 100000000))};
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
-    cosock::address where;
-    try {
-        where = cosock::address(host, port);
-    } catch (const std::invalid_argument& e) {
-        opt.fail(e.what());
-    }
+    const cosock::address where = opt.server_address(7379);
     store db; // outlives the scheduler, and so every connection using it
     try {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
-        std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(),
-                    std::string(s.backend_name()).c_str());
-        std::fflush(stdout);
+        example::announce(srv, s);
         s.run(serve(s, std::move(srv), db, lim));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "line_server: %s\n", e.what());

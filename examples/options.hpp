@@ -3,13 +3,16 @@
 // message (exit status 2) naming the bad value. Not part of the library.
 #pragma once
 
+#include <cosock/address.hpp>
 #include <cosock/scheduler.hpp>
+#include <cosock/socket.hpp>
 
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,7 +20,7 @@
 namespace example {
 
 class options {
-public:
+  public:
     /// `synopsis` follows the program name in the usage line; `names` are the
     /// options taking a value besides --backend (e.g. {"--port", "--host"}).
     options(int argc, char** argv, std::string_view synopsis, std::initializer_list<std::string_view> names)
@@ -76,6 +79,18 @@ public:
         return v;
     }
 
+    /// The numeric --host (default 127.0.0.1) and --port of a server, as an
+    /// address; a bad one is a usage error. Building it never blocks.
+    cosock::address server_address(int default_port) const {
+        std::string host = text("--host", "127.0.0.1");
+        int port = static_cast<int>(number("--port", default_port, 0, 65535));
+        try {
+            return cosock::address(host, port);
+        } catch (const std::invalid_argument& e) {
+            fail(e.what());
+        }
+    }
+
     /// A duration in seconds (e.g. 0.5); must be positive.
     double seconds(const std::string& name, double fallback) const {
         auto it = values_.find(name);
@@ -83,15 +98,23 @@ public:
         const std::string& t = it->second;
         char* end = nullptr;
         double v = std::strtod(t.c_str(), &end);
-        if (t.empty() || *end != '\0' || !(v > 0) || v > 1e6) fail(name + " must be a positive number of seconds, not '" + t + "'");
+        if (t.empty() || *end != '\0' || !(v > 0) || v > 1e6)
+            fail(name + " must be a positive number of seconds, not '" + t + "'");
         return v;
     }
 
-private:
+  private:
     std::string program_, synopsis_;
     std::map<std::string, std::string> values_;
     std::vector<std::string> positional_;
     cosock::backend backend_ = cosock::backend::automatic;
 };
+
+/// Prints the line every server starts with, "listening on HOST:PORT (BACKEND)",
+/// and flushes it: it often goes down a pipe, where stdout is not line-buffered.
+inline void announce(const cosock::socket& srv, cosock::scheduler& s) {
+    std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(), std::string(s.backend_name()).c_str());
+    std::fflush(stdout);
+}
 
 } // namespace example
