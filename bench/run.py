@@ -61,6 +61,17 @@ def cell_name(cell):
     return f"{conns} connection{'s' if conns > 1 else ''} × {unit}" + (" (streaming)" if size >= 65536 else "")
 
 
+def parse_cells(text):
+    """'64x64,10000xidle' -> [(64, 64), (10000, None)]; exits naming a bad cell."""
+    cells = []
+    for item in text.split(","):
+        conns, _, size = item.strip().partition("x")
+        if not (conns.isdigit() and int(conns) > 0 and (size == "idle" or (size.isdigit() and int(size) > 0))):
+            sys.exit(f"run.py: bad cell '{item.strip()}' (expected CONNECTIONSxBYTES or CONNECTIONSxidle)")
+        cells.append((int(conns), None if size == "idle" else int(size)))
+    return cells
+
+
 def machine_busy():
     """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -272,6 +283,8 @@ def main():
     p.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
     p.add_argument("--seconds", type=float, help="measured window per run (default 5; 1.5 with --quick)")
     p.add_argument("--warmup", type=float, help="warm-up per run (default 1; 0.3 with --quick)")
+    p.add_argument("--cells", help="comma-separated cells as CONNECTIONSxBYTES (e.g. 64x64,10000x4096), or "
+                   "CONNECTIONSxidle for memory; default: every cell (a few with --quick)")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s[0] for s in SERVERS))
     p.add_argument("--before", metavar="BUILD", help="also run the cosock server of another build (e.g. the "
                    "commit before a change) as 'cosock NAME before', in the same rounds")
@@ -286,7 +299,7 @@ def main():
     args.warmup = args.warmup or (0.3 if args.quick else 1)
     budget = args.quiet_budget if args.quiet_budget is not None else (20 if args.quick else 300)
     args.out = args.out or os.path.join(args.build, "bench-results.md")
-    cells = QUICK_CELLS if args.quick else FULL_CELLS
+    cells = parse_cells(args.cells) if args.cells else QUICK_CELLS if args.quick else FULL_CELLS
     servers = list(SERVERS)
     if args.before:
         exe = os.path.abspath(os.path.join(args.before, "bench", "echo_cosock"))
