@@ -36,6 +36,7 @@ NOISE_PCT = 10  # other processes' CPU % in a window that makes it suspect
 SERVERS = [
     ("raw epoll", "echo_epoll", []),
     ("raw io_uring", "echo_uring", []),
+    ("raw io_uring multishot", "echo_uring", ["--mode", "multishot"]),
     ("asio", "echo_asio", []),
     ("cosock select", "echo_cosock", ["--backend", "select"]),
     ("cosock poll", "echo_cosock", ["--backend", "poll"]),
