@@ -1,9 +1,9 @@
 // epoll(7): each descriptor is registered once, edge-triggered for both
 // directions, the first time an op waits on it, and never modified again: no
-// epoll_ctl per operation. Edge-triggering reports a change only once, so the
-// backend remembers per direction whether the descriptor may be ready (an edge
-// came and no op has since been told EAGAIN); an op armed while it may be ready
-// is tried at the next wait instead of waiting for an edge that already passed.
+// epoll_ctl per operation. Edge-triggering reports a change only once, so the backend remembers per
+// direction whether the descriptor may be ready (an edge came and no op has
+// since been told EAGAIN); an op armed while it may be ready is tried at the
+// next wait instead of waiting for an edge that already passed.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +18,7 @@ namespace cosock::detail {
 
 class epoll_backend final : public readiness_backend {
   public:
-    epoll_backend() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+    epoll_backend() : readiness_backend(false), epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
         if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
     }
     ~epoll_backend() override { sys::close(epfd_); }
@@ -28,9 +28,10 @@ class epoll_backend final : public readiness_backend {
     const char* name() const noexcept override { return "epoll"; }
 
     void arm(io_op& op) override {
-        readiness_backend::arm(op); // registers the fd on first use (interest())
-        std::uint8_t st = state_[std::size_t(op.fd)];
-        if (st & (wants_read(op.kind) ? may_read : may_write)) recheck(op.fd);
+        std::size_t fd = std::size_t(op.fd);
+        if (fd >= state_.size() || !(state_[fd] & registered)) enroll(op.fd);
+        readiness_backend::arm(op);
+        if (state_[fd] & (wants_read(op.kind) ? may_read : may_write)) recheck(op.fd);
     }
 
     void release_fd(int fd, bool closing, ready_queue& ready) noexcept override {
@@ -80,16 +81,16 @@ class epoll_backend final : public readiness_backend {
   private:
     static constexpr std::uint8_t registered = 1, may_read = 2, may_write = 4, queued = 8, sticky = 16;
 
-    void interest(int fd, bool read, bool write) override {
-        if (std::size_t(fd) >= state_.size()) state_.resize(fds_.size(), 0);
-        std::uint8_t& st = state_[std::size_t(fd)];
-        if (!(read || write) || (st & registered)) return;
+    // The first op on `fd` registers it, for good. The registration itself
+    // reports the current readiness as an edge.
+    void enroll(int fd) {
+        if (std::size_t(fd) >= state_.size()) state_.resize(std::size_t(fd) + 1, 0);
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
             throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
-        st = registered; // the registration itself reports current readiness
+        state_[std::size_t(fd)] = registered;
     }
 
     void recheck(int fd) {

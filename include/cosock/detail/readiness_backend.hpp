@@ -1,5 +1,5 @@
-// Shared part of the select and poll backends: per-descriptor FIFO lists of
-// waiting ops. When a descriptor is ready its ops are performed in order until
+// Shared part of the readiness backends (select, poll, epoll): per-descriptor
+// FIFO lists of waiting ops. When a descriptor is ready its ops are performed in order until
 // one says -EAGAIN again, so a spurious wake-up never reaches the coroutine.
 #pragma once
 
@@ -48,6 +48,11 @@ class readiness_backend : public backend {
     std::size_t waiting() const noexcept override { return waiting_; }
 
   protected:
+    /// `follows_interest`: the backend is told (interest()) whenever the
+    /// directions waited for on a descriptor change, as select and poll need;
+    /// epoll registers each descriptor once and is not told.
+    explicit readiness_backend(bool follows_interest = true) noexcept : follows_interest_(follows_interest) {}
+
     struct waiters {
         intrusive_list<io_op> readers;
         intrusive_list<io_op> writers;
@@ -55,7 +60,7 @@ class readiness_backend : public backend {
 
     /// The directions of interest changed for `fd`. Only adding interest may
     /// throw (allocation); removing it never does.
-    virtual void interest(int fd, bool read, bool write) = 0;
+    virtual void interest(int /*fd*/, bool /*read*/, bool /*write*/) {}
 
     struct drained {
         bool read = false, write = false; // an op was told EAGAIN in that direction
@@ -100,11 +105,13 @@ class readiness_backend : public backend {
     }
 
     void update(int fd, waiters& w, bool was_r, bool was_w) {
+        if (!follows_interest_) return;
         bool r = !w.readers.empty(), wr = !w.writers.empty();
         if (r != was_r || wr != was_w) interest(fd, r, wr);
     }
 
     std::size_t waiting_ = 0;
+    const bool follows_interest_;
 };
 
 } // namespace cosock::detail
