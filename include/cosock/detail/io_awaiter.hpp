@@ -2,11 +2,16 @@
 // deadline timer and its stop callback, so a suspended operation costs no
 // allocation; if the frame is destroyed while the operation waits, the
 // destructor takes all three back from the scheduler.
+//
+// The timer and the stop callback are built only when the operation waits with
+// a timeout or under a stop token: an operation without them never writes or
+// reads their bytes, which keeps the frame lines each I/O touches few.
 #pragma once
 
 #include <chrono>
 #include <coroutine>
-#include <optional>
+#include <cstdint>
+#include <memory>
 #include <stop_token>
 #include <type_traits>
 
@@ -33,7 +38,7 @@ class io_awaiter {
             op_.res = perform(op_);
             return true;
         }
-        if (wait_first_ || !sched_->try_inline()) return false;
+        if (op_.wait_first || !sched_->try_inline()) return false;
         op_.res = perform(op_);
         return op_.res != -EAGAIN;
     }
@@ -45,10 +50,20 @@ class io_awaiter {
         op_.handle = h;
         sched_->io().arm(op_);
         if (timeout_ > timeout_t::zero()) {
-            deadline_.when = clock::now() + timeout_;
-            sched_->add_timer(deadline_);
+            deadline& d = *std::construct_at(&deadline_.value);
+            d.self = this;
+            d.fire = [](timer_node& t) noexcept { static_cast<deadline&>(t).self->abort(true); };
+            d.when = clock::now() + timeout_;
+            sched_->add_timer(d);
+            extras_ |= has_deadline;
         }
-        listen_for_stop(h, on_stop_, abort_on_stop{this});
+        if constexpr (std::is_base_of_v<promise_base, Promise>) {
+            const std::stop_token& token = h.promise().stop;
+            if (token.stop_possible()) {
+                extras_ |= has_stop_callback; // first: the callback may run (and abort) at once
+                std::construct_at(&on_stop_.value, token, abort_on_stop{this});
+            }
+        }
     }
 
   protected:
@@ -56,8 +71,6 @@ class io_awaiter {
         : sched_(&s), timeout_(timeout) {
         op_.fd = fd;
         op_.kind = kind;
-        deadline_.self = this;
-        deadline_.fire = [](timer_node& t) noexcept { static_cast<deadline&>(t).self->abort(true); };
     }
     ~io_awaiter() {
         settle();
@@ -67,8 +80,7 @@ class io_awaiter {
     /// The op's result once resumed, with the deadline and stop callback gone;
     /// an op aborted by its deadline reads -ETIMEDOUT.
     int settle() noexcept {
-        sched_->cancel_timer(deadline_);
-        on_stop_.reset();
+        if (extras_) drop_extras();
         if (op_.timed_out && op_.res == -ECANCELED) op_.res = -ETIMEDOUT;
         return op_.res;
     }
@@ -77,8 +89,8 @@ class io_awaiter {
     bool never_waits() const noexcept { return timeout_ == timeout_t::zero(); }
 
     scheduler* sched_;
+    timeout_t timeout_;
     io_op op_;
-    bool wait_first_ = false; // the first try would say EAGAIN: hand the op to the backend at once
 
   private:
     struct deadline : timer_node {
@@ -95,9 +107,24 @@ class io_awaiter {
         sched_->io().abort(op_, sched_->ready());
     }
 
-    timeout_t timeout_;
-    deadline deadline_;
-    std::optional<std::stop_callback<abort_on_stop>> on_stop_;
+    void drop_extras() noexcept {
+        if (extras_ & has_deadline) sched_->cancel_timer(deadline_.value); // a no-op once fired
+        if (extras_ & has_stop_callback) std::destroy_at(&on_stop_.value);
+        extras_ = 0;
+    }
+
+    // Storage for a member built only when needed (extras_ says which are).
+    template <class T>
+    union built_on_demand {
+        built_on_demand() noexcept {}
+        ~built_on_demand() {}
+        T value;
+    };
+
+    static constexpr std::uint8_t has_deadline = 1, has_stop_callback = 2;
+    std::uint8_t extras_ = 0;
+    built_on_demand<deadline> deadline_;
+    built_on_demand<std::stop_callback<abort_on_stop>> on_stop_;
 };
 
 } // namespace cosock::detail

@@ -47,6 +47,7 @@ struct io_op : ready_node {
     bool polled = false;    // io_uring: finish through a poll SQE and perform()
     bool aborted = false;   // abort() was asked: do not start another step
     bool timed_out = false; // aborted by its deadline: -ECANCELED reads as -ETIMEDOUT
+    bool wait_first = false; // a first try would say EAGAIN: wait for readiness before trying
     int flags = 0;
     int res = 0; // result, or -errno
     void* buf = nullptr;
