@@ -179,6 +179,34 @@ BACKEND_TEST("after a short recv, the end of the stream that came with it is see
     }
 }
 
+// A descriptor first registered by a read that waited must still wake a write
+// that waits later, once the peer makes room. A lost wake-up ends in the
+// sockets' timeout (a failure), never in a hang.
+BACKEND_TEST("a write that waits, on a socket that so far only waited to read, completes") {
+    cosock::scheduler s{B::value};
+    std::string big(8 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = char(i * 7 + i / 4096);
+    auto [a, b] = cosock::socketpair(s);
+    a.settimeout(30.0);
+    b.settimeout(30.0);
+    std::string got = s.run([](cosock::socket a, cosock::socket b, const std::string& big) -> task<std::string> {
+        cosock::scheduler::current()->spawn([](cosock::socket a, const std::string& big) -> task<> {
+            std::array<char, 16> buf;
+            CHECK(co_await a.recv(buf) == 2); // waits to read: registered for reading only
+            co_await a.sendall(big);          // fills the send buffer: waits to write
+            a.close();
+        }(std::move(a), big));
+        co_await cosock::scheduler::current()->yield(); // the writer waits to read by now
+        co_await b.sendall(std::string_view("go"));
+        std::string got;
+        std::vector<char> buf(64 * 1024);
+        while (std::size_t n = co_await b.recv(buf)) got.append(buf.data(), n);
+        co_return got;
+    }(std::move(a), std::move(b), big));
+    CHECK(got.size() == big.size());
+    CHECK(got == big);
+}
+
 BACKEND_TEST("a reset by the peer is an ECONNRESET error") {
     cosock::scheduler s{B::value};
     auto srv = listener(s);
