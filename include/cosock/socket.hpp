@@ -329,7 +329,7 @@ class socket {
     struct recv_awaiter : op_awaiter {
         recv_awaiter(socket& s, void* buf, std::size_t len, int flags)
             : op_awaiter(s, detail::op_kind::recv, "recv", buf, len, flags), sock(s) {
-            op_.wait_first = s.rx_drained_ && len > 0;
+            op_.wait_first = s.rx_drained_ && len > 0 && !(flags & MSG_OOB); // urgent data is no POLLIN
         }
         std::size_t await_resume() {
             int n = result();
