@@ -281,3 +281,29 @@ BACKEND_TEST("closing a socket resumes its waiting recv with operation_canceled"
     CHECK(err == ECANCELED);
     CHECK(b.fileno() == -1);
 }
+
+BACKEND_TEST("sends from tasks that are ready together leave in the order they were made") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    std::string expected;
+    for (int i = 0; i < 20; ++i) {
+        std::string msg = "message " + std::to_string(i) + ";";
+        expected += msg;
+        // Spawned tasks and then run()'s task all start in one batch, each
+        // while none of the earlier sends has completed yet.
+        s.spawn([](cosock::socket& sock, std::string msg, int i) -> task<> {
+            if (i % 2)
+                co_await sock.sendall(msg);
+            else
+                CHECK(co_await sock.send(msg) == msg.size());
+        }(a, std::move(msg), i));
+    }
+    s.run([&]() -> task<> {
+        // The batch's last task: nothing else is ready when it sends.
+        co_await a.sendall(std::string_view("last;"));
+        std::string got;
+        std::array<char, 256> buf;
+        while (got.size() < expected.size() + 5) got.append(buf.data(), co_await b.recv(buf));
+        CHECK(got == expected + "last;");
+    }());
+}

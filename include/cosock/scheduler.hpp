@@ -268,6 +268,11 @@ class scheduler final : private detail::task_owner {
         --inline_budget_;
         return true;
     }
+    /// True when an operation goes to the backend untried (see
+    /// backend::submits_send).
+    bool submits_untried(detail::op_kind k) const noexcept {
+        return detail::is_send(k) && io_->submits_send(!ready_.empty());
+    }
     void schedule(detail::ready_node& n) noexcept {
         n.state = detail::op_state::queued;
         ready_.push_back(n);

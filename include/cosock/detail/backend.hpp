@@ -45,6 +45,19 @@ class backend {
     virtual void wait(ready_queue& ready, int timeout_ms) = 0;
     /// How many ops are waiting.
     virtual std::size_t waiting() const noexcept = 0;
+
+    /// Whether a send goes to the backend untried, for a backend that takes
+    /// sends as submissions. It must while another send is in flight (a direct
+    /// one could overtake it); it should while other tasks are ready, as it
+    /// then rides the loop's next system call with theirs. A task that runs
+    /// alone sends at once, which is quicker for it.
+    bool submits_send(bool others_ready) const noexcept {
+        return submits_sends_ && (others_ready || sends_in_flight_ > 0);
+    }
+
+  protected:
+    bool submits_sends_ = false;
+    std::size_t sends_in_flight_ = 0;
 };
 
 /// Milliseconds left until `deadline`, for retrying an interrupted wait.

@@ -38,7 +38,7 @@ class io_awaiter {
             op_.res = perform(op_);
             return true;
         }
-        if (op_.wait_first || !sched_->try_inline()) return false;
+        if (op_.wait_first || sched_->submits_untried(op_.kind) || !sched_->try_inline()) return false;
         op_.res = perform(op_);
         return op_.res != -EAGAIN;
     }

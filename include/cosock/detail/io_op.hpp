@@ -63,6 +63,8 @@ inline bool wants_read(op_kind k) noexcept {
     return k == op_kind::recv || k == op_kind::recvmsg || k == op_kind::accept || k == op_kind::wait_readable;
 }
 
+inline bool is_send(op_kind k) noexcept { return k == op_kind::send || k == op_kind::sendall; }
+
 /// Runs the operation's system call once; -EAGAIN means "not ready yet".
 inline int perform(io_op& op) noexcept {
     switch (op.kind) {

@@ -1,6 +1,7 @@
 // io_uring: the completion backend. A waiting op becomes one SQE whose user
 // data is the op itself; its CQE completes it. All SQEs of a loop iteration go
-// to the kernel in the one io_uring_enter that also waits.
+// to the kernel in the one io_uring_enter that also waits. Sends are submitted
+// untried too while other tasks are ready (see backend::submits_send).
 //
 // Ops the kernel cannot do in one step (finishing a connect, waiting for
 // readiness, a retry after EAGAIN) run as a poll SQE followed by perform().
@@ -52,6 +53,7 @@ class uring_backend final : public backend {
         // A registered ring fd spares io_uring_enter its file lookup (5.18+);
         // older kernels refuse, and the ring works as before.
         (void)io_uring_register_ring_fd(&ring_);
+        submits_sends_ = true;
     }
     ~uring_backend() override { io_uring_queue_exit(&ring_); }
     uring_backend(const uring_backend&) = delete;
@@ -67,6 +69,7 @@ class uring_backend final : public backend {
         fds_[std::size_t(op.fd)].push_back(op);
         op.state = op_state::waiting;
         ++waiting_;
+        if (is_send(op.kind)) ++sends_in_flight_;
     }
 
     void cancel(io_op& op, ready_queue& ready) noexcept override {
@@ -273,13 +276,14 @@ class uring_backend final : public backend {
     void unlink(io_op& op) noexcept {
         fds_[std::size_t(op.fd)].erase(op);
         --waiting_;
+        if (is_send(op.kind)) --sends_in_flight_;
     }
 
     enum class support : std::uint8_t { unknown, yes, no };
 
     io_uring ring_{};
     unsigned flags_ = 0;
-    support poll_first_ = support::unknown; // IORING_RECVSEND_POLL_FIRST
+    support poll_first_ = support::unknown;  // IORING_RECVSEND_POLL_FIRST
     std::vector<intrusive_list<io_op>> fds_; // ops in flight, per descriptor
     std::size_t waiting_ = 0;
 };
