@@ -15,7 +15,6 @@
 
 #ifdef COSOCK_HAS_LIBURING
 
-#include <cstdint>
 #include <liburing.h>
 #include <poll.h>
 #include <string>
@@ -181,9 +180,6 @@ class uring_backend final : public backend {
             switch (op.kind) {
             case op_kind::recv:
                 io_uring_prep_recv(sqe, op.fd, buf, sys::cap(op.len), op.flags);
-                // A recv expected to find nothing (see io_op::wait_first) skips
-                // the kernel's first, futile attempt and waits for data (5.19+).
-                if (op.wait_first && poll_first_ != support::no) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
                 break;
             case op_kind::send:
                 io_uring_prep_send(sqe, op.fd, buf, sys::cap(op.len), op.flags | MSG_NOSIGNAL);
@@ -219,14 +215,6 @@ class uring_backend final : public backend {
         if (needs_poll(op)) {
             if (res >= 0) res = perform(op); // ready (or an error to collect)
             more = res == -EAGAIN;
-        } else if (op.kind == op_kind::recv && op.wait_first && poll_first_ != support::yes) {
-            // The first recv sent with POLL_FIRST tells whether the kernel knows
-            // the flag: one that does not says EINVAL, and the recv goes again
-            // without it.
-            more = res == -EINVAL;
-            poll_first_ = more ? support::no : support::yes;
-            op.wait_first = false;
-            if (res == -EAGAIN) op.polled = more = true;
         } else if (res == -EAGAIN || res == -EINPROGRESS || res == -EALREADY) {
             // Not done in one step: finish through readiness, as poll would.
             if (op.kind == op_kind::connect) op.kind = op_kind::connect_wait;
@@ -279,11 +267,8 @@ class uring_backend final : public backend {
         if (is_send(op.kind)) --sends_in_flight_;
     }
 
-    enum class support : std::uint8_t { unknown, yes, no };
-
     io_uring ring_{};
     unsigned flags_ = 0;
-    support poll_first_ = support::unknown;  // IORING_RECVSEND_POLL_FIRST
     std::vector<intrusive_list<io_op>> fds_; // ops in flight, per descriptor
     std::size_t waiting_ = 0;
 };
