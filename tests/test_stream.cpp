@@ -307,3 +307,25 @@ BACKEND_TEST("sends from tasks that are ready together leave in the order they w
         CHECK(got == expected + "last;");
     }());
 }
+
+BACKEND_TEST("recv of urgent data after a short recv fails at once with EINVAL when there is none") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    s.run([&]() -> task<> {
+        cosock::socket c{s};
+        co_await c.connect(srv.getsockname());
+        auto [conn, peer] = co_await srv.accept();
+        conn.settimeout(std::chrono::seconds(10)); // a wrong wait fails instead of hanging
+        co_await c.sendall(std::string_view("ab"));
+        std::array<char, 16> buf;
+        std::size_t got = 0;
+        while (got < 2) got += co_await conn.recv(std::span(buf).subspan(got)); // short: the queue is empty
+        int err = 0;
+        try {
+            co_await conn.recv(buf, MSG_OOB);
+        } catch (const std::system_error& e) {
+            err = e.code().value();
+        }
+        CHECK(err == EINVAL);
+    }());
+}
