@@ -134,6 +134,13 @@ inline std::string backend_unavailable(backend b) {
     }
 }
 
+/// What a scheduler has done so far, for watching a loop from outside: an idle
+/// loop makes few waits however long it sleeps; one that spins makes many.
+struct scheduler_stats {
+    std::uint64_t waits = 0;   ///< times the loop asked the backend for completions
+    std::uint64_t resumes = 0; ///< coroutines and callbacks the loop resumed
+};
+
 /// The run loop: a ready queue of coroutines plus one backend.
 ///
 /// Spawned tasks are owned by the scheduler; destroying it destroys the frames
@@ -257,6 +264,10 @@ class scheduler final : private detail::task_owner {
     /// How many spawned tasks have not finished yet.
     std::size_t spawned_count() const noexcept { return detached_.size(); }
 
+    /// The loop's counters since the scheduler was created. Read it on the
+    /// loop thread.
+    scheduler_stats stats() const noexcept { return stats_; }
+
     // The rest is for awaiters, not for users.
     detail::backend& io() noexcept { return *io_; }
     detail::ready_queue& ready() noexcept { return ready_; }
@@ -348,6 +359,7 @@ class scheduler final : private detail::task_owner {
         else if (detail::timer_node* t = timers_.top())
             timeout = detail::remaining_ms(t->when);
         io_->wait(ready_, timeout);
+        ++stats_.waits;
         fire_timers();
         // Run about one batch (frames destroyed meanwhile leave the queue, so
         // the count may overshoot into new arrivals, harmlessly), then poll I/O.
@@ -356,6 +368,7 @@ class scheduler final : private detail::task_owner {
             if (!node) break;
             node->state = detail::op_state::idle;
             inline_budget_ = inline_budget;
+            ++stats_.resumes;
             if (node->callback)
                 node->callback(*node);
             else
@@ -428,6 +441,7 @@ class scheduler final : private detail::task_owner {
     bool stop_requested_ = false;
     detail::timer_heap timers_;
     int expected_posts_ = 0;
+    scheduler_stats stats_;
     int wake_fd_;
     struct wake_op : detail::io_op {
         scheduler* owner = nullptr;
