@@ -146,6 +146,8 @@ task<> wait_for_held_lookup(bool& destroyed, bool& resumed) {
 task<> record_lookup_error(int& err) {
     try {
         co_await cosock::getaddrinfo("held.invalid", 80);
+    } catch (const cosock::cancelled_error&) {
+        err = ECANCELED; // as a number, beside the errors below
     } catch (const std::system_error& e) {
         err = e.code().value();
     }

@@ -102,20 +102,36 @@ BACKEND_TEST("when_all runs tasks side by side and returns every result in order
     CHECK(y == "two");
 }
 
-BACKEND_TEST("when_all waits for every task, then rethrows the first failure") {
+BACKEND_TEST("when_all stops the other tasks when one fails, waits for them, then rethrows that failure") {
     cosock::scheduler s{B::value};
-    int finished = 0;
+    int cancelled = 0, started = 0;
     std::vector<task<>> tasks;
-    tasks.push_back([]() -> task<> {
+    tasks.push_back([](int& cancelled) -> task<> {
+        try {
+            co_await cosock::sleep_for(1h);
+        } catch (const cosock::cancelled_error&) {
+            ++cancelled;
+            throw;
+        }
+    }(cancelled));
+    tasks.push_back([](cosock::scheduler& s) -> task<> {
+        co_await s.yield();
         throw std::runtime_error("first");
+    }(s));
+    CHECK_THROWS_WITH_AS(s.run(cosock::when_all(std::move(tasks))), "first", std::runtime_error);
+    CHECK(cancelled == 1);
+    // A task that fails before the next one starts: that one never runs.
+    std::vector<task<>> early;
+    early.push_back([]() -> task<> {
+        throw std::runtime_error("at once");
         co_return;
     }());
-    tasks.push_back([](int& finished) -> task<> {
-        co_await cosock::sleep_for(10ms);
-        ++finished;
-    }(finished));
-    CHECK_THROWS_WITH_AS(s.run(cosock::when_all(std::move(tasks))), "first", std::runtime_error);
-    CHECK(finished == 1);
+    early.push_back([](int& started) -> task<> {
+        ++started;
+        co_return;
+    }(started));
+    CHECK_THROWS_WITH_AS(s.run(cosock::when_all(std::move(early))), "at once", std::runtime_error);
+    CHECK(started == 0);
 }
 
 BACKEND_TEST("when_any returns the first result and cancels the others, waiting for them") {
@@ -127,8 +143,8 @@ BACKEND_TEST("when_any returns the first result and cancels the others, waiting 
         std::array<char, 8> buf;
         try {
             co_await b.recv(buf); // never satisfied: cancelled by the winner
-        } catch (const std::system_error& e) {
-            err = e.code().value();
+        } catch (const cosock::cancelled_error&) {
+            err = ECANCELED;
             throw;
         }
         co_return 0;
@@ -137,9 +153,10 @@ BACKEND_TEST("when_any returns the first result and cancels the others, waiting 
         co_await cosock::sleep_for(10ms);
         co_return 42;
     }());
-    auto [index, value] = s.run(cosock::when_any(std::move(tasks)));
-    CHECK(index == 1);
-    CHECK(value == 42);
+    auto r = s.run(cosock::when_any(std::move(tasks)));
+    CHECK(r.index == 1);
+    CHECK(r.value == 42);
+    CHECK(r.others.empty());
     CHECK(loser_error == ECANCELED); // the loser finished before when_any returned
     CHECK_THROWS_AS(s.run(cosock::when_any(std::vector<task<int>>{})), std::invalid_argument);
 }

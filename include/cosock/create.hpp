@@ -82,8 +82,9 @@ inline std::string family_name(int family) {
 }
 
 /// create_connection once the candidates are known: tries each in turn and
-/// returns the first socket that connects. Cancellation (operation_canceled)
-/// ends the search at once; any other std::system_error moves on to the next.
+/// returns the first socket that connects. Cancellation (cancelled_error, not a
+/// std::system_error) ends the search at once; a std::system_error moves on to
+/// the next.
 inline task<socket> connect_first(std::vector<addrinfo_entry> candidates,
                                   std::optional<std::chrono::nanoseconds> timeout,
                                   std::optional<address> source_address, std::string target) {
@@ -97,8 +98,7 @@ inline task<socket> connect_first(std::vector<addrinfo_entry> candidates,
             if (source_address) sock.bind(*source_address);
             co_await sock.connect(c.address);
             co_return std::move(sock);
-        } catch (const std::system_error& e) {
-            if (e.code() == std::errc::operation_canceled) throw;
+        } catch (const std::system_error&) {
             last = std::current_exception();
             ++failed;
         }
@@ -120,7 +120,7 @@ inline task<socket> connect_first(std::vector<addrinfo_entry> candidates,
 /// When every address fails, throws the last error (a timeout stays a
 /// timeout_error); with several addresses its message says how many were
 /// tried. Throws gaierror when the name does not resolve, std::invalid_argument
-/// for a negative timeout, and operation_canceled (without trying further
+/// for a negative timeout, and cancelled_error (without trying further
 /// addresses) when the task's stop token is triggered.
 inline task<socket> create_connection(host_port to, std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
                                       std::optional<address> source_address = std::nullopt) {

@@ -17,6 +17,22 @@ class timeout_error : public std::system_error {
         : std::system_error(std::make_error_code(std::errc::timed_out), what) {}
 };
 
+/// The operation was cancelled by a stop request: the task's stop token, and so
+/// with_timeout (which turns it into timeout_error for its caller) and when_any
+/// (whose losers it ends). Python's asyncio.CancelledError, which is not an
+/// Exception for the same reason: it derives from std::exception, not from
+/// std::system_error, so `catch (const std::system_error&)` does not swallow
+/// it. Catch it only to clean up, then let it go on.
+class cancelled_error : public std::exception {
+  public:
+    /// `what` names the operation ("recv", "sleep", …).
+    explicit cancelled_error(const std::string& what) : what_(what + ": cancelled") {}
+    const char* what() const noexcept override { return what_.c_str(); }
+
+  private:
+    std::string what_;
+};
+
 /// Throws the exception for a failed operation: `res` is -errno (a backend
 /// result), `what` names the operation ("recv", "connect to 127.0.0.1:80", …).
 /// ETIMEDOUT becomes timeout_error; everything else a std::system_error.

@@ -15,10 +15,11 @@
 //
 // Methods not marked noexcept throw std::system_error: the errno of a failed
 // call with the operation's name; EBADF when the file object is closed or not
-// open in that direction; operation_canceled when the descriptor is closed
-// under a waiting operation. A file object must outlive its operations and
-// must not be moved while one is in progress. One reading and one writing
-// coroutine may use it at a time.
+// open in that direction, when the descriptor is closed under a waiting
+// operation, or when the file object is closed, destroyed or
+// moved from while the operation waits (it then touches the file object no
+// more). A stop request ends an operation with cosock::cancelled_error. One
+// reading and one writing coroutine may use it at a time.
 #pragma once
 
 #include <algorithm>
@@ -77,7 +78,10 @@ class file_object {
     file_object& operator=(file_object&& other) noexcept;
     /// A destructor cannot wait: it sends what the kernel takes at once of
     /// unflushed writes and drops the rest. co_await close() to send it all.
-    ~file_object() { send_without_waiting(); }
+    ~file_object() {
+        end_waits();
+        send_without_waiting();
+    }
 
     // Reading. End of stream is not an error: it gives empty results.
 
@@ -140,10 +144,11 @@ class file_object {
     /// Python's flush(): sends everything buffered.
     task<> flush();
 
-    /// Python's close(): flushes, then releases the descriptor; idempotent.
-    /// If flushing fails the file object is closed all the same and the error
-    /// is thrown. Closing the last owner of the descriptor closes it,
-    /// resuming operations still waiting on it with operation_canceled.
+    /// Python's close(): ends the reads and writes other coroutines are waiting
+    /// in (EBADF), flushes, then releases the descriptor; idempotent. If
+    /// flushing fails the file object is closed all the same and the error is
+    /// thrown. Closing the last owner of the descriptor closes it, ending the
+    /// socket operations still waiting on it with EBADF.
     task<> close();
 
     bool closed() const noexcept { return !fd_; }
@@ -192,7 +197,8 @@ class file_object {
             if (r >= 0) rbuf_.commit(std::size_t(r), r == 0);
             return r;
         };
-        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_readable, op, step, fd_.timeout());
+        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_readable, op, step, fd_.timeout(),
+                                     &waiting_[0]);
     }
 
     // Sends from the write buffer until it is empty: `co_await send_buffered(op)`
@@ -210,7 +216,8 @@ class file_object {
             wpos_ = 0;
             return 0;
         };
-        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_writable, op, step, fd_.timeout());
+        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_writable, op, step, fd_.timeout(),
+                                     &waiting_[1]);
     }
 
     bool write_pending() const noexcept { return wpos_ < wbuf_.size(); }
@@ -228,6 +235,13 @@ class file_object {
 
     void send_without_waiting() noexcept;
 
+    // Ends the waits of the operations in progress (EBADF): the file object is
+    // closed, destroyed or moved from, and their steps would touch it.
+    void end_waits() noexcept {
+        for (detail::io_awaiter* w : waiting_)
+            if (w) w->end(detail::end_reason::closed);
+    }
+
     detail::shared_fd fd_;
     detail::file_mode mode_;
     std::string mode_name_;
@@ -235,10 +249,13 @@ class file_object {
     std::string wbuf_; // bytes to send: [wpos_, size)
     std::size_t wpos_ = 0;
     std::size_t max_line_ = default_max_line;
+    detail::io_awaiter* waiting_[2] = {}; // the read and the write waiting now, if any
 };
 
 inline file_object& file_object::operator=(file_object&& other) noexcept {
     if (this != &other) {
+        end_waits();
+        other.end_waits();
         send_without_waiting();
         fd_ = std::move(other.fd_);
         mode_ = other.mode_;
@@ -363,6 +380,7 @@ inline task<> file_object::flush() {
 
 inline task<> file_object::close() {
     if (!fd_) co_return;
+    end_waits(); // a read or a flush waiting in another coroutine ends with EBADF
     std::exception_ptr failed;
     try {
         while (write_pending()) co_await send_buffered("close");

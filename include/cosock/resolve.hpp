@@ -188,7 +188,7 @@ inline task<std::vector<addrinfo_entry>> resolve(gai_request r) {
 /// service name ("http").
 ///
 /// A name is looked up on a helper thread; the task's stop token (or
-/// with_timeout) resumes the caller at once with operation_canceled (or
+/// with_timeout) resumes the caller at once with cancelled_error (or
 /// timeout_error) while the lookup finishes unobserved. Numeric hosts with
 /// numeric ports resolve at once, without a thread.
 ///

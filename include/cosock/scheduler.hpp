@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include <atomic>
 #include <mutex>
+#include <pthread.h>
 #include <sys/eventfd.h>
 
 #include <cosock/detail/backend.hpp>
@@ -122,6 +124,55 @@ inline std::unique_ptr<detail::backend> choose_backend(cosock::backend which, co
 }
 } // namespace detail
 
+class scheduler;
+
+namespace detail {
+/// How many times this process is a fork() child of a process that had
+/// created a scheduler: a scheduler made in an earlier generation belongs to
+/// an ancestor, whose epoll set or ring it shares.
+inline std::uint64_t fork_generation() noexcept {
+    static std::atomic<std::uint64_t> generation{0};
+    static const bool registered = [] {
+        ::pthread_atfork(nullptr, nullptr, [] { generation.fetch_add(1, std::memory_order_relaxed); });
+        return true;
+    }();
+    (void)registered;
+    return generation.load(std::memory_order_relaxed);
+}
+
+/// The small block through which sockets and file objects reach their
+/// scheduler. The scheduler clears it when it is destroyed, so one that
+/// outlives it knows, and closes its descriptor without a backend.
+struct scheduler_anchor {
+    cosock::scheduler* sched;
+    std::atomic<std::size_t> owners;
+};
+
+/// A counted reference to a scheduler_anchor: what a socket keeps of its
+/// scheduler (it may outlive it, and move to another thread).
+class scheduler_ref {
+  public:
+    scheduler_ref() noexcept = default;
+    explicit scheduler_ref(scheduler_anchor* a) noexcept : a_(a) {
+        if (a_) a_->owners.fetch_add(1, std::memory_order_relaxed);
+    }
+    scheduler_ref(const scheduler_ref& o) noexcept : scheduler_ref(o.a_) {}
+    scheduler_ref(scheduler_ref&& o) noexcept : a_(std::exchange(o.a_, nullptr)) {}
+    scheduler_ref& operator=(scheduler_ref o) noexcept {
+        std::swap(a_, o.a_);
+        return *this;
+    }
+    ~scheduler_ref() {
+        if (a_ && a_->owners.fetch_sub(1, std::memory_order_acq_rel) == 1) delete a_;
+    }
+    /// The scheduler, or nullptr once it is destroyed (or for an empty reference).
+    cosock::scheduler* get() const noexcept { return a_ ? a_->sched : nullptr; }
+
+  private:
+    scheduler_anchor* a_ = nullptr;
+};
+} // namespace detail
+
 /// Why `b` cannot run here, or an empty string when it can (it is created and
 /// destroyed to find out). `automatic` always can.
 inline std::string backend_unavailable(backend b) {
@@ -161,26 +212,34 @@ class scheduler final : private detail::task_owner {
     /// An explicit backend that cannot work here (e.g. io_uring refused by the
     /// kernel) throws std::system_error saying why; `automatic` falls back.
     explicit scheduler(backend which = backend::automatic)
-        : io_(detail::choose_backend(which, kind_)), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-        if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+        : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)),
+          anchor_(new detail::scheduler_anchor{this, {0}}), born_(detail::fork_generation()) {
         wake_.fd = wake_fd_;
         wake_.kind = detail::op_kind::wait_readable;
+        wake_.tried = true; // every arm follows a read of the eventfd (or finds it fresh)
         wake_.owner = this;
         wake_.callback = [](detail::ready_node& n) { static_cast<wake_op&>(n).owner->run_posted(); };
+        anchor_ref_ = detail::scheduler_ref(anchor_);
     }
 
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
 
     ~scheduler() {
-        // Awaiters in the destroyed frames unregister themselves from the
-        // backend, the timers and the ready queue, so all of those outlive them.
+        // A scheduler inherited across fork() shares its epoll set or ring
+        // with the parent: it only forgets, and touches no kernel object.
+        if (forked()) io_->orphan();
+        // The ops still waiting end first, in as few kernel round trips as the
+        // backend can; then the frames go, and their awaiters, finding their
+        // ops completed, only take them off the ready queue.
+        io_->cancel_all(ready_);
         while (detail::promise_base* p = detached_.pop_front()) {
             if (p->start.state == detail::op_state::queued) ready_.erase(p->start);
             p->owner = nullptr;
             p->start.handle.destroy();
         }
         forget(wake_);
+        anchor_->sched = nullptr; // sockets that outlive the scheduler close without it
         detail::sys::close(wake_fd_);
     }
 
@@ -271,19 +330,18 @@ class scheduler final : private detail::task_owner {
     // The rest is for awaiters, not for users.
     detail::backend& io() noexcept { return *io_; }
     detail::ready_queue& ready() noexcept { return ready_; }
-    /// True while an operation may be tried at once rather than through the
-    /// backend: each resumed coroutine gets a budget, so one fed by a busy
-    /// peer cannot starve the others.
-    bool try_inline() noexcept {
-        if (inline_budget_ == 0) return false;
+    /// How `op`, just started, begins (see backend::first_step). `now` only
+    /// while the coroutine has fairness budget left: each resumed coroutine
+    /// gets some, so one fed by a busy peer cannot starve the others.
+    detail::start first_step(const detail::io_op& op) noexcept {
+        detail::start how = io_->first_step(op, !ready_.empty());
+        if (how != detail::start::now) return how;
+        if (inline_budget_ == 0) return detail::start::untried;
         --inline_budget_;
-        return true;
+        return how;
     }
-    /// True when an operation goes to the backend untried (see
-    /// backend::submits_send).
-    bool submits_untried(detail::op_kind k) const noexcept {
-        return detail::is_send(k) && io_->submits_send(!ready_.empty());
-    }
+    /// A reference to this scheduler that knows when it is gone (for sockets).
+    const detail::scheduler_ref& ref() const noexcept { return anchor_ref_; }
     void schedule(detail::ready_node& n) noexcept {
         n.state = detail::op_state::queued;
         ready_.push_back(n);
@@ -308,6 +366,24 @@ class scheduler final : private detail::task_owner {
     }
 
   private:
+    static int make_wake_fd() {
+        int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+        return fd;
+    }
+    // The wake-up descriptor is made first, so that with few descriptors left
+    // `automatic` falls back to a backend that needs none of its own.
+    std::unique_ptr<detail::backend> backend_or_close_wake_fd(backend which) {
+        try {
+            return detail::choose_backend(which, kind_);
+        } catch (...) {
+            detail::sys::close(wake_fd_);
+            throw;
+        }
+    }
+
+    bool forked() const noexcept { return born_ != detail::fork_generation(); }
+
     struct yield_awaiter {
         scheduler& s;
         detail::ready_node node;
@@ -330,6 +406,11 @@ class scheduler final : private detail::task_owner {
         scheduler* outer;
         run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r), outer(current_) {
             if (s.running_) throw std::logic_error("cosock::scheduler::run: already running");
+            if (s.forked()) {
+                s.io_->orphan();
+                throw std::logic_error("cosock::scheduler::run: this scheduler was created before fork(), and a "
+                                       "scheduler does not survive fork(): create a new one in the child");
+            }
             if (s.wake_.state == detail::op_state::idle) s.io_->arm(s.wake_);
             s.running_ = true;
             current_ = &s;
@@ -431,7 +512,11 @@ class scheduler final : private detail::task_owner {
     static constexpr unsigned inline_budget = 64;
 
     backend kind_ = backend::automatic;
+    int wake_fd_;
     std::unique_ptr<detail::backend> io_; // outlives every frame the destructor destroys
+    detail::scheduler_anchor* anchor_;    // owned by anchor_ref_ and the sockets' references
+    detail::scheduler_ref anchor_ref_;
+    std::uint64_t born_; // fork_generation() when created
     detail::ready_queue ready_;
     detail::intrusive_list<detail::promise_base> detached_;
     std::vector<std::exception_ptr> failures_;
@@ -442,7 +527,6 @@ class scheduler final : private detail::task_owner {
     detail::timer_heap timers_;
     int expected_posts_ = 0;
     scheduler_stats stats_;
-    int wake_fd_;
     struct wake_op : detail::io_op {
         scheduler* owner = nullptr;
     } wake_; // waits on wake_fd_ while a run() is active

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <cosock/detail/io_op.hpp>
@@ -43,15 +44,18 @@ namespace detail {
 
 // Waits until any of the descriptors is ready in its direction, or the deadline
 // passes. One operation record per descriptor, allocated for this call; the
-// first completion resumes the caller and the rest are taken back.
+// first completion resumes the caller and the rest are taken back. The
+// descriptors were just found not ready (the records are armed `tried`);
+// `foreign`: they are raw numbers, which the caller may close behind cosock's
+// back, so the backend keeps nothing of them once the wait ends.
 class any_ready_awaiter {
   public:
     any_ready_awaiter(scheduler& s, const std::vector<int>& readers, const std::vector<int>& writers,
-                      std::optional<clock::time_point> deadline)
+                      std::optional<clock::time_point> deadline, bool foreign)
         : sched_(&s), ops_(readers.size() + writers.size()), deadline_(deadline) {
         std::size_t i = 0;
-        for (int fd : readers) init(ops_[i++], fd, op_kind::wait_readable);
-        for (int fd : writers) init(ops_[i++], fd, op_kind::wait_writable);
+        for (int fd : readers) init(ops_[i++], fd, op_kind::wait_readable, foreign);
+        for (int fd : writers) init(ops_[i++], fd, op_kind::wait_writable, foreign);
         timer_.self = this;
         timer_.fire = [](timer_node& t) noexcept { static_cast<timer&>(t).self->wake(false); };
     }
@@ -60,7 +64,9 @@ class any_ready_awaiter {
 
     bool await_ready() const noexcept { return false; }
     template <class Promise>
-    void await_suspend(std::coroutine_handle<Promise> h) {
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        if constexpr (std::is_base_of_v<promise_base, Promise>)
+            if (h.promise().stop.stop_requested()) return !(cancelled_ = true);
         wake_.handle = h;
         try {
             for (auto& op : ops_) sched_->io().arm(op);
@@ -73,10 +79,11 @@ class any_ready_awaiter {
             throw;
         }
         listen_for_stop(h, on_stop_, stop{this});
+        return true;
     }
     void await_resume() {
         settle();
-        if (cancelled_) throw std::system_error(std::make_error_code(std::errc::operation_canceled), "select");
+        if (cancelled_) throw cancelled_error("select");
     }
 
   private:
@@ -91,9 +98,11 @@ class any_ready_awaiter {
         void operator()() const noexcept { self->wake(true); }
     };
 
-    void init(op& o, int fd, op_kind kind) {
+    void init(op& o, int fd, op_kind kind, bool foreign) {
         o.fd = fd;
         o.kind = kind;
+        o.tried = true;
+        o.foreign = foreign;
         o.self = this;
         o.callback = [](ready_node& n) { static_cast<op&>(n).self->wake(false); };
     }
@@ -122,7 +131,10 @@ class any_ready_awaiter {
     std::optional<std::stop_callback<stop>> on_stop_;
 };
 
-// One poll(2) with timeout 0 over all three lists: the exact answer now.
+// One poll(2) with timeout 0 over all three lists: the exact answer now. An
+// element closed since the call began (fileno() is -1 now) counts as ready in
+// every list, as a descriptor closed under select(2) does on every backend:
+// the next operation on it says EBADF.
 template <class T>
 select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, const std::vector<T>& x) {
     std::vector<pollfd> fds;
@@ -134,7 +146,10 @@ select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, con
     select_result<T> out;
     std::size_t i = 0;
     // Errors and hang-ups count as ready, as in select(2): the next call reports them.
-    auto ready = [&](short want) { return (fds[i++].revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0; };
+    auto ready = [&](short want) {
+        const pollfd& p = fds[i++];
+        return p.fd < 0 || (p.revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0;
+    };
     for (const T& e : r)
         if (ready(POLLIN)) out.readable.push_back(e);
     for (const T& e : w)
@@ -162,8 +177,10 @@ std::vector<int> filenos(const std::vector<T>& list) {
 /// ready, or `timeout` passes (std::nullopt: no limit; zero: just poll), and
 /// returns the ready elements. Empty lists are allowed. The exceptional list
 /// is checked on entry and at every wake-up (readiness of another element or
-/// the timeout), so waiting on it alone needs a timeout. A negative descriptor
-/// or timeout is an std::invalid_argument; the task's stop token cancels.
+/// the timeout), so waiting on it alone needs a timeout. A descriptor or socket
+/// closed while select() waits is returned at once as ready, on every
+/// backend. A negative descriptor or timeout is an std::invalid_argument; the
+/// task's stop token cancels (cancelled_error).
 template <class T>
 task<select_result<T>> select(std::vector<T> rlist, std::vector<T> wlist, std::vector<T> xlist,
                               std::optional<std::chrono::nanoseconds> timeout = std::nullopt) {
@@ -178,7 +195,7 @@ task<select_result<T>> select(std::vector<T> rlist, std::vector<T> wlist, std::v
     for (;;) {
         select_result<T> now = detail::check_now(rlist, wlist, xlist);
         if (!now.empty() || (deadline && detail::clock::now() >= *deadline)) co_return now;
-        co_await detail::any_ready_awaiter(s, r, w, deadline);
+        co_await detail::any_ready_awaiter(s, r, w, deadline, std::is_same_v<T, int>);
     }
 }
 

@@ -54,7 +54,7 @@ class socket {
     /// Creates a socket like Python's socket.socket(family, type, proto).
     /// Throws std::system_error naming the arguments if the kernel refuses.
     explicit socket(scheduler& s, int family = af_inet, int type = sock_stream, int proto = 0)
-        : sched_(&s), family_(family), type_(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+        : sched_(s.ref()), family_(family), type_(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
         int fd = detail::sys::socket(family, type_, proto);
         if (fd < 0)
             throw_error(fd, "socket(family=" + std::to_string(family) + ", type=" + std::to_string(type) +
@@ -77,7 +77,7 @@ class socket {
         };
         int family = opt(SO_DOMAIN), type = opt(SO_TYPE), proto = opt(SO_PROTOCOL);
         detail::check(detail::sys::set_nonblocking(fd), "from_fd: fcntl(O_NONBLOCK)");
-        sock.sched_ = &s;
+        sock.sched_ = s.ref();
         sock.fd_ = fd;
         sock.family_ = family;
         sock.type_ = type;
@@ -86,12 +86,12 @@ class socket {
     }
 
     socket(socket&& other) noexcept
-        : sched_(other.sched_), fd_(std::exchange(other.fd_, -1)), family_(other.family_), type_(other.type_),
-          proto_(other.proto_), timeout_(other.timeout_), shared_(std::move(other.shared_)) {}
+        : sched_(std::move(other.sched_)), fd_(std::exchange(other.fd_, -1)), family_(other.family_),
+          type_(other.type_), proto_(other.proto_), timeout_(other.timeout_), shared_(std::move(other.shared_)) {}
     socket& operator=(socket&& other) noexcept {
         if (this != &other) {
             close();
-            sched_ = other.sched_;
+            sched_ = std::move(other.sched_);
             fd_ = std::exchange(other.fd_, -1);
             family_ = other.family_;
             type_ = other.type_;
@@ -108,7 +108,8 @@ class socket {
     int family() const noexcept { return family_; }
     int type() const noexcept { return type_; }
     int proto() const noexcept { return proto_; }
-    scheduler* get_scheduler() const noexcept { return sched_; }
+    /// The scheduler, or nullptr once it is destroyed (or for a default-constructed socket).
+    scheduler* get_scheduler() const noexcept { return sched_.get(); }
 
     /// Sets the timeout of every later operation, as Python's settimeout:
     /// std::nullopt waits for ever; zero never waits (an operation that would
@@ -123,10 +124,12 @@ class socket {
         if (shared_) shared_.set_timeout(timeout_);
     }
     /// Seconds as in Python (`settimeout(2.5)`); NaN or negative → invalid_argument.
+    /// A positive value rounds up to the clock's resolution (1 ns), as Python
+    /// rounds it, so it stays a timeout and never becomes non-blocking.
     void settimeout(double seconds) {
         if (!(seconds >= 0) || seconds > 1e9)
             throw std::invalid_argument("settimeout: timeout out of range: " + std::to_string(seconds));
-        settimeout(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds)));
+        settimeout(std::chrono::ceil<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds)));
     }
     /// The timeout: std::nullopt when operations wait for ever.
     std::optional<std::chrono::nanoseconds> gettimeout() const noexcept {
@@ -135,8 +138,10 @@ class socket {
     }
 
     /// Closes the socket; idempotent. Operations still waiting on it resume
-    /// with an operation_canceled error. While file objects made from it are
-    /// open, the descriptor stays open for them and nothing is canceled.
+    /// with a std::system_error carrying EBADF. While file objects made from
+    /// it are open, the descriptor stays open for them and nothing is
+    /// cancelled. A socket that outlives its scheduler just closes its
+    /// descriptor.
     void close() noexcept {
         if (fd_ < 0) return;
         if (shared_) { // the last owner closes it
@@ -144,19 +149,20 @@ class socket {
             shared_.reset();
             return;
         }
-        sched_->io().release_fd(fd_, true, sched_->ready());
+        if (scheduler* s = sched_.get()) s->io().release_fd(fd_, true, s->ready());
         detail::sys::close(std::exchange(fd_, -1));
     }
 
     /// Gives up the descriptor without closing it; the socket becomes closed.
-    /// Operations still waiting on it resume with operation_canceled; file
+    /// Operations still waiting on it resume with EBADF; file
     /// objects made from it can no longer use it (EBADF), as in Python.
     int detach() noexcept {
         if (shared_) {
             shared_.disown();
             shared_.reset();
         }
-        if (fd_ >= 0) sched_->io().release_fd(fd_, false, sched_->ready());
+        scheduler* s = sched_.get();
+        if (fd_ >= 0 && s) s->io().release_fd(fd_, false, s->ready());
         return std::exchange(fd_, -1);
     }
 
@@ -174,7 +180,7 @@ class socket {
         int fd = open_fd("makefile");
         // Allocated on first use, so sockets without file objects never pay for it.
         if (!shared_) {
-            shared_ = detail::shared_fd::adopt(*sched_, fd);
+            shared_ = detail::shared_fd::adopt(sched_, fd);
             shared_.set_timeout(timeout_);
         }
         return file_object(shared_, m, mode);
@@ -280,7 +286,11 @@ class socket {
     // checked first, so that no reference to a null scheduler is ever formed.
     scheduler& open_scheduler(const char* what) const {
         open_fd(what);
-        return *sched_;
+        scheduler* s = sched_.get();
+        if (!s)
+            throw std::logic_error(std::string(what) +
+                                   ": the socket's scheduler was destroyed (close() still closes the descriptor)");
+        return *s;
     }
 
     template <class Fn>
@@ -310,7 +320,7 @@ class socket {
         }
         int result() {
             int res = settle();
-            if (res < 0) throw_error(res, name);
+            if (res < 0) fail(res, name);
             return res;
         }
         const char* name;
@@ -322,23 +332,20 @@ class socket {
     };
 
     // On a stream socket, a recv that filled less than its buffer emptied the
-    // receive queue; the next recv then waits for data without trying first
-    // (request/response traffic would almost always see EAGAIN), saving a
-    // system call per message. A guess only: a wrong one costs a wait that
-    // returns at once.
+    // receive queue: the backend learns it, and may let the next recv wait for
+    // data without trying first (request/response traffic would almost always
+    // see EAGAIN), saving a system call per message. Nothing here points into
+    // the socket, which may be moved or destroyed while the recv waits.
     struct recv_awaiter : op_awaiter {
         recv_awaiter(socket& s, void* buf, std::size_t len, int flags)
-            : op_awaiter(s, detail::op_kind::recv, "recv", buf, len, flags), sock(s) {
-            op_.wait_first = s.rx_drained_ && len > 0 && !(flags & MSG_OOB); // urgent data is no POLLIN
-        }
+            : op_awaiter(s, detail::op_kind::recv, "recv", buf, len, flags),
+              stream(s.type_ == SOCK_STREAM && !(flags & MSG_PEEK)) {}
         std::size_t await_resume() {
             int n = result();
-            bool drained = sock.type_ == SOCK_STREAM && n > 0 && std::size_t(n) < op_.len && !(op_.flags & MSG_PEEK);
-            sock.rx_drained_ = drained;
-            if (drained) sched_->io().recv_drained(op_.fd);
+            if (stream) sched_->io().recv_done(op_.fd, n > 0 && std::size_t(n) < op_.len);
             return std::size_t(n);
         }
-        socket& sock;
+        bool stream;
     };
 
     struct sendall_awaiter : op_awaiter {
@@ -391,18 +398,17 @@ class socket {
             op_.addrlen = to.size();
         }
         void await_resume() {
-            if (int res = settle(); res < 0) throw_error(res, "connect to " + to.to_string());
+            if (int res = settle(); res < 0) fail(res, "connect to " + to.to_string());
         }
         address to;
     };
 
-    scheduler* sched_ = nullptr;
+    detail::scheduler_ref sched_; // knows when the scheduler is gone
     int fd_ = -1;
     int family_ = af_unspec;
     int type_ = 0;
     int proto_ = 0;
     detail::timeout_t timeout_ = detail::no_timeout;
-    bool rx_drained_ = false; // the last recv came back short (see recv_awaiter)
     detail::shared_fd shared_; // with file objects, once makefile() was called
 };
 
@@ -415,16 +421,17 @@ namespace detail {
 class accept_awaiter : public io_awaiter {
   public:
     explicit accept_awaiter(cosock::socket& s)
-        : io_awaiter(s.open_scheduler("accept"), s.fd_, op_kind::accept, s.timeout_), family_(s.family_), type_(s.type_),
-          proto_(s.proto_) {
+        : io_awaiter(s.open_scheduler("accept"), s.fd_, op_kind::accept, s.timeout_), family_(s.family_),
+          type_(s.type_), proto_(s.proto_) {
         op_.addr = peer_.data();
         op_.addrcap = address::capacity();
     }
     accept_result await_resume() {
-        int fd = check(settle(), "accept");
+        int fd = settle();
+        if (fd < 0) fail(fd, "accept");
         peer_.resize(op_.addrlen);
         accept_result r{cosock::socket(), peer_};
-        r.conn.sched_ = sched_;
+        r.conn.sched_ = sched_->ref();
         r.conn.fd_ = fd;
         r.conn.family_ = family_;
         r.conn.type_ = type_;

@@ -27,6 +27,8 @@ class task;
 namespace detail {
 
 struct promise_base;
+template <class T>
+const std::stop_token& stop_token_of(const task<T>& t) noexcept;
 
 /// Who is told when a detached (spawned) task finishes: the scheduler.
 struct task_owner {
@@ -141,7 +143,7 @@ class [[nodiscard]] task {
     auto operator co_await() & noexcept { return awaiter{h_}; }
 
     /// Makes `token` cancel the operations this task (and every task it
-    /// awaits) waits on: they fail with operation_canceled. Call before the
+    /// awaits) waits on: they fail with cancelled_error. Call before the
     /// task starts; request_stop() only on the scheduler's thread.
     task&& with_stop_token(std::stop_token token) && noexcept {
         if (h_) h_.promise().stop = std::move(token);
@@ -152,6 +154,9 @@ class [[nodiscard]] task {
     handle_type release() noexcept { return std::exchange(h_, {}); }
 
   private:
+    template <class U>
+    friend const std::stop_token& detail::stop_token_of(const task<U>&) noexcept;
+
     struct awaiter {
         handle_type h;
         bool await_ready() const {
@@ -218,12 +223,14 @@ void listen_for_stop(std::coroutine_handle<Promise> h, std::optional<std::stop_c
     }
 }
 
-/// A stop source that is also stopped when `outer` is: a scope (with_timeout,
-/// when_any) cancels its own tasks, and the caller can still cancel all.
+/// A stop source that is also stopped when `outer` (or `also`) is: a scope
+/// (with_timeout, when_all, when_any) cancels its own tasks, and the caller can
+/// still cancel all.
 class linked_stop_source {
   public:
-    explicit linked_stop_source(const std::stop_token& outer) {
+    explicit linked_stop_source(const std::stop_token& outer, const std::stop_token& also = {}) {
         if (outer.stop_possible()) link_.emplace(outer, forward{&source_});
+        if (also.stop_possible()) also_.emplace(also, forward{&source_});
     }
     linked_stop_source(const linked_stop_source&) = delete;
     std::stop_token get_token() const noexcept { return source_.get_token(); }
@@ -235,8 +242,14 @@ class linked_stop_source {
         void operator()() const noexcept { source->request_stop(); }
     };
     std::stop_source source_;
-    std::optional<std::stop_callback<forward>> link_;
+    std::optional<std::stop_callback<forward>> link_, also_;
 };
+
+/// The stop token given to a task with with_stop_token(), if any.
+template <class T>
+const std::stop_token& stop_token_of(const task<T>& t) noexcept {
+    return t.h_.promise().stop;
+}
 } // namespace detail
 
 } // namespace cosock

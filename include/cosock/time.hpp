@@ -44,14 +44,17 @@ class sleep_awaiter {
 
     bool await_ready() const noexcept { return false; }
     template <class Promise>
-    void await_suspend(std::coroutine_handle<Promise> h) {
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        if constexpr (std::is_base_of_v<promise_base, Promise>)
+            if (h.promise().stop.stop_requested()) return !(cancelled_ = true);
         wake_.handle = h;
         sched_->add_timer(timer_);
         listen_for_stop(h, on_stop_, wake_early{this});
+        return true;
     }
     void await_resume() {
         settle();
-        if (cancelled_) throw std::system_error(std::make_error_code(std::errc::operation_canceled), "sleep");
+        if (cancelled_) throw cancelled_error("sleep");
     }
 
   private:
@@ -95,7 +98,7 @@ struct is_task<task<T>> : std::true_type {};
 } // namespace detail
 
 /// `co_await sleep_until(t)`: resumes at or after `t`. Throws
-/// operation_canceled if the task's stop token is triggered first.
+/// cancelled_error if the task's stop token is triggered first.
 template <class Clock, class Duration>
 detail::sleep_awaiter sleep_until(std::chrono::time_point<Clock, Duration> when) {
     return detail::sleep_awaiter(
@@ -110,9 +113,11 @@ detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
                                  std::chrono::ceil<detail::clock::duration>(std::max(d, decltype(d)::zero())));
 }
 
-/// Runs `t` with a deadline: when `limit` passes, the operations it waits on
-/// are cancelled and the co_await throws cosock::timeout_error. The caller's
-/// own stop token still cancels it too. A negative limit is invalid_argument.
+/// Runs `t` with a deadline: when `limit` passes, `t` is stopped (its waiting
+/// operations end with cancelled_error) and, once it has ended, the co_await
+/// throws cosock::timeout_error, or returns its value if it completed all the
+/// same. The caller's own stop token still stops it too (cancelled_error). A
+/// negative limit is std::invalid_argument.
 template <class T, class Rep, class Period>
 task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     if (limit < limit.zero()) throw std::invalid_argument("with_timeout: negative limit");
@@ -139,8 +144,8 @@ task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
 
     try {
         co_return co_await std::move(t).with_stop_token(source.get_token());
-    } catch (const std::system_error& e) {
-        if (timer.fired && e.code() == std::errc::operation_canceled) throw timeout_error("with_timeout");
+    } catch (const cancelled_error&) {
+        if (timer.fired) throw timeout_error("with_timeout");
         throw;
     }
 }

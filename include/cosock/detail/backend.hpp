@@ -3,8 +3,10 @@
 // setting io_op::res and linking the op into the ready queue.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 
 #include <cosock/detail/intrusive_list.hpp>
 #include <cosock/detail/io_op.hpp>
@@ -19,46 +21,65 @@ inline void complete(io_op& op, int res, ready_queue& ready) noexcept {
     ready.push_back(op);
 }
 
+/// See backend::first_step.
+enum class start : std::uint8_t { now, behind_others, untried };
+
 class backend {
   public:
     virtual ~backend() = default;
     virtual const char* name() const noexcept = 0;
-    /// Starts waiting for `op` (its first attempt said -EAGAIN). May throw,
-    /// leaving nothing registered.
+    /// How `op`, just started, begins: tried at once, or handed to arm()
+    /// untried because ops of its direction wait ahead of it on the same
+    /// descriptor (behind_others), or because the backend expects the try to
+    /// say EAGAIN or a submission to cost less (untried). `others_ready`:
+    /// other tasks run in this loop turn.
+    virtual start first_step(const io_op& op, bool others_ready) noexcept = 0;
+    /// Starts waiting for `op`; `op.tried` says whether its descriptor was
+    /// just found not ready. May throw, leaving nothing registered.
     virtual void arm(io_op& op) = 0;
     /// Forgets a waiting op without resuming it (its frame is going away).
     /// Returns only once the kernel is done with the op's buffers; other ops
     /// that complete meanwhile are queued on `ready`.
     virtual void cancel(io_op& op, ready_queue& ready) noexcept = 0;
-    /// Makes a waiting op complete soon with -ECANCELED (a deadline passed or
-    /// a stop was requested); the op still resumes through the ready queue.
+    /// Makes a waiting op complete soon with -ECANCELED (its `ended_by` says
+    /// why); the op still resumes through the ready queue.
     virtual void abort(io_op& op, ready_queue& ready) noexcept = 0;
     /// The descriptor leaves cosock: it is being closed, or detached and handed
-    /// to the user. Every op waiting on it completes with -ECANCELED (once the
-    /// kernel has let go of its buffer) and the backend forgets the fd.
+    /// to the user. Every op waiting on it completes with -ECANCELED, ended by
+    /// `closed` (once the kernel has let go of its buffer), and the backend
+    /// forgets the fd.
     virtual void release_fd(int fd, bool closing, ready_queue& ready) noexcept = 0;
-    /// A recv on the stream socket `fd` came back short: its receive queue was
-    /// empty a moment ago. A backend that remembers readiness forgets it here,
-    /// so the next recv waits for new data instead of trying first.
-    virtual void recv_drained(int /*fd*/) noexcept {}
+    /// A recv on the stream socket `fd` completed; `short_read`: it filled less
+    /// than its buffer, so the receive queue was empty a moment ago. A backend
+    /// that guesses whether a try would say EAGAIN learns from it.
+    virtual void recv_done(int /*fd*/, bool /*short_read*/) noexcept {}
     /// Blocks up to timeout_ms (-1: no limit) and queues what completed.
     virtual void wait(ready_queue& ready, int timeout_ms) = 0;
     /// How many ops are waiting.
     virtual std::size_t waiting() const noexcept = 0;
+    /// Completes every waiting op with -ECANCELED, in as few kernel round
+    /// trips as it can: the scheduler is going away with their frames.
+    virtual void cancel_all(ready_queue& ready) noexcept = 0;
 
-    /// Whether a send goes to the backend untried, for a backend that takes
-    /// sends as submissions. It must while another send is in flight (a direct
-    /// one could overtake it); it should while other tasks are ready, as it
-    /// then rides the loop's next system call with theirs. A task that runs
-    /// alone sends at once, which is quicker for it.
-    bool submits_send(bool others_ready) const noexcept {
-        return submits_sends_ && (others_ready || sends_in_flight_ > 0);
-    }
+    /// The process has forked and this is the child: the kernel objects behind
+    /// the backend (an epoll set, a ring) are shared with the parent, so the
+    /// backend must not change them any more. It only forgets.
+    void orphan() noexcept { orphaned_ = true; }
 
   protected:
-    bool submits_sends_ = false;
-    std::size_t sends_in_flight_ = 0;
+    bool orphaned_ = false;
 };
+
+/// Makes a per-descriptor table hold `fd`. It grows by doubling, from 64
+/// entries, so that the descriptors a process opens next rarely grow it again
+/// (a new connection costs no allocation).
+template <class Table>
+void hold_fd(Table& table, int fd) {
+    if (std::size_t(fd) < table.size()) return;
+    std::size_t n = std::max<std::size_t>(64, table.size());
+    while (n <= std::size_t(fd)) n *= 2;
+    table.resize(n);
+}
 
 /// Milliseconds left until `deadline`, for retrying an interrupted wait.
 inline int remaining_ms(std::chrono::steady_clock::time_point deadline) noexcept {

@@ -1,12 +1,21 @@
 // epoll(7): each descriptor is registered once, edge-triggered for both
 // directions, the first time an op waits on it, and never modified again: no
-// epoll_ctl per operation. Edge-triggering reports a change only once, so the backend remembers per
-// direction whether the descriptor may be ready (an edge came and no op has
-// since been told EAGAIN); an op armed while it may be ready is tried at the
-// next wait instead of waiting for an edge that already passed.
+// epoll_ctl per operation. Edge-triggering reports a change only once, so an
+// op armed while its direction is not known to be drained (no op has been told
+// EAGAIN since the last edge) is tried at the next wait instead of waiting for
+// an edge that may already have passed; an op armed `tried` marks its
+// direction drained, so it sleeps until the next edge.
+//
+// A descriptor cosock does not own (a raw int given to select()) may be closed
+// behind the backend's back, which removes it from the epoll set silently.
+// Such a descriptor is registered only while ops wait on it; before the loop
+// blocks, those descriptors are checked with one poll(), and the ops of a
+// closed one complete with EBADF.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <sys/epoll.h>
 #include <system_error>
 #include <utility>
@@ -29,32 +38,33 @@ class epoll_backend final : public readiness_backend {
 
     void arm(io_op& op) override {
         std::size_t fd = std::size_t(op.fd);
-        if (fd >= state_.size() || !(state_[fd] & registered)) enroll(op.fd);
+        if (fd >= fds_.size() || !(fds_[fd].flags & registered))
+            enroll(op.fd, op.foreign);
+        else if (!op.foreign && (fds_[fd].flags & transient))
+            adopt(op.fd);
         readiness_backend::arm(op);
-        if (state_[fd] & (wants_read(op.kind) ? may_read : may_write)) recheck(op.fd);
+        if (!(fds_[fd].flags & drained_bit(direction_of(op.kind)))) recheck(op.fd);
+    }
+
+    void cancel(io_op& op, ready_queue& ready) noexcept override {
+        readiness_backend::cancel(op, ready);
+        drop_if_unused(op.fd, true);
     }
 
     void release_fd(int fd, bool closing, ready_queue& ready) noexcept override {
-        readiness_backend::release_fd(fd, closing, ready);
-        if (fd < 0 || std::size_t(fd) >= state_.size() || !(state_[std::size_t(fd)] & registered)) return;
+        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
+        std::uint8_t flags = fds_[std::size_t(fd)].flags;
+        readiness_backend::release_fd(fd, closing, ready); // forgets the flags
+        if (!(flags & registered)) return;
+        if (flags & transient) forget_foreign(fd);
         // A closed descriptor leaves the epoll set by itself; a detached one
         // stays open, so it is removed before the user gets it.
-        if (!closing) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-        state_[std::size_t(fd)] = 0;
-    }
-
-    // Data arriving after the short read raises a new edge, so clearing the bit
-    // loses nothing; an edge already collected set the bit again and is kept.
-    // The end of the stream and errors are states, not arrivals: once seen they
-    // raise no further edge, so a descriptor that reported one stays readable.
-    void recv_drained(int fd) noexcept override {
-        if (std::size_t(fd) >= state_.size()) return;
-        std::uint8_t& st = state_[std::size_t(fd)];
-        if (!(st & sticky)) st &= std::uint8_t(~may_read);
+        if (!closing && !orphaned_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
         if (!recheck_.empty()) timeout_ms = 0;
+        if (timeout_ms != 0 && !foreign_.empty() && fail_closed_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         int n;
         while ((n = ::epoll_wait(epfd_, events_.data(), int(events_.size()), timeout_ms)) < 0 && errno == EINTR)
@@ -63,11 +73,12 @@ class epoll_backend final : public readiness_backend {
         for (int i = 0; i < n; ++i) {
             int fd = events_[std::size_t(i)].data.fd;
             std::uint32_t ev = events_[std::size_t(i)].events;
+            fd_state& st = fds_[std::size_t(fd)];
+            if (!(st.flags & registered)) continue;
             bool err = ev & (EPOLLERR | EPOLLHUP);
-            std::uint8_t& st = state_[std::size_t(fd)];
-            if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) st |= sticky;
-            if (err || (ev & (EPOLLIN | EPOLLRDHUP))) st |= may_read;
-            if (err || (ev & EPOLLOUT)) st |= may_write;
+            if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) st.flags |= sticky;
+            if (err || (ev & (EPOLLIN | EPOLLRDHUP))) st.flags &= std::uint8_t(~drained_read);
+            if (err || (ev & EPOLLOUT)) st.flags &= std::uint8_t(~drained_write);
             run_ready(fd, ready);
         }
         if (std::size_t(n) == events_.size()) events_.resize(events_.size() * 2);
@@ -79,40 +90,91 @@ class epoll_backend final : public readiness_backend {
     }
 
   private:
-    static constexpr std::uint8_t registered = 1, may_read = 2, may_write = 4, queued = 8, sticky = 16;
+    static constexpr std::uint8_t registered = first_free_bit, queued = first_free_bit << 1,
+                                  transient = first_free_bit << 2; // registered for a foreign descriptor
 
-    // The first op on `fd` registers it, for good. The registration itself
-    // reports the current readiness as an edge.
-    void enroll(int fd) {
-        if (std::size_t(fd) >= state_.size()) state_.resize(std::size_t(fd) + 1, 0);
+    // The first op on `fd` registers it; an owned descriptor stays registered
+    // until it is released. The registration itself reports the current
+    // readiness as an edge.
+    void enroll(int fd, bool foreign) {
+        hold_fd(fds_, fd);
+        if (foreign) foreign_.reserve(foreign_.size() + 1); // nothing can fail once registered
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
             throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
-        state_[std::size_t(fd)] = registered;
+        fds_[std::size_t(fd)].flags = foreign ? registered | transient : registered;
+        if (foreign) foreign_.push_back(fd);
+    }
+
+    // An owned op waits on a descriptor registered as foreign: cosock owns it
+    // now. If the foreign descriptor was closed and its number reused, its
+    // registration went with it: register the new one.
+    void adopt(int fd) {
+        fd_state& st = fds_[std::size_t(fd)];
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.fd = fd;
+        if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT &&
+            ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
+            throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
+        st.flags = std::uint8_t(st.flags & ~(transient | drained_read | drained_write));
+        forget_foreign(fd);
+    }
+
+    // A foreign descriptor with no op waiting leaves the epoll set, so that no
+    // registration outlives what cosock knows of it.
+    void drop_if_unused(int fd, bool still_open) noexcept {
+        fd_state& st = fds_[std::size_t(fd)];
+        if (!(st.flags & transient) || !st.readers.empty() || !st.writers.empty()) return;
+        if (still_open && !orphaned_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        st.flags = 0;
+        forget_foreign(fd);
+    }
+
+    void forget_foreign(int fd) noexcept {
+        auto it = std::find(foreign_.begin(), foreign_.end(), fd);
+        if (it == foreign_.end()) return;
+        *it = foreign_.back();
+        foreign_.pop_back();
+    }
+
+    // Fails the ops of foreign descriptors that have been closed; true if any.
+    bool fail_closed_foreign(ready_queue& ready) noexcept {
+        probe_.clear();
+        for (int fd : foreign_) probe_.push_back({fd, 0, 0});
+        if (sys::poll(probe_.data(), probe_.size(), 0) <= 0) return false;
+        bool failed = false;
+        for (const pollfd& p : probe_)
+            if (p.revents & POLLNVAL) {
+                fail_all(p.fd, -EBADF, end_reason::none, ready);
+                drop_if_unused(p.fd, false);
+                failed = true;
+            }
+        return failed;
     }
 
     void recheck(int fd) {
-        std::uint8_t& st = state_[std::size_t(fd)];
-        if (st & queued) return;
+        std::uint8_t& flags = fds_[std::size_t(fd)].flags;
+        if (flags & queued) return;
         recheck_.push_back(fd);
-        st |= queued;
+        flags |= queued;
     }
 
     void run_ready(int fd, ready_queue& ready) noexcept {
-        std::uint8_t& st = state_[std::size_t(fd)];
-        st &= std::uint8_t(~queued);
-        if (!(st & registered)) return; // released since
-        drained d = dispatch(fd, st & may_read, st & may_write, ready);
-        if (d.read) st &= std::uint8_t(~may_read);
-        if (d.write) st &= std::uint8_t(~may_write);
+        std::uint8_t& flags = fds_[std::size_t(fd)].flags;
+        flags &= std::uint8_t(~queued);
+        if (!(flags & registered)) return; // released since
+        dispatch(fd, !(flags & drained_read), !(flags & drained_write), ready, flags & sticky);
+        drop_if_unused(fd, true);
     }
 
     int epfd_;
-    std::vector<std::uint8_t> state_; // per fd: registered | may_read | may_write | queued | sticky (EOF, error)
     std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
     std::vector<int> recheck_, spare_;
+    std::vector<int> foreign_; // descriptors registered for foreign ops
+    std::vector<pollfd> probe_;
 };
 
 } // namespace cosock::detail

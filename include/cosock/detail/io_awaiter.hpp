@@ -3,6 +3,11 @@
 // allocation; if the frame is destroyed while the operation waits, the
 // destructor takes all three back from the scheduler.
 //
+// Where an operation starts is decided in await_suspend, which sees the
+// awaiting task: an operation under a stop token already triggered fails with
+// cancelled_error before it touches the kernel; otherwise the scheduler says
+// whether it is tried at once or handed to the backend untried.
+//
 // The timer and the stop callback are built only when the operation waits with
 // a timeout or under a stop token: an operation without them never writes or
 // reads their bytes, which keeps the frame lines each I/O touches few.
@@ -13,10 +18,12 @@
 #include <cstdint>
 #include <memory>
 #include <stop_token>
+#include <string>
 #include <type_traits>
 
 #include <cosock/detail/io_op.hpp>
 #include <cosock/detail/timer_heap.hpp>
+#include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
 
 namespace cosock::detail {
@@ -31,39 +38,18 @@ class io_awaiter {
     io_awaiter(const io_awaiter&) = delete;
     io_awaiter& operator=(const io_awaiter&) = delete;
 
-    /// Tries the system call at once (readiness path); suspends only on EAGAIN.
-    /// With a zero timeout it never suspends: EAGAIN becomes the result.
-    bool await_ready() noexcept {
-        if (timeout_ == timeout_t::zero()) {
-            op_.res = perform(op_);
-            return true;
-        }
-        if (op_.wait_first || sched_->submits_untried(op_.kind) || !sched_->try_inline()) return false;
-        op_.res = perform(op_);
-        return op_.res != -EAGAIN;
-    }
+    bool await_ready() const noexcept { return false; }
 
-    /// Hands the record to the backend, which resumes us when it completes;
-    /// starts the deadline, and listens to the task's stop token.
+    /// Ends the wait, if the op waits, as `why` says (it resumes through the
+    /// ready queue). For the owner of what the op works on, going away.
+    void end(end_reason why) noexcept { abort(why); }
+
+    /// Tries the system call at once when the scheduler says so; suspends
+    /// only when it must wait, handing the record to the backend, starting
+    /// the deadline and listening to the task's stop token.
     template <class Promise>
-    void await_suspend(std::coroutine_handle<Promise> h) {
-        op_.handle = h;
-        sched_->io().arm(op_);
-        if (timeout_ > timeout_t::zero()) {
-            deadline& d = *std::construct_at(&deadline_.value);
-            d.self = this;
-            d.fire = [](timer_node& t) noexcept { static_cast<deadline&>(t).self->abort(true); };
-            d.when = clock::now() + timeout_;
-            sched_->add_timer(d);
-            extras_ |= has_deadline;
-        }
-        if constexpr (std::is_base_of_v<promise_base, Promise>) {
-            const std::stop_token& token = h.promise().stop;
-            if (token.stop_possible()) {
-                extras_ |= has_stop_callback; // first: the callback may run (and abort) at once
-                std::construct_at(&on_stop_.value, token, abort_on_stop{this});
-            }
-        }
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        return begin(h, [this] { return op_.res = perform(op_); });
     }
 
   protected:
@@ -73,16 +59,64 @@ class io_awaiter {
         op_.kind = kind;
     }
     ~io_awaiter() {
-        settle();
+        if (extras_) drop_extras();
         if (op_.state != op_state::idle) sched_->forget(op_);
     }
 
+    /// await_suspend's work, with `attempt` (→ a result, -EAGAIN for "not
+    /// ready") as the one try of the operation. False: it finished without
+    /// waiting (op_.res, or the attempt's own record, holds the outcome).
+    template <class Promise, class Attempt>
+    bool begin(std::coroutine_handle<Promise> h, Attempt attempt) {
+        const std::stop_token* token = nullptr;
+        if constexpr (std::is_base_of_v<promise_base, Promise>) token = &h.promise().stop;
+        if (token && token->stop_requested()) {
+            op_.res = -ECANCELED;
+            op_.ended_by = end_reason::stop;
+            return false;
+        }
+        start how = sched_->first_step(op_);
+        if (timeout_ == timeout_t::zero()) { // never waits; never overtakes the ops waiting ahead
+            if (how == start::behind_others)
+                op_.res = -EAGAIN;
+            else
+                attempt();
+            return false;
+        }
+        if (how == start::now) {
+            if (attempt() != -EAGAIN) return false;
+            op_.tried = true;
+        }
+        op_.handle = h;
+        sched_->io().arm(op_);
+        if (timeout_ > timeout_t::zero()) {
+            deadline& d = *std::construct_at(&deadline_.value);
+            d.self = this;
+            d.fire = [](timer_node& t) noexcept { static_cast<deadline&>(t).self->abort(end_reason::deadline); };
+            d.when = clock::now() + timeout_;
+            sched_->add_timer(d);
+            extras_ |= has_deadline;
+        }
+        if (token && token->stop_possible()) {
+            extras_ |= has_stop_callback;
+            std::construct_at(&on_stop_.value, *token, abort_on_stop{this});
+        }
+        return true;
+    }
+
     /// The op's result once resumed, with the deadline and stop callback gone;
-    /// an op aborted by its deadline reads -ETIMEDOUT.
+    /// an op ended by its deadline reads -ETIMEDOUT, one whose descriptor was
+    /// closed -EBADF (see ended_result).
     int settle() noexcept {
         if (extras_) drop_extras();
-        if (op_.timed_out && op_.res == -ECANCELED) op_.res = -ETIMEDOUT;
-        return op_.res;
+        return ended_result(op_);
+    }
+
+    /// Throws the exception for `res` (< 0): cancelled_error when a stop
+    /// request ended the op, else what throw_error() makes of it.
+    [[noreturn]] void fail(int res, const std::string& what) const {
+        if (res == -ECANCELED && op_.ended_by == end_reason::stop) throw cancelled_error(what);
+        throw_error(res, what);
     }
 
     /// A zero timeout: the operation must not wait at all.
@@ -98,12 +132,12 @@ class io_awaiter {
     };
     struct abort_on_stop {
         io_awaiter* self;
-        void operator()() const noexcept { self->abort(false); }
+        void operator()() const noexcept { self->abort(end_reason::stop); }
     };
 
-    void abort(bool by_deadline) noexcept {
-        if (op_.state != op_state::waiting) return; // already done
-        op_.timed_out = by_deadline;
+    void abort(end_reason why) noexcept {
+        if (op_.state != op_state::waiting || op_.ended_by != end_reason::none) return; // done, or ending
+        op_.ended_by = why;
         sched_->io().abort(op_, sched_->ready());
     }
 

@@ -4,9 +4,11 @@
 // completion backend turns the same fields into a submission.
 #pragma once
 
+#include <cerrno>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cosock/detail/intrusive_list.hpp>
@@ -41,13 +43,23 @@ enum class op_kind : std::uint8_t {
     wait_writable,
 };
 
+/// Why an operation was ended before the kernel finished it; its -ECANCELED
+/// result then reads as the error that reason stands for (see ended_result).
+enum class end_reason : std::uint8_t {
+    none,
+    stop,     // its task's stop token: cosock::cancelled_error
+    deadline, // its timeout: -ETIMEDOUT
+    closed,   // its descriptor was closed or detached: -EBADF
+};
+
 struct io_op : ready_node {
     int fd = -1;
     op_kind kind = op_kind::recv;
+    end_reason ended_by = end_reason::none;
     bool polled = false;    // io_uring: finish through a poll SQE and perform()
-    bool aborted = false;   // abort() was asked: do not start another step
-    bool timed_out = false; // aborted by its deadline: -ECANCELED reads as -ETIMEDOUT
-    bool wait_first = false; // a first try would say EAGAIN: wait for readiness before trying
+    bool tried = false;     // the caller found the descriptor not ready just before arming it
+    bool foreign = false;   // the descriptor is not cosock's: it may be closed behind the backend's back
+    bool submitted = false; // io_uring: handed to the kernel (not waiting behind an earlier op)
     int flags = 0;
     int res = 0; // result, or -errno
     void* buf = nullptr;
@@ -59,11 +71,48 @@ struct io_op : ready_node {
     socklen_t addrcap = 0;    // room for the peer address, so a retry can reset its length
 };
 
-inline bool wants_read(op_kind k) noexcept {
-    return k == op_kind::recv || k == op_kind::recvmsg || k == op_kind::accept || k == op_kind::wait_readable;
+/// The op's result, with an -ECANCELED that an end reason explains turned into
+/// that reason's error. A result that came in despite the ending is kept:
+/// nothing the kernel did is lost. -ECANCELED is left for a stop request.
+inline int ended_result(const io_op& op) noexcept {
+    if (op.res != -ECANCELED) return op.res;
+    switch (op.ended_by) {
+    case end_reason::deadline:
+        return -ETIMEDOUT;
+    case end_reason::closed:
+        return -EBADF;
+    default:
+        return op.res;
+    }
 }
 
-inline bool is_send(op_kind k) noexcept { return k == op_kind::send || k == op_kind::sendall; }
+/// Which queue of its descriptor an op waits in: reads and writes are each
+/// served in the order they were started.
+enum class direction : std::uint8_t { read, write };
+inline direction direction_of(op_kind k) noexcept {
+    return k == op_kind::recv || k == op_kind::recvmsg || k == op_kind::accept || k == op_kind::wait_readable
+               ? direction::read
+               : direction::write;
+}
+
+/// Ops that move a stream's bytes: each waits behind the earlier ones of its
+/// direction, so sends leave and receives are served in call order.
+inline bool moves_data(op_kind k) noexcept {
+    return k == op_kind::recv || k == op_kind::recvmsg || k == op_kind::send || k == op_kind::sendall ||
+           k == op_kind::sendmsg;
+}
+
+inline bool wants_read(op_kind k) noexcept { return direction_of(k) == direction::read; }
+
+/// Whether a recv that says EAGAIN on a descriptor reported readable met a
+/// read side that was shut down: a datagram socket after shutdown(SHUT_RD) is
+/// readable for ever yet has nothing to read. Such a recv ends with 0, as a
+/// blocking recv does, instead of being woken again and again.
+inline bool read_side_shut(const io_op& op) noexcept {
+    if (op.kind != op_kind::recv && op.kind != op_kind::recvmsg) return false;
+    pollfd p{op.fd, POLLRDHUP, 0};
+    return sys::poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+}
 
 /// Runs the operation's system call once; -EAGAIN means "not ready yet".
 inline int perform(io_op& op) noexcept {
@@ -99,8 +148,8 @@ inline int perform(io_op& op) noexcept {
         int r = sys::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len);
         return r < 0 ? r : -err;
     }
-    case op_kind::wait_readable:
-    case op_kind::wait_writable:
+    case op_kind::wait_readable: // readiness was reported, perhaps spuriously: the
+    case op_kind::wait_writable: // waiter tries its step and arms again, `tried`
         return 0;
     }
     return -EINVAL;

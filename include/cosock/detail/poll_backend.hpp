@@ -25,7 +25,7 @@ class poll_backend final : public readiness_backend {
             if (p.revents && n-- > 0) fired_.push_back(p);
         for (const pollfd& p : fired_) {
             bool err = p.revents & (POLLERR | POLLHUP | POLLNVAL);
-            dispatch(p.fd, err || (p.revents & POLLIN), err || (p.revents & POLLOUT), ready);
+            dispatch(p.fd, err || (p.revents & POLLIN), err || (p.revents & POLLOUT), ready, true);
         }
     }
 

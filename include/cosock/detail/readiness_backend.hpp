@@ -1,8 +1,17 @@
 // Shared part of the readiness backends (select, poll, epoll): per-descriptor
-// FIFO lists of waiting ops. When a descriptor is ready its ops are performed in order until
-// one says -EAGAIN again, so a spurious wake-up never reaches the coroutine.
+// FIFO lists of waiting ops, one per direction. When a descriptor is ready its
+// ops are performed in order until one says -EAGAIN again, so a spurious
+// wake-up never reaches the coroutine, and an op started while others of its
+// direction wait joins the end of their list instead of overtaking them.
+//
+// Per descriptor and direction the backend also keeps a guess, `drained`: an
+// op found nothing to do (EAGAIN, or a recv came back short) and no readiness
+// has been reported since. A new op then waits before trying, which saves the
+// system call that would say EAGAIN. Every way an op ends teaches it: a failed
+// first try (the op is armed `tried`), a failed try at dispatch, a short recv.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include <cosock/detail/backend.hpp>
@@ -11,28 +20,39 @@ namespace cosock::detail {
 
 class readiness_backend : public backend {
   public:
+    start first_step(const io_op& op, bool) noexcept override {
+        if (std::size_t(op.fd) >= fds_.size()) return start::now;
+        const fd_state& st = fds_[std::size_t(op.fd)];
+        direction d = direction_of(op.kind);
+        if (!(d == direction::read ? st.readers : st.writers).empty()) return start::behind_others;
+        if (op.flags & MSG_OOB) return start::now; // urgent data raises no readiness: only a try tells
+        return st.flags & drained_bit(d) ? start::untried : start::now;
+    }
+
     void arm(io_op& op) override {
-        if (std::size_t(op.fd) >= fds_.size()) fds_.resize(std::size_t(op.fd) + 1);
-        waiters& w = fds_[std::size_t(op.fd)];
-        bool was_r = !w.readers.empty(), was_w = !w.writers.empty();
-        (wants_read(op.kind) ? w.readers : w.writers).push_back(op);
+        hold_fd(fds_, op.fd);
+        fd_state& st = fds_[std::size_t(op.fd)];
+        bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
+        intrusive_list<io_op>& list = wants_read(op.kind) ? st.readers : st.writers;
+        list.push_back(op);
         try {
-            update(op.fd, w, was_r, was_w);
+            update(op.fd, st, was_r, was_w);
         } catch (...) {
-            (wants_read(op.kind) ? w.readers : w.writers).erase(op);
+            list.erase(op);
             throw;
         }
+        if (op.tried) mark_drained(st, direction_of(op.kind));
         op.state = op_state::waiting;
         ++waiting_;
     }
 
     void cancel(io_op& op, ready_queue&) noexcept override {
-        waiters& w = fds_[std::size_t(op.fd)];
-        bool was_r = !w.readers.empty(), was_w = !w.writers.empty();
-        (wants_read(op.kind) ? w.readers : w.writers).erase(op);
+        fd_state& st = fds_[std::size_t(op.fd)];
+        bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
+        (wants_read(op.kind) ? st.readers : st.writers).erase(op);
         op.state = op_state::idle;
         --waiting_;
-        update(op.fd, w, was_r, was_w);
+        update(op.fd, st, was_r, was_w);
     }
 
     void abort(io_op& op, ready_queue& ready) noexcept override {
@@ -42,7 +62,17 @@ class readiness_backend : public backend {
 
     void release_fd(int fd, bool, ready_queue& ready) noexcept override {
         if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
-        fail_all(fd, -ECANCELED, ready);
+        fail_all(fd, -ECANCELED, end_reason::closed, ready);
+        fds_[std::size_t(fd)].flags = 0;
+    }
+
+    void recv_done(int fd, bool short_read) noexcept override {
+        if (short_read && std::size_t(fd) < fds_.size()) mark_drained(fds_[std::size_t(fd)], direction::read);
+    }
+
+    void cancel_all(ready_queue& ready) noexcept override {
+        for (std::size_t fd = 0; fd < fds_.size() && waiting_ > 0; ++fd)
+            fail_all(int(fd), -ECANCELED, end_reason::none, ready);
     }
 
     std::size_t waiting() const noexcept override { return waiting_; }
@@ -53,50 +83,71 @@ class readiness_backend : public backend {
     /// epoll registers each descriptor once and is not told.
     explicit readiness_backend(bool follows_interest = true) noexcept : follows_interest_(follows_interest) {}
 
-    struct waiters {
+    // fd_state::flags bits used here; a backend may use the bits above them.
+    static constexpr std::uint8_t drained_read = 1, drained_write = 2;
+    // The descriptor reported its end or an error: a state, not an event, so
+    // it stays ready and nothing is guessed drained any more.
+    static constexpr std::uint8_t sticky = 4;
+    static constexpr std::uint8_t first_free_bit = 8;
+
+    struct fd_state {
         intrusive_list<io_op> readers;
         intrusive_list<io_op> writers;
+        std::uint8_t flags = 0;
     };
+
+    static std::uint8_t drained_bit(direction d) noexcept {
+        return d == direction::read ? drained_read : drained_write;
+    }
+    static void mark_drained(fd_state& st, direction d) noexcept {
+        if (!(st.flags & sticky)) st.flags |= drained_bit(d);
+    }
 
     /// The directions of interest changed for `fd`. Only adding interest may
     /// throw (allocation); removing it never does.
     virtual void interest(int /*fd*/, bool /*read*/, bool /*write*/) {}
 
-    struct drained {
-        bool read = false, write = false; // an op was told EAGAIN in that direction
-    };
-
-    /// Performs the ops of a ready descriptor; errors count as both directions.
-    drained dispatch(int fd, bool readable, bool writable, ready_queue& ready) noexcept {
-        waiters& w = fds_[std::size_t(fd)];
-        bool was_r = !w.readers.empty(), was_w = !w.writers.empty();
-        drained d;
-        if (readable) d.read = run(w.readers, ready);
-        if (writable) d.write = run(w.writers, ready);
-        update(fd, w, was_r, was_w);
-        return d;
+    /// Performs the ops of a descriptor reported ready; errors count as both
+    /// directions. `check_shutdown`: the report is fresh, so a recv that still
+    /// says EAGAIN is checked for a read side shut down (read_side_shut).
+    void dispatch(int fd, bool readable, bool writable, ready_queue& ready, bool check_shutdown) noexcept {
+        fd_state& st = fds_[std::size_t(fd)];
+        bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
+        if (readable) {
+            st.flags &= std::uint8_t(~drained_read);
+            if (run(st.readers, ready, check_shutdown)) mark_drained(st, direction::read);
+        }
+        if (writable) {
+            st.flags &= std::uint8_t(~drained_write);
+            if (run(st.writers, ready, false)) mark_drained(st, direction::write);
+        }
+        update(fd, st, was_r, was_w);
     }
 
-    /// Completes every op waiting on `fd` with `res` (e.g. the fd went bad).
-    void fail_all(int fd, int res, ready_queue& ready) noexcept {
-        waiters& w = fds_[std::size_t(fd)];
-        bool was_r = !w.readers.empty(), was_w = !w.writers.empty();
-        for (auto* list : {&w.readers, &w.writers})
+    /// Completes every op waiting on `fd` with `res`, ended by `why`.
+    void fail_all(int fd, int res, end_reason why, ready_queue& ready) noexcept {
+        fd_state& st = fds_[std::size_t(fd)];
+        bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
+        for (auto* list : {&st.readers, &st.writers})
             while (io_op* op = list->pop_front()) {
                 --waiting_;
+                if (op->ended_by == end_reason::none) op->ended_by = why;
                 complete(*op, res, ready);
             }
-        update(fd, w, was_r, was_w);
+        update(fd, st, was_r, was_w);
     }
 
-    std::vector<waiters> fds_;
+    std::vector<fd_state> fds_;
 
   private:
     // True when an op found the direction not ready after all.
-    bool run(intrusive_list<io_op>& list, ready_queue& ready) noexcept {
+    bool run(intrusive_list<io_op>& list, ready_queue& ready, bool check_shutdown) noexcept {
         while (io_op* op = list.front()) {
             int res = perform(*op);
-            if (res == -EAGAIN) return true; // FIFO: later ops wait their turn
+            if (res == -EAGAIN) {
+                if (!(check_shutdown && read_side_shut(*op))) return true; // FIFO: later ops wait
+                res = 0;
+            }
             list.erase(*op);
             --waiting_;
             complete(*op, res, ready);
@@ -104,9 +155,9 @@ class readiness_backend : public backend {
         return false;
     }
 
-    void update(int fd, waiters& w, bool was_r, bool was_w) {
+    void update(int fd, fd_state& st, bool was_r, bool was_w) {
         if (!follows_interest_) return;
-        bool r = !w.readers.empty(), wr = !w.writers.empty();
+        bool r = !st.readers.empty(), wr = !st.writers.empty();
         if (r != was_r || wr != was_w) interest(fd, r, wr);
     }
 

@@ -17,41 +17,56 @@
 namespace cosock::detail {
 
 /// `co_await retry_awaiter(sched, fd, wait_readable, "readline", step)`:
-/// runs `step()` (→ a result ≥ 0, or -errno), at once if the scheduler's
-/// fairness budget allows, else after the descriptor is ready; → the result,
-/// or -EAGAIN when the descriptor was ready but the step still found nothing
-/// to do (the caller looks again). Each wait is bounded by `timeout` (the
-/// socket's, as in Python, where every underlying recv has the full timeout):
-/// timeout_error when it passes; a zero timeout never waits (EAGAIN). Throws
-/// throw_error(-errno, name) for any other failure, operation_canceled if the
-/// descriptor closes while waiting.
+/// runs `step()` (→ a result ≥ 0, or -errno), at once if the scheduler agrees,
+/// else after the descriptor is ready; → the result, or -EAGAIN when the
+/// descriptor was ready but the step still found nothing to do (the caller
+/// looks again). Each wait is bounded by `timeout` (the socket's, as in
+/// Python, where every underlying recv has the full timeout): timeout_error
+/// when it passes; a zero timeout never waits (EAGAIN). Throws cancelled_error
+/// for a stop request (before any step if it came first), std::system_error
+/// with EBADF if the descriptor is closed while waiting, throw_error(-errno,
+/// name) for any other failure.
 template <class Step>
 class retry_awaiter : public io_awaiter {
   public:
-    retry_awaiter(scheduler& s, int fd, op_kind wait, const char* name, Step step, timeout_t timeout)
-        : io_awaiter(s, fd, wait, timeout), name_(name), step_(std::move(step)) {}
+    /// `slot`, when given, points at this awaiter while it waits, so that its
+    /// owner can end the wait (io_awaiter::end) before going away.
+    retry_awaiter(scheduler& s, int fd, op_kind wait, const char* name, Step step, timeout_t timeout,
+                  io_awaiter** slot = nullptr)
+        : io_awaiter(s, fd, wait, timeout), name_(name), step_(std::move(step)), slot_(slot) {}
+    ~retry_awaiter() { leave_slot(); }
 
-    bool await_ready() {
-        if (op_.fd < 0)
-            res_ = -EBADF; // detached: nothing to wait for
-        else if (never_waits() || sched_->try_inline())
-            res_ = step_();
-        return res_ != -EAGAIN || never_waits();
+    bool await_ready() noexcept {
+        if (op_.fd >= 0) return false;
+        res_ = -EBADF; // detached: nothing to wait for
+        return true;
     }
-    // await_suspend: io_awaiter's, which waits for readiness (op_kind wait_*).
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+        bool waits = begin(h, [this] { return res_ = step_(); });
+        if (waits && slot_) *slot_ = this;
+        return waits;
+    }
     int await_resume() {
-        if (res_ == -EAGAIN && never_waits()) throw_error(res_, name_);
+        leave_slot();
         if (res_ == -EAGAIN) {
-            if (int r = settle(); r < 0) throw_error(r, name_);
-            res_ = step_();
+            // A stop, a deadline, a close, a failed wait, or no room to wait (zero timeout).
+            if (int r = settle(); r < 0) fail(r, name_);
+            if (never_waits()) throw_error(-EAGAIN, name_);
+            res_ = step_(); // woken: look again
         }
         if (res_ < 0 && res_ != -EAGAIN) throw_error(res_, name_);
         return res_;
     }
 
   private:
+    void leave_slot() noexcept {
+        if (slot_ && *slot_ == this) *slot_ = nullptr;
+    }
+
     const char* name_;
     Step step_;
+    io_awaiter** slot_;
     int res_ = -EAGAIN;
 };
 

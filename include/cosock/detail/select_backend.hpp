@@ -45,7 +45,7 @@ class select_backend final : public readiness_backend {
             bool rd = FD_ISSET(fd, &r), wr = FD_ISSET(fd, &w);
             if (!rd && !wr) continue;
             n -= rd + wr;
-            dispatch(fd, rd, wr, ready);
+            dispatch(fd, rd, wr, ready, true);
         }
     }
 
@@ -71,7 +71,7 @@ class select_backend final : public readiness_backend {
     void fail_closed(ready_queue& ready) noexcept {
         for (int fd = 0; fd <= max_fd_; ++fd)
             if ((FD_ISSET(fd, &read_) || FD_ISSET(fd, &write_)) && ::fcntl(fd, F_GETFD) < 0)
-                fail_all(fd, -EBADF, ready);
+                fail_all(fd, -EBADF, end_reason::none, ready);
     }
 
     fd_set read_;

@@ -7,6 +7,7 @@
 // moves around.
 #pragma once
 
+#include <stdexcept>
 #include <utility>
 
 #include <cosock/detail/io_awaiter.hpp>
@@ -20,9 +21,9 @@ class shared_fd {
   public:
     shared_fd() noexcept = default;
     /// Starts sharing `fd` with this reference as its only owner.
-    static shared_fd adopt(scheduler& s, int fd) {
+    static shared_fd adopt(const scheduler_ref& s, int fd) {
         shared_fd r;
-        r.b_ = new block{&s, fd, 1};
+        r.b_ = new block{s, fd, 1};
         return r;
     }
 
@@ -39,7 +40,12 @@ class shared_fd {
     explicit operator bool() const noexcept { return b_ != nullptr; }
     /// The descriptor, or -1 once detached. Precondition: *this is not empty.
     int fd() const noexcept { return b_->fd; }
-    scheduler& sched() const noexcept { return *b_->sched; }
+    /// The scheduler; throws std::logic_error once it is destroyed.
+    scheduler& sched() const {
+        scheduler* s = b_->sched.get();
+        if (!s) throw std::logic_error("file_object: its socket's scheduler was destroyed");
+        return *s;
+    }
     /// The socket's timeout, which its file objects' operations use too.
     timeout_t timeout() const noexcept { return b_->timeout; }
     void set_timeout(timeout_t t) noexcept { b_->timeout = t; }
@@ -50,12 +56,12 @@ class shared_fd {
 
     /// Drops this reference; the last one closes the descriptor as
     /// socket::close() does, resuming operations still waiting on it with
-    /// operation_canceled.
+    /// EBADF (or just closes it, once the scheduler is gone).
     void reset() noexcept {
         block* b = std::exchange(b_, nullptr);
         if (!b || --b->owners > 0) return;
         if (b->fd >= 0) {
-            b->sched->io().release_fd(b->fd, true, b->sched->ready());
+            if (scheduler* s = b->sched.get()) s->io().release_fd(b->fd, true, s->ready());
             sys::close(b->fd);
         }
         delete b;
@@ -63,7 +69,7 @@ class shared_fd {
 
   private:
     struct block {
-        scheduler* sched;
+        scheduler_ref sched;
         int fd;
         unsigned owners;
         timeout_t timeout = no_timeout;

@@ -32,6 +32,7 @@
 #include <utility>
 
 #include <cosock/detail/io_op.hpp>
+#include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/task.hpp>
 #include <cosock/time.hpp>
@@ -49,7 +50,7 @@ inline void wait_for_helper_threads() noexcept {
 
 /// `co_await to_thread(fn, "what")` runs `fn()` on a helper thread and gives its
 /// result (or rethrows its exception) on the loop thread. The task's stop token
-/// resumes the awaiter at once with operation_canceled; the call itself runs
+/// resumes the awaiter at once with cancelled_error; the call itself runs
 /// to its end, unobserved. `fn` must own everything it uses: it may outlive
 /// the awaiter. Throws std::logic_error outside a running scheduler.
 template <class Fn>
@@ -90,8 +91,7 @@ class to_thread_awaiter {
 
     result_type await_resume() {
         on_stop_.reset();
-        if (phase_ == phase::cancelled)
-            throw std::system_error(std::make_error_code(std::errc::operation_canceled), what_);
+        if (phase_ == phase::cancelled) throw cancelled_error(what_);
         if (state_->error) std::rethrow_exception(state_->error);
         return std::move(*state_->value);
     }

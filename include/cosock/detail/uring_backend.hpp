@@ -1,7 +1,12 @@
 // io_uring: the completion backend. A waiting op becomes one SQE whose user
 // data is the op itself; its CQE completes it. All SQEs of a loop iteration go
 // to the kernel in the one io_uring_enter that also waits. Sends are submitted
-// untried too while other tasks are ready (see backend::submits_send).
+// untried too while other tasks are ready: they ride that system call.
+//
+// The kernel serves two recvs (or sends) on one socket in no promised order,
+// and a send it finishes in parts would interleave with another. So per
+// descriptor and direction only the oldest op that moves data is submitted;
+// the others wait in line in the backend and go to the kernel in turn.
 //
 // Ops the kernel cannot do in one step (finishing a connect, waiting for
 // readiness, a retry after EAGAIN) run as a poll SQE followed by perform().
@@ -15,6 +20,7 @@
 
 #ifdef COSOCK_HAS_LIBURING
 
+#include <algorithm>
 #include <liburing.h>
 #include <poll.h>
 #include <string>
@@ -52,7 +58,6 @@ class uring_backend final : public backend {
         // A registered ring fd spares io_uring_enter its file lookup (5.18+);
         // older kernels refuse, and the ring works as before.
         (void)io_uring_register_ring_fd(&ring_);
-        submits_sends_ = true;
     }
     ~uring_backend() override { io_uring_queue_exit(&ring_); }
     uring_backend(const uring_backend&) = delete;
@@ -62,18 +67,39 @@ class uring_backend final : public backend {
     /// The setup flags the kernel accepted.
     unsigned setup_flags() const noexcept { return flags_; }
 
+    start first_step(const io_op& op, bool others_ready) noexcept override {
+        bool send = op.kind == op_kind::send || op.kind == op_kind::sendall;
+        if (std::size_t(op.fd) < fds_.size()) {
+            const fd_ops& q = fds_[std::size_t(op.fd)];
+            if (moves_data(op.kind) && !queue_of(q, op.kind).empty()) return start::behind_others;
+            // After a short read the receive queue is likely empty: let the
+            // kernel wait for data rather than try. Urgent data raises no readiness.
+            if (op.kind == op_kind::recv && q.drained && op.len > 0 && !(op.flags & MSG_OOB)) return start::untried;
+        }
+        return send && others_ready ? start::untried : start::now;
+    }
+
     void arm(io_op& op) override {
-        if (std::size_t(op.fd) >= fds_.size()) fds_.resize(std::size_t(op.fd) + 1);
-        prep(op);
-        fds_[std::size_t(op.fd)].push_back(op);
+        hold_fd(fds_, op.fd);
+        if (op.foreign) foreign_.reserve(foreign_.size() + 1);
+        fd_ops& q = fds_[std::size_t(op.fd)];
+        intrusive_list<io_op>& line = queue_of(q, op.kind);
+        bool now = !moves_data(op.kind) || line.empty();
+        if (now) prep(op); // may throw: nothing is linked yet
+        line.push_back(op);
+        op.submitted = now;
         op.state = op_state::waiting;
         ++waiting_;
-        if (is_send(op.kind)) ++sends_in_flight_;
+        in_kernel_ += now;
+        if (op.foreign && q.foreign_ops++ == 0) foreign_.push_back(op.fd);
     }
 
     void cancel(io_op& op, ready_queue& ready) noexcept override {
-        unlink(op);
+        bool in_kernel = op.submitted && !orphaned_;
+        int fd = op.fd;
+        intrusive_list<io_op>& line = unlink(op);
         op.state = op_state::idle;
+        if (!in_kernel) return; // never submitted: nothing to take back
         request_cancel(op);
         // The op's own CQE (cancelled, or completed just before) is the kernel
         // saying it is done with the buffer; only then may the frame go.
@@ -82,29 +108,37 @@ class uring_backend final : public backend {
             if (r < 0 && r != -EINTR && r != -EBUSY) std::terminate(); // cannot free the frame safely
             reap(ready, &op, released);
         }
+        start_next(fd, line, ready);
     }
 
-    // The op completes from its own CQE, -ECANCELED unless it finished first.
-    void abort(io_op& op, ready_queue&) noexcept override {
-        op.aborted = true;
-        request_cancel(op);
-    }
-
-    void release_fd(int fd, bool, ready_queue&) noexcept override {
-        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
-        intrusive_list<io_op>& ops = fds_[std::size_t(fd)];
-        if (ops.empty()) return;
-        for (io_op* op = ops.front(); op; op = intrusive_list<io_op>::next(*op)) {
-            op->aborted = true;
-            request_cancel(*op);
+    // The op completes from its own CQE, -ECANCELED unless it finished first;
+    // one still waiting its turn completes at once.
+    void abort(io_op& op, ready_queue& ready) noexcept override {
+        if (op.submitted && !orphaned_) {
+            request_cancel(op);
+            return;
         }
-        // Submit now: the kernel must find the requests before close() drops
-        // the descriptor, or they would hold the file open. The ops complete
-        // with -ECANCELED from their CQEs.
-        io_uring_submit(&ring_);
+        unlink(op);
+        complete(op, -ECANCELED, ready);
+    }
+
+    void release_fd(int fd, bool, ready_queue& ready) noexcept override {
+        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
+        fd_ops& q = fds_[std::size_t(fd)];
+        q.drained = false;
+        if (end_all(q, end_reason::closed, ready))
+            // Submit now: the kernel must find the requests before close() drops
+            // the descriptor, or they would hold the file open. The ops complete
+            // with -ECANCELED from their CQEs.
+            io_uring_submit(&ring_);
+    }
+
+    void recv_done(int fd, bool short_read) noexcept override {
+        if (std::size_t(fd) < fds_.size()) fds_[std::size_t(fd)].drained = short_read;
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
+        if (timeout_ms != 0 && !foreign_.empty()) end_closed_foreign(ready);
         int r;
         if (timeout_ms < 0) {
             r = io_uring_submit_and_wait(&ring_, 1);
@@ -119,6 +153,20 @@ class uring_backend final : public backend {
             throw std::system_error(-r, std::system_category(), "io_uring_enter");
         bool unused = false;
         reap(ready, nullptr, unused);
+    }
+
+    // Every cancellation goes in one batch (a submission per full queue), then
+    // the loop reaps until the kernel has answered for every op.
+    void cancel_all(ready_queue& ready) noexcept override {
+        bool any = false;
+        for (fd_ops& q : fds_) any |= end_all(q, end_reason::none, ready);
+        if (!any) return;
+        while (in_kernel_ > 0) {
+            int r = io_uring_submit_and_wait(&ring_, 1);
+            if (r < 0 && r != -EINTR && r != -EBUSY) std::terminate(); // cannot free the frames safely
+            bool unused = false;
+            reap(ready, nullptr, unused);
+        }
     }
 
     std::size_t waiting() const noexcept override { return waiting_; }
@@ -148,6 +196,70 @@ class uring_backend final : public backend {
             if (!missing && !io_uring_opcode_supported(probe, n.op)) missing = n.name;
         io_uring_free_probe(probe);
         return missing;
+    }
+
+    struct fd_ops {
+        intrusive_list<io_op> reads, writes; // ops moving data, oldest first: only the oldest is submitted
+        intrusive_list<io_op> others;        // accept, connect, readiness waits: all submitted
+        unsigned foreign_ops = 0;            // ops on a descriptor cosock does not own
+        bool drained = false;                // the last recv came back short
+    };
+
+    static intrusive_list<io_op>& queue_of(fd_ops& q, op_kind k) noexcept {
+        if (!moves_data(k)) return q.others;
+        return direction_of(k) == direction::read ? q.reads : q.writes;
+    }
+    static const intrusive_list<io_op>& queue_of(const fd_ops& q, op_kind k) noexcept {
+        return queue_of(const_cast<fd_ops&>(q), k);
+    }
+
+    // Ends every op on a descriptor: those in the kernel are asked to cancel
+    // (true if any was), the others complete at once.
+    bool end_all(fd_ops& q, end_reason why, ready_queue& ready) noexcept {
+        bool requested = false;
+        for (auto* line : {&q.reads, &q.writes, &q.others}) {
+            for (io_op* op = line->front(); op;) {
+                io_op* next = intrusive_list<io_op>::next(*op);
+                if (op->ended_by == end_reason::none) op->ended_by = why;
+                if (op->submitted && !orphaned_) {
+                    if (op->ended_by == end_reason::none) op->ended_by = end_reason::stop;
+                    request_cancel(*op);
+                    requested = true;
+                } else {
+                    unlink(*op);
+                    complete(*op, -ECANCELED, ready);
+                }
+                op = next;
+            }
+        }
+        return requested;
+    }
+
+    // Foreign descriptors closed behind the backend's back: their polls hold
+    // the file and would never fire, so they are cancelled, reading as EBADF.
+    void end_closed_foreign(ready_queue& ready) noexcept {
+        probe_.clear();
+        for (int fd : foreign_) probe_.push_back({fd, 0, 0});
+        if (sys::poll(probe_.data(), probe_.size(), 0) <= 0) return;
+        for (const pollfd& p : probe_)
+            if (p.revents & POLLNVAL) end_all(fds_[std::size_t(p.fd)], end_reason::closed, ready);
+    }
+
+    // After the oldest op of a line ended, the next one goes to the kernel.
+    void start_next(int fd, intrusive_list<io_op>& line, ready_queue& ready) noexcept {
+        if (&line == &fds_[std::size_t(fd)].others || orphaned_) return;
+        while (io_op* next = line.front()) {
+            if (next->submitted) return;
+            try {
+                prep(*next);
+                next->submitted = true;
+                ++in_kernel_;
+                return;
+            } catch (const std::system_error& e) {
+                unlink(*next);
+                complete(*next, -e.code().value(), ready);
+            }
+        }
     }
 
     void request_cancel(io_op& op) noexcept {
@@ -215,6 +327,7 @@ class uring_backend final : public backend {
         if (needs_poll(op)) {
             if (res >= 0) res = perform(op); // ready (or an error to collect)
             more = res == -EAGAIN;
+            if (more && read_side_shut(op)) res = 0, more = false;
         } else if (res == -EAGAIN || res == -EINPROGRESS || res == -EALREADY) {
             // Not done in one step: finish through readiness, as poll would.
             if (op.kind == op_kind::connect) op.kind = op_kind::connect_wait;
@@ -225,7 +338,7 @@ class uring_backend final : public backend {
             if (!more) res = 0;
         }
         if (!more) return true;
-        if (op.aborted) { // a cancel raced with this step's completion
+        if (op.ended_by != end_reason::none) { // a cancel raced with this step's completion
             res = -ECANCELED;
             return true;
         }
@@ -255,22 +368,37 @@ class uring_backend final : public backend {
                 done = true;
             }
             if (!done) continue;
-            unlink(*op);
+            int fd = op->fd;
+            intrusive_list<io_op>& line = unlink(*op);
             complete(*op, res, ready);
+            start_next(fd, line, ready);
         }
         io_uring_cq_advance(&ring_, count);
     }
 
-    void unlink(io_op& op) noexcept {
-        fds_[std::size_t(op.fd)].erase(op);
+    // Takes `op` out of its line; → the line.
+    intrusive_list<io_op>& unlink(io_op& op) noexcept {
+        fd_ops& q = fds_[std::size_t(op.fd)];
+        intrusive_list<io_op>& line = queue_of(q, op.kind);
+        line.erase(op);
         --waiting_;
-        if (is_send(op.kind)) --sends_in_flight_;
+        if (op.submitted) --in_kernel_;
+        op.submitted = false;
+        if (op.foreign && --q.foreign_ops == 0) {
+            auto it = std::find(foreign_.begin(), foreign_.end(), op.fd);
+            *it = foreign_.back();
+            foreign_.pop_back();
+        }
+        return line;
     }
 
     io_uring ring_{};
     unsigned flags_ = 0;
-    std::vector<intrusive_list<io_op>> fds_; // ops in flight, per descriptor
-    std::size_t waiting_ = 0;
+    std::vector<fd_ops> fds_;
+    std::size_t waiting_ = 0;   // ops known to the backend
+    std::size_t in_kernel_ = 0; // of those, the ones submitted
+    std::vector<int> foreign_;  // descriptors with ops on them that cosock does not own
+    std::vector<pollfd> probe_;
 };
 
 } // namespace cosock::detail

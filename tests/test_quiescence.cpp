@@ -1,0 +1,292 @@
+// An idle loop sleeps: after an operation of any kind has ended, in any way, a
+// scheduler whose tasks all wait on silent peers makes only a handful of
+// backend waits over an idle window, on every backend. The window's length is
+// not asserted; only the count of waits is (scheduler::stats()).
+#include "backends.hpp"
+
+#include <array>
+#include <chrono>
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+using cosock::task;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Everything a scenario may leave waiting lives here, for the whole test.
+struct world {
+    explicit world(cosock::scheduler& sched) : s(sched) {}
+    cosock::scheduler& s;
+    std::deque<cosock::socket> socks; // a deque: what waits on them never moves
+    std::deque<cosock::file_object> files;
+    std::array<char, 64> buf{};
+
+    cosock::socket& keep(cosock::socket sock) { return socks.emplace_back(std::move(sock)); }
+    std::pair<cosock::socket*, cosock::socket*> pair(int type = cosock::sock_stream) {
+        auto [a, b] = cosock::socketpair(s, cosock::af_unix, type);
+        cosock::socket* pa = &keep(std::move(a));
+        cosock::socket* pb = &keep(std::move(b));
+        return {pa, pb};
+    }
+};
+
+// A task that waits on a silent peer for ever (until the scheduler goes).
+task<> recv_forever(cosock::socket& sock) {
+    std::array<char, 16> b;
+    co_await sock.recv(b);
+    FAIL("a silent peer sent something");
+}
+
+task<> readline_forever(cosock::file_object& f) {
+    co_await f.readline();
+    FAIL("a silent peer sent a line");
+}
+
+task<std::size_t> recv_one(cosock::socket& sock) {
+    std::array<char, 16> b;
+    co_return co_await sock.recv(b);
+}
+
+using scenario = task<> (*)(world&);
+
+task<> after_recv(world& w) {
+    auto [a, b] = w.pair();
+    co_await b->sendall(std::string_view("x"));
+    CHECK(co_await a->recv(w.buf) == 1);
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_send(world& w) {
+    auto [a, b] = w.pair();
+    CHECK(co_await a->send(std::string_view("xy")) == 2);
+    CHECK(co_await b->recv(w.buf) == 2);
+    w.s.spawn(recv_forever(*a));
+    w.s.spawn(recv_forever(*b));
+}
+
+task<> after_sendall(world& w) {
+    auto [a, b] = w.pair();
+    std::string big(1 << 20, 'z');
+    w.s.spawn([](cosock::socket& b, std::size_t n) -> task<> {
+        std::vector<char> sink(65536);
+        while (n > 0) n -= co_await b.recv(sink);
+        co_await recv_forever(b);
+    }(*b, big.size()));
+    CHECK(co_await a->sendall(big) == big.size());
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_accept_and_connect(world& w) {
+    cosock::socket& srv = w.keep(listener(w.s));
+    cosock::socket& c = w.keep(cosock::socket{w.s});
+    auto connecting = [](cosock::socket& c, cosock::address to) -> task<> { co_await c.connect(to); };
+    w.s.spawn(connecting(c, srv.getsockname()));
+    auto [conn, peer] = co_await srv.accept();
+    cosock::socket& served = w.keep(std::move(conn));
+    w.s.spawn(recv_forever(served));
+    w.s.spawn(recv_forever(c));
+    w.s.spawn([](cosock::socket& srv) -> task<> {
+        co_await srv.accept();
+        FAIL("nobody else connects");
+    }(srv));
+}
+
+task<> after_datagrams(world& w) {
+    cosock::socket& a = w.keep(cosock::socket{w.s, cosock::af_inet, cosock::sock_dgram});
+    cosock::socket& b = w.keep(cosock::socket{w.s, cosock::af_inet, cosock::sock_dgram});
+    a.bind({"127.0.0.1", 0});
+    b.bind({"127.0.0.1", 0});
+    CHECK(co_await a.sendto(std::string_view("d"), b.getsockname()) == 1);
+    auto [n, from] = co_await b.recvfrom(w.buf);
+    CHECK(n == 1);
+    w.s.spawn([](cosock::socket& b) -> task<> {
+        std::array<char, 8> x;
+        co_await b.recvfrom(x);
+        FAIL("nobody sends another datagram");
+    }(b));
+}
+
+task<> after_makefile_lines(world& w) {
+    auto [a, b] = w.pair();
+    cosock::file_object& fa = w.files.emplace_back(a->makefile("rwb"));
+    cosock::file_object& fb = w.files.emplace_back(b->makefile("rwb"));
+    w.s.spawn([](cosock::file_object& fb) -> task<> {
+        co_await fb.write(std::string_view("one\n"));
+        co_await fb.flush();
+        co_await cosock::sleep_for(10ms); // the reader waits for the second line
+        co_await fb.write(std::string_view("two\n"));
+        co_await fb.flush();
+    }(fb));
+    CHECK(co_await fa.readline() == "one\n");
+    CHECK(co_await fa.readline() == "two\n");
+    CHECK(co_await fa.read(0) == "");
+    w.s.spawn(readline_forever(fa));
+    w.s.spawn(readline_forever(fb));
+}
+
+task<> after_makefile_big_write(world& w) {
+    auto [a, b] = w.pair();
+    cosock::file_object& fa = w.files.emplace_back(a->makefile("wb"));
+    std::string big(1 << 20, 'q');
+    w.s.spawn([](cosock::socket& b, std::size_t n) -> task<> {
+        std::vector<char> sink(65536);
+        while (n > 0) n -= co_await b.recv(sink);
+        co_await recv_forever(b);
+    }(*b, big.size()));
+    co_await fa.write(big); // fills the socket buffer: the flush waits for writability
+    co_await fa.flush();
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_select(world& w) {
+    auto [a, b] = w.pair();
+    co_await b->sendall(std::string_view("s"));
+    std::vector<cosock::socket*> readers{a}, none;
+    auto r = co_await cosock::select(readers, none, none);
+    CHECK(r.readable.size() == 1);
+    std::array<char, 1> one; // read exactly what came: nothing says the socket is empty now
+    CHECK(co_await a->recv(one) == 1);
+    w.s.spawn([](std::vector<cosock::socket*> readers) -> task<> {
+        std::vector<cosock::socket*> none;
+        co_await cosock::select(readers, none, none);
+        FAIL("a silent socket became readable");
+    }(readers));
+}
+
+task<> after_post(world& w) {
+    bool ran = false;
+    std::thread poster([&] { w.s.post([&] { ran = true; }); });
+    poster.join();
+    while (!ran) co_await cosock::sleep_for(1ms);
+    auto [a, b] = w.pair();
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_getaddrinfo(world& w) {
+    auto found = co_await cosock::getaddrinfo("localhost", 80, cosock::af_inet, cosock::sock_stream);
+    CHECK(!found.empty());
+    auto [a, b] = w.pair();
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_sleep(world& w) {
+    co_await cosock::sleep_for(1ms);
+    auto [a, b] = w.pair();
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_timeout(world& w) {
+    auto [a, b] = w.pair();
+    CHECK_THROWS_AS(co_await cosock::with_timeout(a->recv(w.buf), 5ms), cosock::timeout_error);
+    a->settimeout(5ms);
+    CHECK_THROWS_AS(co_await a->recv(w.buf), cosock::timeout_error);
+    a->settimeout(std::nullopt);
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_stop(world& w) {
+    auto [a, b] = w.pair();
+    std::stop_source stop;
+    bool ended = false;
+    w.s.spawn([](cosock::socket& a, bool& ended) -> task<> {
+        try {
+            co_await recv_one(a);
+        } catch (...) {
+        }
+        ended = true;
+    }(*a, ended)
+                                                        .with_stop_token(stop.get_token()));
+    co_await w.s.yield();
+    stop.request_stop();
+    while (!ended) co_await w.s.yield();
+    w.s.spawn(recv_forever(*a));
+}
+
+task<> after_close(world& w) {
+    auto [a, b] = w.pair();
+    auto [c, d] = w.pair();
+    bool ended = false;
+    w.s.spawn([](cosock::socket& a, bool& ended) -> task<> {
+        try {
+            co_await recv_one(a);
+        } catch (...) {
+        }
+        ended = true;
+    }(*a, ended));
+    co_await w.s.yield();
+    a->close();
+    while (!ended) co_await w.s.yield();
+    w.s.spawn(recv_forever(*c));
+}
+
+task<> after_when_all(world& w) {
+    auto [a, b] = w.pair();
+    auto [c, d] = w.pair();
+    co_await b->sendall(std::string_view("1"));
+    co_await d->sendall(std::string_view("22"));
+    std::vector<task<std::size_t>> both;
+    both.push_back(recv_one(*a));
+    both.push_back(recv_one(*c));
+    auto got = co_await cosock::when_all(std::move(both));
+    CHECK(got == std::vector<std::size_t>{1, 2});
+    w.s.spawn(recv_forever(*a));
+    w.s.spawn(recv_forever(*c));
+}
+
+task<> after_when_any(world& w) {
+    auto [a, b] = w.pair();
+    auto [c, d] = w.pair();
+    co_await b->sendall(std::string_view("1"));
+    std::vector<task<std::size_t>> either;
+    either.push_back(recv_one(*a));
+    either.push_back(recv_one(*c));
+    auto got = co_await cosock::when_any(std::move(either));
+    CHECK(got.index == 0);
+    w.s.spawn(recv_forever(*a));
+    w.s.spawn(recv_forever(*c));
+}
+
+// Counts the backend waits of an idle window after `sc` has run.
+task<std::uint64_t> idle_waits(world& w, scenario sc) {
+    co_await sc(w);
+    co_await w.s.yield(); // let the spawned waiters reach their waits
+    co_await w.s.yield();
+    std::uint64_t before = w.s.stats().waits;
+    co_await cosock::sleep_for(200ms);
+    co_return w.s.stats().waits - before;
+}
+
+} // namespace
+
+BACKEND_TEST("an idle loop sleeps after an operation of any kind has ended, in any way") {
+    const std::pair<const char*, scenario> scenarios[] = {
+        {"recv", after_recv},
+        {"send", after_send},
+        {"sendall", after_sendall},
+        {"accept and connect", after_accept_and_connect},
+        {"sendto and recvfrom", after_datagrams},
+        {"makefile readline, write and flush", after_makefile_lines},
+        {"makefile write that waits", after_makefile_big_write},
+        {"select", after_select},
+        {"post", after_post},
+        {"getaddrinfo", after_getaddrinfo},
+        {"sleep_for", after_sleep},
+        {"timeouts", after_timeout},
+        {"a stop request", after_stop},
+        {"a close under a waiting recv", after_close},
+        {"when_all", after_when_all},
+        {"when_any", after_when_any},
+    };
+    for (auto [what, sc] : scenarios) {
+        std::string name = what;
+        CAPTURE(name);
+        cosock::scheduler s{B::value};
+        world w{s};
+        std::uint64_t waits = s.run(idle_waits(w, sc));
+        // The sleep's own wake-up, and one spare for a wake-up already under way.
+        CHECK(waits <= 3);
+    }
+}
