@@ -1,13 +1,17 @@
-// Command-line handling shared by the examples: "--name value" options, a
+// What the examples share: command-line handling ("--name value" options, a
 // --backend option every example takes, positional arguments, and a usage
-// message (exit status 2) naming the bad value. Not part of the library.
+// message (exit status 2) naming the bad value), the servers' listening line,
+// and an accept that survives running out of descriptors. Not part of the
+// library.
 #pragma once
 
 #include <cosock/address.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/socket.hpp>
+#include <cosock/time.hpp>
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
@@ -15,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace example {
@@ -115,6 +120,22 @@ class options {
 inline void announce(const cosock::socket& srv, cosock::scheduler& s) {
     std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(), std::string(s.backend_name()).c_str());
     std::fflush(stdout);
+}
+
+/// The next connection. An accept that fails (out of descriptors: EMFILE,
+/// ENFILE; out of memory) leaves the connection queued in the kernel, so trying
+/// again at once would fail again and spin: the error is printed, and the
+/// server pauses 100 ms and goes on, serving the connections it has meanwhile.
+inline cosock::task<cosock::accept_result> accept_patiently(cosock::socket& srv, const char* program) {
+    for (;;) {
+        try {
+            co_return co_await srv.accept();
+        } catch (const std::system_error& e) {
+            if (e.code() == std::errc::operation_canceled) throw; // being stopped is not a failure
+            std::fprintf(stderr, "%s: %s\n", program, e.what());
+        }
+        co_await cosock::sleep_for(std::chrono::milliseconds(100));
+    }
 }
 
 } // namespace example

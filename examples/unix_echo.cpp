@@ -40,8 +40,9 @@ task<> handle(cosock::socket conn) {
     }
 }
 
+// Out of descriptors, accepting pauses; the clients already here are served.
 task<> accept_loop(cosock::scheduler& s, cosock::socket& srv) {
-    for (;;) s.spawn(handle((co_await srv.accept()).conn));
+    for (;;) s.spawn(handle((co_await example::accept_patiently(srv, "unix_echo")).conn));
 }
 
 // A signalfd turns SIGINT and SIGTERM into a readable descriptor, which the
