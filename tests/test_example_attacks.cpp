@@ -74,3 +74,55 @@ BACKEND_TEST("examples: unix_echo out of descriptors pauses accepting, then serv
     s.run(exhaust_echo_server(s, server, cosock::address::abstract(name)));
     CHECK(server.stop() == 0); // alive until stopped, and stopped cleanly
 }
+
+namespace {
+
+// Clients join one by one while the server's descriptors climb past 1024. On
+// select the first one select() cannot take is told so and closed, and the
+// room goes on; on the other backends everyone joins.
+cosock::task<> chat_past_fd_setsize(cosock::scheduler& s, int port, bool on_select) {
+    std::vector<line_client> room;
+    int refused = 0;
+    for (int i = 0; i < 16 && refused == 0; ++i) {
+        line_client c = co_await connect_to(s, port);
+        std::string first = co_await next_line(c.f);
+        if (first.starts_with("* welcome ")) {
+            CHECK(first == "* welcome " + c.name + ", " + std::to_string(room.size()) + " others here");
+            for (line_client& p : room) CHECK(co_await next_line(p.f) == "* " + c.name + " joined");
+            room.push_back(std::move(c));
+        } else {
+            CHECK(first == "* sorry, no room for another client");
+            CHECK(co_await next_line(c.f) == "<eof>");
+            ++refused;
+        }
+    }
+    CHECK(refused == (on_select ? 1 : 0));
+    REQUIRE(room.size() >= 2);
+    if (!on_select) CHECK(room.size() == 16);
+    // The last to join (the highest descriptor) and the first still talk.
+    co_await send_text(room.back().f, "from the last\n");
+    for (std::size_t i = 0; i + 1 < room.size(); ++i)
+        CHECK(co_await next_line(room[i].f) == room.back().name + ": from the last");
+    co_await send_text(room.front().f, "from the first\n");
+    for (std::size_t i = 1; i < room.size(); ++i)
+        CHECK(co_await next_line(room[i].f) == room.front().name + ": from the first");
+}
+
+} // namespace
+
+BACKEND_TEST("examples: chat_server refuses a client whose descriptor its backend cannot wait on, and goes on") {
+    std::string path = need_example("chat_server");
+    if (path.empty()) return;
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < 1100) {
+        MESSAGE("SKIPPED: the RLIMIT_NOFILE hard limit (" << lim.rlim_max << ") is below 1100");
+        return;
+    }
+    // Descriptors 3 to 1015 are taken before it starts: its clients' pass 1024.
+    running_server server({path, "--backend", backend_name(B::value), "--port", "0"}, true,
+                          {.max_descriptors = 1100, .first_free_descriptor = 1016});
+    cosock::scheduler s{B::value};
+    s.run(chat_past_fd_setsize(s, server.port, B::value == cosock::backend::select));
+    CHECK(server.proc.stop() == 128 + SIGTERM); // still running
+}
