@@ -5,6 +5,9 @@
 #include "child_process.hpp"
 #include "example_clients.hpp"
 
+#include <algorithm>
+#include <array>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -125,4 +128,77 @@ BACKEND_TEST("examples: chat_server refuses a client whose descriptor its backen
     cosock::scheduler s{B::value};
     s.run(chat_past_fd_setsize(s, server.port, B::value == cosock::backend::select));
     CHECK(server.proc.stop() == 128 + SIGTERM); // still running
+}
+
+namespace {
+
+/// The resident memory of a process in KiB, from /proc/PID/status; -1 if unknown.
+long resident_kib(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+    return -1;
+}
+
+// `keys` keys of 1000 bytes: 20,000 make a KEYS reply of 20 MB.
+cosock::task<> fill_store(line_client& c, int keys) {
+    auto send_all = [&]() -> cosock::task<> {
+        for (int i = 0; i < keys; ++i) {
+            std::string key = std::to_string(1000000 + i);
+            co_await c.f.write("SET " + key + std::string(1000 - key.size(), 'k') + " v\n");
+        }
+        co_await c.f.flush();
+    };
+    auto read_all = [&]() -> cosock::task<> {
+        int ok = 0;
+        for (int i = 0; i < keys; ++i) ok += co_await next_line(c.f) == "OK";
+        CHECK(ok == keys);
+    };
+    co_await cosock::when_all(send_all(), read_all()); // pipelined, read while sending
+}
+
+cosock::task<> keys_to_non_readers(cosock::scheduler& s, int port, pid_t server) {
+    line_client filler = co_await connect_to(s, port);
+    co_await fill_store(filler, 20000);
+    const long before = resident_kib(server);
+    REQUIRE(before > 0);
+    // Eight clients ask for the keys, see the reply start, and read no more.
+    std::vector<line_client> stalled;
+    for (int i = 0; i < 8; ++i) {
+        stalled.push_back(co_await connect_to(s, port, 4096));
+        co_await send_text(stalled.back().f, "KEYS\n");
+        std::array<char, 5> start;
+        CHECK(co_await stalled.back().sock.recv(start) > 0);
+    }
+    // Everyone else is served meanwhile.
+    line_client other = co_await connect_to(s, port);
+    CHECK(co_await ask(other.f, "SET fresh 1") == "OK");
+    CHECK(co_await ask(other.f, "GET fresh") == "VALUE 1");
+    const long grown = resident_kib(server) - before;
+    MESSAGE("eight stalled KEYS replies of 20 MB grew the server by " << grown / 1024 << " MiB");
+    CHECK(grown < 32 * 1024);
+    // The reply comes in pieces, but whole and in order.
+    other.f.set_max_line(32 << 20);
+    std::string all = co_await ask(other.f, "KEYS");
+    std::vector<std::string> keys;
+    for (std::size_t at = all.find(' '); at != std::string::npos;) {
+        std::size_t end = all.find(' ', at + 1);
+        keys.push_back(all.substr(at + 1, end == std::string::npos ? end : end - at - 1));
+        at = end;
+    }
+    CHECK(all.starts_with("KEYS 1000000"));
+    CHECK(keys.size() == 20001);
+    CHECK(std::is_sorted(keys.begin(), keys.end()));
+    CHECK(keys.back() == "fresh");
+}
+
+} // namespace
+
+BACKEND_TEST("examples: line_server's memory stays bounded while clients that never read ask for KEYS") {
+    std::string path = need_example("line_server");
+    if (path.empty()) return;
+    running_server server({path, "--backend", backend_name(B::value), "--port", "0"});
+    cosock::scheduler s{B::value};
+    s.run(keys_to_non_readers(s, server.port, server.proc.pid()));
+    CHECK(server.proc.stop() == 128 + SIGTERM);
 }
