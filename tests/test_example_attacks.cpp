@@ -202,3 +202,129 @@ BACKEND_TEST("examples: line_server's memory stays bounded while clients that ne
     s.run(keys_to_non_readers(s, server.port, server.proc.pid()));
     CHECK(server.proc.stop() == 128 + SIGTERM);
 }
+
+namespace {
+
+/// A request padded to 130 bytes: a byte every 100 ms takes 13 s to send.
+const std::string slow_request = "GET / HTTP/1.1\r\nHost: test\r\nX-Pad: " + std::string(94, 'p') + "\r\n\r\n";
+
+// Sends `slow_request` a byte at a time, waiting 100 ms for the server to
+// close between bytes; → how many bytes it sent before the server closed
+// (all of them if it never did). The 100 ms paces the attack; nothing waits
+// on it to have happened.
+cosock::task<std::size_t> trickle(cosock::scheduler& s, int port) {
+    cosock::socket c{s};
+    c.settimeout(30s);
+    co_await c.connect({"127.0.0.1", port});
+    std::array<char, 512> buf;
+    for (std::size_t sent = 0; sent < slow_request.size(); ++sent) {
+        try {
+            co_await c.sendall(std::string_view(slow_request).substr(sent, 1));
+            std::size_t n = co_await cosock::with_timeout(c.recv(buf), 100ms);
+            CHECK(n == 0); // no answer to an unfinished request: only the close
+            co_return sent + 1;
+        } catch (const cosock::timeout_error&) {
+            continue; // still connected
+        } catch (const std::system_error&) {
+            co_return sent; // reset: closed with our last byte unread
+        }
+    }
+    co_return slow_request.size();
+}
+
+cosock::task<> trickler_and_a_client(cosock::scheduler& s, int port) {
+    std::size_t sent = 0;
+    auto attack = [&]() -> cosock::task<> { sent = co_await trickle(s, port); };
+    auto client = [&]() -> cosock::task<> {
+        line_client c = co_await connect_to(s, port);
+        auto got = co_await exchange(c.f, get_root, 1);
+        CHECK(got[0].status == 200);
+        CHECK(got[0].body == "Hello, World!\n");
+    };
+    co_await cosock::when_all(attack(), client());
+    CHECK(sent < slow_request.size()); // dropped before it could finish
+    line_client after = co_await connect_to(s, port);
+    CHECK((co_await exchange(after.f, get_root, 1))[0].status == 200);
+}
+
+} // namespace
+
+BACKEND_TEST("examples: http_hello drops a client that trickles its request past --request-timeout") {
+    std::string path = need_example("http_hello");
+    if (path.empty()) return;
+    running_server server({path, "--backend", backend_name(B::value), "--port", "0", "--request-timeout", "1"});
+    cosock::scheduler s{B::value};
+    s.run(trickler_and_a_client(s, server.port));
+    CHECK(server.proc.stop() == 128 + SIGTERM);
+}
+
+namespace {
+
+// --max-connections 3: three silent connections are held, the next ones are
+// closed at once; once the three are dropped (their --request-timeout), a new
+// client is served.
+cosock::task<> beyond_max_connections(cosock::scheduler& s, int port) {
+    std::vector<line_client> held, excess;
+    for (int i = 0; i < 3; ++i) held.push_back(co_await connect_to(s, port));
+    for (int i = 0; i < 3; ++i) excess.push_back(co_await connect_to(s, port));
+    for (line_client& c : excess) CHECK(co_await next_line(c.f) == "<eof>"); // accepted and closed
+    for (line_client& c : held) CHECK(co_await next_line(c.f) == "<eof>");   // dropped by the deadline
+    line_client fresh = co_await connect_to(s, port);
+    auto got = co_await exchange(fresh.f, get_root + get_root, 2);
+    CHECK(got[0].status == 200);
+    CHECK(got[1].status == 200);
+    got = co_await exchange(fresh.f, get_root, 1); // and it stays open
+    CHECK(got[0].body == "Hello, World!\n");
+}
+
+} // namespace
+
+BACKEND_TEST("examples: http_hello closes connections beyond --max-connections at once and serves again later") {
+    std::string path = need_example("http_hello");
+    if (path.empty()) return;
+    running_server server(
+        {path, "--backend", backend_name(B::value), "--port", "0", "--max-connections", "3", "--request-timeout", "3"});
+    cosock::scheduler s{B::value};
+    s.run(beyond_max_connections(s, server.port));
+    CHECK(server.proc.stop() == 128 + SIGTERM);
+}
+
+namespace {
+
+// 80 clients trickle requests at a server limited to 64 descriptors: every
+// one is dropped before it finishes, and then a new client is served.
+cosock::task<> slow_crowd(cosock::scheduler& s, int port) {
+    std::vector<cosock::task<std::size_t>> crowd;
+    for (int i = 0; i < 80; ++i) crowd.push_back(trickle(s, port));
+    std::vector<std::size_t> sent = co_await cosock::when_all(std::move(crowd));
+    CHECK(std::count(sent.begin(), sent.end(), slow_request.size()) == 0);
+    line_client fresh = co_await connect_to(s, port);
+    auto got = co_await exchange(fresh.f, get_root, 1);
+    CHECK(got[0].status == 200);
+}
+
+} // namespace
+
+BACKEND_TEST("examples: http_hello out of descriptors to slow clients is delayed, not denied") {
+    std::string path = need_example("http_hello");
+    if (path.empty()) return;
+    const std::vector<std::string> argv = {
+        path, "--backend", backend_name(B::value), "--port", "0", "--request-timeout", "1"};
+    {
+        // By default it takes connections only up to what its descriptor
+        // limit allows, and closes the rest at once.
+        running_server server(argv, true, {.max_descriptors = 64});
+        cosock::scheduler s{B::value};
+        s.run(slow_crowd(s, server.port));
+        CHECK(server.proc.stop() == 128 + SIGTERM);
+    }
+    // Told to take more than it can, it runs out: accept fails, and the
+    // server waits for the slow clients' deadlines to free descriptors.
+    std::vector<std::string> more = argv;
+    more.insert(more.end(), {"--max-connections", "1000"});
+    running_server server(more, true, {.max_descriptors = 64});
+    cosock::scheduler s{B::value};
+    s.run(slow_crowd(s, server.port));
+    CHECK(prints(server.proc, "Too many open files"));
+    CHECK(server.proc.stop() == 128 + SIGTERM);
+}
