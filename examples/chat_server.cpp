@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         room chat(std::move(srv), max_line, max_backlog,
                   s.backend_kind() == cosock::backend::select ? FD_SETSIZE : INT_MAX);
         s.run(chat.run());

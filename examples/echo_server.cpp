@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
         // for the old connections' TIME_WAIT to end.
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(s, std::move(srv)));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());

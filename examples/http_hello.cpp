@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(s, std::move(srv), lim, open_connections));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_hello: %s\n", e.what());

@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(s, std::move(srv), db, lim));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "line_server: %s\n", e.what());

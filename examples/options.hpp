@@ -1,25 +1,30 @@
 // What the examples share: command-line handling ("--name value" options, a
 // --backend option every example takes, positional arguments, and a usage
 // message (exit status 2) naming the bad value), the servers' listening line,
-// and an accept that survives running out of descriptors. Not part of the
-// library.
+// an accept that survives running out of descriptors, and the counters printed
+// on SIGUSR1. Not part of the library.
 #pragma once
 
 #include <cosock/address.hpp>
 #include <cosock/scheduler.hpp>
+#include <cosock/select.hpp>
 #include <cosock/socket.hpp>
 #include <cosock/time.hpp>
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/signalfd.h>
 #include <system_error>
+#include <unistd.h>
 #include <vector>
 
 namespace example {
@@ -136,6 +141,43 @@ inline cosock::task<cosock::accept_result> accept_patiently(cosock::socket& srv,
         }
         co_await cosock::sleep_for(std::chrono::milliseconds(100));
     }
+}
+
+namespace detail {
+inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, int sigfd) {
+    struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } owned{sigfd};
+    std::vector<int> readers{sigfd}, none; // named: GCC 12 miscompiles a braced list inside co_await
+    for (;;) {
+        co_await cosock::select(readers, none, none);
+        signalfd_siginfo info;
+        while (::read(sigfd, &info, sizeof info) == sizeof info) {
+        }
+        cosock::scheduler_stats st = s.stats();
+        std::printf("stats: waits %llu resumes %llu\n", static_cast<unsigned long long>(st.waits),
+                    static_cast<unsigned long long>(st.resumes));
+        std::fflush(stdout);
+    }
+}
+} // namespace detail
+
+/// `kill -USR1 PID` makes a server print its loop's counters on stdout as one
+/// line, "stats: waits N resumes M", flushed. An idle server's waits hardly
+/// grow; a spinning loop's grow fast. Spawn it before run():
+/// `s.spawn(example::report_stats_on_sigusr1(s));`. It blocks SIGUSR1 when
+/// called, so the signal goes to a signalfd the loop waits on like a socket
+/// instead of ending the process; call it before any thread starts, since
+/// threads inherit the mask.
+inline cosock::task<> report_stats_on_sigusr1(cosock::scheduler& s) {
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    ::sigprocmask(SIG_BLOCK, &usr1, nullptr);
+    int fd = ::signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::system_category(), "signalfd");
+    return detail::print_stats_on_signal(s, fd);
 }
 
 } // namespace example

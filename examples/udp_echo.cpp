@@ -116,6 +116,8 @@ int main(int argc, char** argv) {
         std::printf("listening on %s (%s)\n", sock.getsockname().to_string().c_str(),
                     std::string(s.backend_name()).c_str());
         std::fflush(stdout); // the line goes down a pipe, where stdout is not line-buffered
+
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(sock));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "udp_echo: %s\n", e.what());

@@ -106,3 +106,17 @@ inline cosock::task<line_client> chat_join(cosock::scheduler& s, int port, std::
     for (line_client* p : present) CHECK(co_await next_line(p->f) == "* " + c.name + " joined");
     co_return c;
 }
+
+/// Sends `text` and reads as many bytes back (fewer if the peer closes first).
+inline cosock::task<std::string> echo_of(cosock::socket& c, std::string text) {
+    co_await c.sendall(text);
+    std::string got(text.size(), '\0');
+    std::size_t have = 0;
+    while (have < got.size()) {
+        std::size_t n = co_await c.recv(std::span(got).subspan(have));
+        if (n == 0) break;
+        have += n;
+    }
+    got.resize(have);
+    co_return got;
+}

@@ -20,17 +20,6 @@ bool prints(child_process& p, const std::string& text) {
     return false;
 }
 
-cosock::task<std::string> echo_of(cosock::socket& c, std::string text) {
-    co_await c.sendall(text);
-    std::string got(text.size(), '\0');
-    for (std::size_t have = 0; have < got.size();) {
-        std::size_t n = co_await c.recv(std::span(got).subspan(have));
-        if (n == 0) break;
-        have += n;
-    }
-    co_return got;
-}
-
 // 40 connections against a limit of 32 descriptors: the server accepts what
 // it can, then accept fails with EMFILE; once the test closes 20, the queued
 // ones and a new client are served.
