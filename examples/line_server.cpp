@@ -18,7 +18,6 @@
 
 #include "options.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -132,18 +131,7 @@ cosock::task<> serve_client(cosock::socket conn, store& db, limits lim) {
 }
 
 cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, store& db, limits lim) {
-    for (;;) {
-        cosock::socket conn;
-        try {
-            conn = (co_await srv.accept()).conn;
-        } catch (const std::system_error& e) {
-            std::fprintf(stderr, "line_server: %s\n", e.what());
-        }
-        if (conn.fileno() >= 0)
-            s.spawn(serve_client(std::move(conn), db, lim));
-        else
-            co_await cosock::sleep_for(std::chrono::milliseconds(100)); // e.g. out of descriptors: don't spin
-    }
+    for (;;) s.spawn(serve_client((co_await example::accept_patiently(srv, "line_server")).conn, db, lim));
 }
 
 } // namespace

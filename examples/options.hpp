@@ -113,6 +113,12 @@ class options {
         return v;
     }
 
+    /// seconds(name, fallback) as a duration.
+    std::chrono::nanoseconds duration(const std::string& name, double fallback) const {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::duration<double>(seconds(name, fallback)));
+    }
+
   private:
     std::string program_, synopsis_;
     std::map<std::string, std::string> values_;
