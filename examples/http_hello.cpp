@@ -4,15 +4,14 @@
 //   http_hello [--backend NAME] [--host ADDR] [--port N] [--idle SECONDS]
 //              [--request-timeout SECONDS] [--max-connections N]
 //
-// Slow clients cannot hold it. A request (its head, and the body thrown away
-// after it) must arrive whole within --request-timeout (default 10 s) of its
-// first byte, or of the accept for a connection's first request; a client that
-// trickles is closed, however steadily it sends. Between requests a
-// connection may stay silent for --idle (default 60 s). Beyond
-// --max-connections open connections (default: the descriptor limit,
-// RLIMIT_NOFILE, less 16 for the server's own, at most 10,000) a new
-// connection is accepted and closed at once, which costs the server nothing
-// and tells the client to try later. Out of descriptors even so, it pauses
+// Slow clients cannot hold it. A request head must arrive whole within
+// --request-timeout (default 10 s) of its first byte (for a connection's
+// first, of the accept), and the body after it within as long again after the
+// answer: a client that trickles is closed however steadily it sends. Between
+// requests a connection may be silent for --idle (60 s). Beyond
+// --max-connections (default: the RLIMIT_NOFILE descriptor limit less 16, at
+// most 10,000) a new connection is accepted and closed at once: that costs
+// nothing, and the client may retry. Out of descriptors even so, it pauses
 // accepting and serves the connections it has.
 //
 // Try: curl -v http://127.0.0.1:8080/   or   wrk -c64 -d5s http://127.0.0.1:8080/
@@ -167,11 +166,7 @@ int main(int argc, char** argv) {
     example::options opt(argc, argv,
                          "[--host ADDR] [--port N] [--idle SECONDS] [--request-timeout SECONDS] [--max-connections N]",
                          {"--host", "--port", "--idle", "--request-timeout", "--max-connections"});
-    auto seconds = [&](const char* name, double fallback) {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::duration<double>(opt.seconds(name, fallback)));
-    };
-    limits lim{seconds("--idle", 60), seconds("--request-timeout", 10),
+    limits lim{opt.duration("--idle", 60), opt.duration("--request-timeout", 10),
                opt.number("--max-connections", default_max_connections(), 1, 1000000)};
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
     const cosock::address where = opt.server_address(8080);
