@@ -4,6 +4,9 @@
 // sockets have a zero timeout, so only select() waits. Lines are framed per
 // client, and a slow reader blocks no one: what its kernel buffer refuses waits
 // in its own buffer, sent when select() says writable, up to --max-backlog.
+// On the select backend a client whose descriptor is 1024 or more (FD_SETSIZE,
+// all select() can wait on) is told there is no room and closed; the others
+// go on.
 //
 //   chat_server [--backend NAME] [--host ADDR] [--port N] [--max-line BYTES] [--max-backlog BYTES]
 //   try: nc 127.0.0.1 7070, in two terminals or more
@@ -13,11 +16,13 @@
 
 #include <array>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <sys/select.h>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -38,8 +43,9 @@ bool would_block(const std::system_error& e) { return e.code() == std::errc::res
 
 class room {
   public:
-    room(cosock::socket srv, std::size_t max_line, std::size_t max_backlog)
-        : srv_(std::move(srv)), max_line_(max_line), max_backlog_(max_backlog) {
+    /// `fd_limit`: descriptors from there up cannot be waited on (FD_SETSIZE on select).
+    room(cosock::socket srv, std::size_t max_line, std::size_t max_backlog, int fd_limit)
+        : srv_(std::move(srv)), max_line_(max_line), max_backlog_(max_backlog), fd_limit_(fd_limit) {
         srv_.settimeout(0s); // a client may vanish between select() and accept()
     }
 
@@ -92,6 +98,15 @@ class room {
         }
         r.conn.settimeout(0s);
         std::string name = r.address.to_string();
+        if (r.conn.fileno() >= fd_limit_) { // one such descriptor in a select() would end the room
+            std::fprintf(stderr, "chat_server: refusing %s: descriptor %d is beyond what select() takes\n",
+                         name.c_str(), r.conn.fileno());
+            try { // a fresh socket's buffer is empty: this goes at once, or not at all
+                co_await r.conn.send(std::string_view("* sorry, no room for another client\n"));
+            } catch (const std::system_error&) {
+            }
+            co_return;
+        }
         int others = broadcast("* " + name + " joined\n");
         int fd = r.conn.fileno(); // read before the move below
         client& c = clients_.emplace(fd, client{.sock = std::move(r.conn), .name = name}).first->second;
@@ -163,6 +178,7 @@ class room {
     cosock::socket srv_;
     std::map<int, client> clients_; // by descriptor, as select() gives them back
     std::size_t max_line_, max_backlog_;
+    int fd_limit_;
     steady::time_point accept_after_;
     std::array<char, 4096> buf_;
 };
@@ -180,7 +196,9 @@ int main(int argc, char** argv) {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
-        room chat(std::move(srv), max_line, max_backlog);
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
+        room chat(std::move(srv), max_line, max_backlog,
+                  s.backend_kind() == cosock::backend::select ? FD_SETSIZE : INT_MAX);
         s.run(chat.run());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "chat_server: %s\n", e.what());

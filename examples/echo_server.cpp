@@ -6,6 +6,8 @@
 // --host is a numeric IPv4 or IPv6 address (default 127.0.0.1; "::" or
 // "0.0.0.0" for every interface), --port defaults to 7000 and 0 lets the
 // kernel pick one. The first line printed is "listening on HOST:PORT (BACKEND)".
+// Out of descriptors, it pauses accepting (connections wait in the kernel's
+// queue) and serves the clients it has until some close.
 // Try it with echo_client, or nc 127.0.0.1 7000.
 #include <cosock/cosock.hpp>
 
@@ -34,7 +36,7 @@ task<> handle(cosock::socket conn, cosock::address peer) {
 
 task<> serve(cosock::scheduler& s, cosock::socket srv) {
     for (;;) {
-        auto [conn, peer] = co_await srv.accept();
+        auto [conn, peer] = co_await example::accept_patiently(srv, "echo_server");
         s.spawn(handle(std::move(conn), peer));
     }
 }
@@ -49,9 +51,10 @@ int main(int argc, char** argv) {
         // for the old connections' TIME_WAIT to end.
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(s, std::move(srv)));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());
     }
-    return 1; // serve() only ever ends with an error
+    return 1; // serve() only ever ends with an error (e.g. the backend's wait failed)
 }

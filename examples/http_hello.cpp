@@ -2,6 +2,17 @@
 // server owes a client that sends something else: 400, 404, 413, 431, 501.
 //
 //   http_hello [--backend NAME] [--host ADDR] [--port N] [--idle SECONDS]
+//              [--request-timeout SECONDS] [--max-connections N]
+//
+// Slow clients cannot hold it. A request head must arrive whole within
+// --request-timeout (default 10 s) of its first byte (for a connection's
+// first, of the accept), and the body after it within as long again after the
+// answer: a client that trickles is closed however steadily it sends. Between
+// requests a connection may be silent for --idle (60 s). Beyond
+// --max-connections (default: the RLIMIT_NOFILE descriptor limit less 16, at
+// most 10,000) a new connection is accepted and closed at once: that costs
+// nothing, and the client may retry. Out of descriptors even so, it pauses
+// accepting and serves the connections it has.
 //
 // Try: curl -v http://127.0.0.1:8080/   or   wrk -c64 -d5s http://127.0.0.1:8080/
 // The request parser is examples/http_request.hpp, a function over bytes.
@@ -10,6 +21,7 @@
 #include "http_request.hpp"
 #include "options.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -18,6 +30,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <sys/resource.h>
 
 using namespace std::chrono_literals;
 
@@ -52,17 +65,30 @@ cosock::task<> close_gracefully(cosock::socket& conn) {
     }
 }
 
-cosock::task<> serve_client(cosock::socket conn, std::chrono::nanoseconds idle) {
+struct limits {
+    std::chrono::nanoseconds idle, request;
+    long long max_connections;
+};
+
+cosock::task<> serve_client(cosock::socket conn, limits lim, long long& open_connections) {
+    using clock = std::chrono::steady_clock;
+    struct counted { // counted by serve(); this frees the slot before `conn` closes
+        long long& n;
+        ~counted() { --n; }
+    } slot{open_connections};
     try {
-        conn.settimeout(idle);             // bounds every wait: a silent or stuck client is dropped
         std::array<char, 2 * max_head> in; // an unfinished head is < max_head: there is always room
         std::size_t have = 0, skip = 0;    // bytes in `in`; body bytes still to throw away
         std::string out;
         http::request req;
-        bool open = true;
+        bool open = true, between = false; // between: waiting for a request's first byte
+        auto deadline = clock::now() + lim.request;
         while (open) {
+            // Every wait is bounded: a silent, trickling or stuck client is dropped.
+            conn.settimeout(between ? lim.idle : std::max<std::chrono::nanoseconds>(deadline - clock::now(), 1ns));
             std::size_t n = co_await conn.recv(std::span(in).subspan(have));
             if (n == 0) co_return; // the client closed
+            if (between) deadline = clock::now() + lim.request;
             have += n;
             // Answer every complete request in the buffer (pipelining), then send once.
             std::size_t pos = 0;
@@ -97,11 +123,14 @@ cosock::task<> serve_client(cosock::socket conn, std::chrono::nanoseconds idle) 
                 }
             }
             if (!out.empty()) {
+                conn.settimeout(lim.idle); // for the client to take the answers
                 co_await conn.sendall(out);
                 out.clear();
+                deadline = clock::now() + lim.request; // for what follows them
             }
             std::memmove(in.data(), in.data() + pos, have - pos);
             have -= pos;
+            between = have == 0 && skip == 0;
         }
         co_await close_gracefully(conn); // we answered with "Connection: close"
     } catch (const std::system_error&) {
@@ -109,36 +138,45 @@ cosock::task<> serve_client(cosock::socket conn, std::chrono::nanoseconds idle) 
     }
 }
 
-cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, std::chrono::nanoseconds idle) {
+cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, limits lim, long long& open_connections) {
     for (;;) {
-        cosock::socket conn;
+        cosock::socket conn = (co_await example::accept_patiently(srv, "http_hello")).conn;
+        if (open_connections >= lim.max_connections) continue; // closed at once
         try {
-            conn = (co_await srv.accept()).conn;
             conn.setsockopt(cosock::ipproto_tcp, cosock::tcp_nodelay, 1); // a batch of responses is one send
-        } catch (const std::system_error& e) {
-            std::fprintf(stderr, "http_hello: %s\n", e.what());
-            conn.close();
+        } catch (const std::system_error&) {
+            continue; // e.g. reset already
         }
-        if (conn.fileno() >= 0)
-            s.spawn(serve_client(std::move(conn), idle));
-        else
-            co_await cosock::sleep_for(100ms); // e.g. out of descriptors: retrying at once would spin
+        ++open_connections; // now, not when the task first runs: a burst of accepts comes first
+        s.spawn(serve_client(std::move(conn), lim, open_connections));
     }
+}
+
+// As many connections as the descriptor limit allows, less some for the
+// server's own (listening socket, backend, standard streams).
+long long default_max_connections() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 10000;
+    return std::clamp<long long>(static_cast<long long>(lim.rlim_cur) - 16, 1, 10000);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    example::options opt(argc, argv, "[--host ADDR] [--port N] [--idle SECONDS]", {"--host", "--port", "--idle"});
-    auto idle =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(opt.seconds("--idle", 60)));
+    example::options opt(argc, argv,
+                         "[--host ADDR] [--port N] [--idle SECONDS] [--request-timeout SECONDS] [--max-connections N]",
+                         {"--host", "--port", "--idle", "--request-timeout", "--max-connections"});
+    limits lim{opt.duration("--idle", 60), opt.duration("--request-timeout", 10),
+               opt.number("--max-connections", default_max_connections(), 1, 1000000)};
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
     const cosock::address where = opt.server_address(8080);
+    long long open_connections = 0; // outlives the scheduler, which may destroy connections' frames
     try {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
-        s.run(serve(s, std::move(srv), idle));
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
+        s.run(serve(s, std::move(srv), lim, open_connections));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_hello: %s\n", e.what());
         return 1;

@@ -7,7 +7,9 @@
 //
 // Anything else (an unknown verb, the wrong number of arguments, a line longer
 // than --max-line) gets "ERR why" and the connection stays up. Keys are single
-// words; a value is the rest of the line.
+// words; a value is the rest of the line. A KEYS reply is written in pieces as
+// the client reads it, so one that never reads costs a piece of memory, not
+// the whole list.
 //
 //   line_server [--backend NAME] [--host ADDR] [--port N] [--max-line BYTES] [--max-keys N]
 //
@@ -16,7 +18,6 @@
 
 #include "options.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -41,7 +42,8 @@ std::pair<std::string_view, std::string_view> cut(std::string_view s) {
 
 bool one_word(std::string_view s) { return !s.empty() && s.find(' ') == std::string_view::npos; }
 
-// The reply to one command (its line end removed), without the line end.
+// The reply to one command (its line end removed), without the line end; ""
+// for KEYS, whose reply can be too big to build at once.
 std::string execute(store& db, std::string_view line, const limits& lim, bool& quit) {
     auto [verb, args] = cut(line);
     if (verb == "SET") {
@@ -64,13 +66,27 @@ std::string execute(store& db, std::string_view line, const limits& lim, bool& q
     if (verb == "KEYS" || verb == "QUIT") {
         if (!args.empty()) return "ERR usage: " + std::string(verb);
         quit = verb == "QUIT";
-        if (quit) return "OK";
-        std::string reply = "KEYS";
-        for (const auto& [key, value] : db) reply.append(" ").append(key);
-        return reply;
+        return quit ? "OK" : ""; // the caller writes the keys: write_keys
     }
     if (verb.empty()) return "ERR empty command";
     return "ERR unknown command '" + std::string(verb.substr(0, 32)) + "'";
+}
+
+// "KEYS k1 k2 ...\n" in pieces of about 8 KiB, each written (and, once the
+// buffer is full, sent) before the next is made: a client that does not read
+// makes only its own task wait. Other clients change the store meanwhile, so
+// each piece starts after the last key sent rather than at a saved iterator.
+cosock::task<> write_keys(cosock::file_object& f, const store& db) {
+    std::string piece = "KEYS";
+    for (auto it = db.begin(); it != db.end();) {
+        for (; it != db.end() && piece.size() < 8192; ++it) piece.append(" ").append(it->first);
+        std::string last = std::prev(it)->first;
+        co_await f.write(piece);
+        piece.clear();
+        it = db.upper_bound(last);
+    }
+    piece += "\n";
+    co_await f.write(piece);
 }
 
 cosock::task<> serve_client(cosock::socket conn, store& db, limits lim) {
@@ -87,7 +103,7 @@ cosock::task<> serve_client(cosock::socket conn, store& db, limits lim) {
                 too_long = true; // the line's bytes stay buffered: skipped below
             }
             if (too_long) {
-                reply = "ERR line longer than " + std::to_string(lim.max_line) + " bytes";
+                reply = "ERR line longer than " + std::to_string(lim.max_line) + " bytes\n";
             } else if (line.empty()) {
                 break;
             } else {
@@ -95,8 +111,11 @@ cosock::task<> serve_client(cosock::socket conn, store& db, limits lim) {
                 if (cmd.ends_with('\n')) cmd.remove_suffix(1);
                 if (cmd.ends_with('\r')) cmd.remove_suffix(1);
                 reply = execute(db, cmd, lim, quit);
+                if (reply.empty())
+                    co_await write_keys(f, db);
+                else
+                    reply += "\n";
             }
-            reply += "\n";
             co_await f.write(reply);
             co_await f.flush(); // the reply leaves now, before we wait for the next line
             // Skip the rest of an over-long line in pieces, so memory stays bounded.
@@ -112,18 +131,7 @@ cosock::task<> serve_client(cosock::socket conn, store& db, limits lim) {
 }
 
 cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, store& db, limits lim) {
-    for (;;) {
-        cosock::socket conn;
-        try {
-            conn = (co_await srv.accept()).conn;
-        } catch (const std::system_error& e) {
-            std::fprintf(stderr, "line_server: %s\n", e.what());
-        }
-        if (conn.fileno() >= 0)
-            s.spawn(serve_client(std::move(conn), db, lim));
-        else
-            co_await cosock::sleep_for(std::chrono::milliseconds(100)); // e.g. out of descriptors: don't spin
-    }
+    for (;;) s.spawn(serve_client((co_await example::accept_patiently(srv, "line_server")).conn, db, lim));
 }
 
 } // namespace
@@ -140,6 +148,7 @@ int main(int argc, char** argv) {
         cosock::scheduler s{opt.backend()};
         cosock::socket srv = cosock::create_server(s, where);
         example::announce(srv, s);
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(s, std::move(srv), db, lim));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "line_server: %s\n", e.what());

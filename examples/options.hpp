@@ -1,20 +1,30 @@
-// Command-line handling shared by the examples: "--name value" options, a
+// What the examples share: command-line handling ("--name value" options, a
 // --backend option every example takes, positional arguments, and a usage
-// message (exit status 2) naming the bad value. Not part of the library.
+// message (exit status 2) naming the bad value), the servers' listening line,
+// an accept that survives running out of descriptors, and the counters printed
+// on SIGUSR1. Not part of the library.
 #pragma once
 
 #include <cosock/address.hpp>
 #include <cosock/scheduler.hpp>
+#include <cosock/select.hpp>
 #include <cosock/socket.hpp>
+#include <cosock/time.hpp>
 
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/signalfd.h>
+#include <system_error>
+#include <unistd.h>
 #include <vector>
 
 namespace example {
@@ -103,6 +113,12 @@ class options {
         return v;
     }
 
+    /// seconds(name, fallback) as a duration.
+    std::chrono::nanoseconds duration(const std::string& name, double fallback) const {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::duration<double>(seconds(name, fallback)));
+    }
+
   private:
     std::string program_, synopsis_;
     std::map<std::string, std::string> values_;
@@ -115,6 +131,58 @@ class options {
 inline void announce(const cosock::socket& srv, cosock::scheduler& s) {
     std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(), std::string(s.backend_name()).c_str());
     std::fflush(stdout);
+}
+
+/// The next connection. An accept that fails (out of descriptors: EMFILE,
+/// ENFILE; out of memory) leaves the connection queued in the kernel, so trying
+/// again at once would fail again and spin: the error is printed, and the
+/// server pauses 100 ms and goes on, serving the connections it has meanwhile.
+inline cosock::task<cosock::accept_result> accept_patiently(cosock::socket& srv, const char* program) {
+    for (;;) {
+        try {
+            co_return co_await srv.accept();
+        } catch (const std::system_error& e) { // a stop (cancelled_error) is not one: it goes on
+            std::fprintf(stderr, "%s: %s\n", program, e.what());
+        }
+        co_await cosock::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+namespace detail {
+inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, int sigfd) {
+    struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } owned{sigfd};
+    std::vector<int> readers{sigfd}, none; // named: GCC 12 miscompiles a braced list inside co_await
+    for (;;) {
+        co_await cosock::select(readers, none, none);
+        signalfd_siginfo info;
+        while (::read(sigfd, &info, sizeof info) == sizeof info) {
+        }
+        cosock::scheduler_stats st = s.stats();
+        std::printf("stats: waits %llu resumes %llu\n", static_cast<unsigned long long>(st.waits),
+                    static_cast<unsigned long long>(st.resumes));
+        std::fflush(stdout);
+    }
+}
+} // namespace detail
+
+/// `kill -USR1 PID` makes a server print its loop's counters on stdout as one
+/// line, "stats: waits N resumes M", flushed. An idle server's waits hardly
+/// grow; a spinning loop's grow fast. Spawn it before run():
+/// `s.spawn(example::report_stats_on_sigusr1(s));`. It blocks SIGUSR1 when
+/// called, so the signal goes to a signalfd the loop waits on like a socket
+/// instead of ending the process; call it before any thread starts, since
+/// threads inherit the mask.
+inline cosock::task<> report_stats_on_sigusr1(cosock::scheduler& s) {
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    ::sigprocmask(SIG_BLOCK, &usr1, nullptr);
+    int fd = ::signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::system_category(), "signalfd");
+    return detail::print_stats_on_signal(s, fd);
 }
 
 } // namespace example

@@ -121,8 +121,7 @@ task<bool> run_scan(scan& sc, std::size_t concurrency, std::chrono::nanoseconds 
 int main(int argc, char** argv) {
     example::options opt(argc, argv, "[--timeout SECONDS] [--concurrency N] HOST:PORT[-LAST]...",
                          {"--timeout", "--concurrency"});
-    auto timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::duration<double>(opt.seconds("--timeout", 2.0)));
+    auto timeout = opt.duration("--timeout", 2.0);
     // At most 1000 keeps the descriptors below the select backend's limit of 1024.
     auto concurrency = static_cast<std::size_t>(opt.number("--concurrency", 100, 1, 1000));
     if (opt.positional().empty()) opt.fail("no targets");

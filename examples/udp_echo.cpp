@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
                          {"--host", "--port", "--client", "--timeout", "--retries"});
     std::string host = opt.text("--host", "127.0.0.1"), server = opt.text("--client", "");
     int port = static_cast<int>(opt.number("--port", 7000, 0, 65535));
-    auto timeout = std::chrono::duration<double>(opt.seconds("--timeout", 1.0));
+    auto timeout = opt.duration("--timeout", 1.0);
     int retries = static_cast<int>(opt.number("--retries", 3, 0, 100));
     cosock::address where;
     try {
@@ -108,14 +108,14 @@ int main(int argc, char** argv) {
         opt.fail("--client needs an IP address and port, not '" + server + "'");
     try {
         cosock::scheduler s{opt.backend()};
-        if (!server.empty())
-            return s.run(client(s, where, opt.positional(),
-                                std::chrono::duration_cast<std::chrono::nanoseconds>(timeout), retries));
+        if (!server.empty()) return s.run(client(s, where, opt.positional(), timeout, retries));
         cosock::socket sock{s, where.family(), cosock::sock_dgram};
         sock.bind(where);
         std::printf("listening on %s (%s)\n", sock.getsockname().to_string().c_str(),
                     std::string(s.backend_name()).c_str());
         std::fflush(stdout); // the line goes down a pipe, where stdout is not line-buffered
+
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(sock));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "udp_echo: %s\n", e.what());

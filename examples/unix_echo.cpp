@@ -40,8 +40,9 @@ task<> handle(cosock::socket conn) {
     }
 }
 
+// Out of descriptors, accepting pauses; the clients already here are served.
 task<> accept_loop(cosock::scheduler& s, cosock::socket& srv) {
-    for (;;) s.spawn(handle((co_await srv.accept()).conn));
+    for (;;) s.spawn(handle((co_await example::accept_patiently(srv, "unix_echo")).conn));
 }
 
 // A signalfd turns SIGINT and SIGTERM into a readable descriptor, which the
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
         ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr); // delivered to the signalfd instead
         int sigfd = ::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
         if (sigfd < 0) throw std::system_error(errno, std::system_category(), "signalfd");
+        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
         s.run(serve(s, where, sigfd));
         ::close(sigfd);
         return 0;

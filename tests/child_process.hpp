@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -59,10 +60,19 @@ inline bool on_path(const std::string& program) {
     return false;
 }
 
+/// What a child is given besides its arguments, for tests of descriptor limits.
+struct child_setup {
+    /// When > 0, its RLIMIT_NOFILE soft limit: it runs out of descriptors there.
+    rlim_t max_descriptors = 0;
+    /// When > 3, descriptors 3 to this − 1 are already open (on /dev/null), so
+    /// the program's own descriptors start here.
+    int first_free_descriptor = 0;
+};
+
 class child_process {
 public:
     /// Starts argv[0] (a path) with its stdout (and stderr, when `merge_stderr`) on a pipe.
-    explicit child_process(std::vector<std::string> argv, bool merge_stderr = false) {
+    explicit child_process(std::vector<std::string> argv, bool merge_stderr = false, child_setup setup = {}) {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
         pid_ = ::fork();
@@ -70,6 +80,18 @@ public:
         if (pid_ == 0) {
             ::dup2(fds[1], 1);
             if (merge_stderr) ::dup2(fds[1], 2);
+            if (setup.first_free_descriptor > 3) {
+                int null = ::open("/dev/null", O_RDONLY); // no O_CLOEXEC: the copies must outlive exec
+                for (int fd = 3; fd < setup.first_free_descriptor; ++fd)
+                    if (fd != null) ::dup2(null, fd);
+                if (null >= setup.first_free_descriptor) ::close(null);
+            }
+            if (setup.max_descriptors > 0) {
+                rlimit lim{};
+                ::getrlimit(RLIMIT_NOFILE, &lim);
+                lim.rlim_cur = setup.max_descriptors;
+                if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) ::_exit(126);
+            }
             std::vector<char*> args;
             for (auto& a : argv) args.push_back(a.data());
             args.push_back(nullptr);

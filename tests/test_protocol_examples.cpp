@@ -3,6 +3,7 @@
 // http_hello, by curl when installed; and unit tests of examples/http_request.hpp.
 #include "backends.hpp"
 #include "child_process.hpp"
+#include "example_clients.hpp"
 
 #include <string>
 
@@ -186,95 +187,6 @@ TEST_CASE("examples: http_request survives random mutations of valid requests") 
 
 namespace {
 
-using namespace std::chrono_literals;
-
-/// A server example started on a port the kernel picks, read from its first line.
-struct running_server {
-    child_process proc;
-    int port = -1;
-    explicit running_server(std::vector<std::string> argv) : proc(std::move(argv)) {
-        std::optional<std::string> first = proc.read_line();
-        REQUIRE(first);
-        CHECK(first->starts_with("listening on 127.0.0.1:"));
-        port = port_in(*first);
-        REQUIRE(port > 0);
-    }
-};
-
-/// A client connection with a file object for reading lines; every wait is
-/// bounded by a generous timeout, so a missing answer fails instead of hanging.
-struct line_client {
-    cosock::socket sock;
-    cosock::file_object f;
-    std::string name; // our address as the server sees it
-};
-
-cosock::task<line_client> connect_to(cosock::scheduler& s, int port, int rcvbuf = 0) {
-    line_client c{cosock::socket{s}, {}, {}};
-    if (rcvbuf > 0) c.sock.setsockopt(cosock::sol_socket, cosock::so_rcvbuf, rcvbuf);
-    c.sock.settimeout(30s);
-    co_await c.sock.connect({"127.0.0.1", port});
-    c.f = c.sock.makefile("rwb");
-    c.name = c.sock.getsockname().to_string();
-    co_return c;
-}
-
-/// The next line without its line end; "<eof>" at end of stream.
-cosock::task<std::string> next_line(cosock::file_object& f) {
-    std::string line = co_await f.readline();
-    if (line.empty()) co_return "<eof>";
-    while (line.ends_with('\n') || line.ends_with('\r')) line.pop_back();
-    co_return line;
-}
-
-cosock::task<> send_text(cosock::file_object& f, std::string text) {
-    co_await f.write(text);
-    co_await f.flush();
-}
-
-cosock::task<std::string> ask(cosock::file_object& f, std::string command) {
-    co_await send_text(f, command + "\n");
-    co_return co_await next_line(f);
-}
-
-} // namespace
-
-namespace {
-
-struct http_response {
-    int status = 0; // 0: the connection ended first
-    std::string head, body;
-};
-
-/// One response; `head_only` for the answer to HEAD, which has no body.
-cosock::task<http_response> read_response(cosock::file_object& f, bool head_only = false) {
-    http_response r;
-    std::string status_line = co_await f.readline();
-    if (status_line.empty()) co_return r;
-    REQUIRE(status_line.starts_with("HTTP/1.1 "));
-    r.status = std::stoi(status_line.substr(9, 3));
-    std::size_t length = 0;
-    for (;;) {
-        std::string line = co_await f.readline();
-        REQUIRE(line.ends_with("\r\n"));
-        if (line == "\r\n") break;
-        r.head += line;
-        if (line.starts_with("Content-Length: ")) length = std::stoul(line.substr(16));
-    }
-    if (!head_only) r.body = co_await f.read(static_cast<std::ptrdiff_t>(length));
-    co_return r;
-}
-
-/// Sends `requests` in one write, then reads `count` responses.
-cosock::task<std::vector<http_response>> exchange(cosock::file_object& f, std::string requests, int count) {
-    co_await send_text(f, std::move(requests));
-    std::vector<http_response> got;
-    for (int i = 0; i < count; ++i) got.push_back(co_await read_response(f));
-    co_return got;
-}
-
-const std::string get_root = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
-
 cosock::task<> http_session(cosock::scheduler& s, int port) {
     line_client c = co_await connect_to(s, port);
     auto three = co_await exchange(c.f, get_root + "GET /missing HTTP/1.1\r\nHost: test\r\n\r\n" + get_root, 3);
@@ -390,14 +302,6 @@ BACKEND_TEST("examples: line_server stores, answers malformed commands with ERR 
 }
 
 namespace {
-
-cosock::task<line_client> chat_join(cosock::scheduler& s, int port, std::vector<line_client*> present, int rcvbuf = 0) {
-    line_client c = co_await connect_to(s, port, rcvbuf);
-    CHECK(co_await next_line(c.f) == "* welcome " + c.name + ", " + std::to_string(present.size()) + " others here");
-    // Once everyone saw us join, the server has us in the room.
-    for (line_client* p : present) CHECK(co_await next_line(p->f) == "* " + c.name + " joined");
-    co_return c;
-}
 
 cosock::task<> chat_session(cosock::scheduler& s, int port) {
     // Lists named, not braced in the co_await: GCC 12 miscompiles the latter.
