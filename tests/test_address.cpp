@@ -155,6 +155,18 @@ TEST_CASE("address resolves an IPv6 scope given as an interface name or a number
     CHECK(by_number.host() == "fe80::1%lo");
 }
 
+TEST_CASE("address takes a numeric scope on any IPv6 address, and an interface name only on a link-local one") {
+    const unsigned lo = ::if_nametoindex("lo");
+    if (lo == 0) {
+        MESSAGE("no loopback interface named lo; skipped");
+        return;
+    }
+    CHECK(address("::1%" + std::to_string(lo), 80).host() == "::1%lo");
+    CHECK(address("2001:db8::1%2", 80).size() == sizeof(sockaddr_in6));
+    CHECK(address("ff02::1%lo", 80).host() == "ff02::1%lo");
+    CHECK_THROWS_AS(address("::1%lo", 80), std::invalid_argument);
+}
+
 TEST_CASE("address shows a scope that names no interface as its number") {
     const address a("fe80::1%4000000000", 80);
     CHECK(a.host() == "fe80::1%4000000000");
@@ -199,6 +211,10 @@ TEST_CASE("address refuses malformed IP text and says what is wrong") {
         {"fe80::1%", "\"fe80::1%\"", "empty scope"},
         {"fe80::1%nosuchif0", "\"nosuchif0\"", "unknown network interface"},
         {"fe80::1%4294967296", "\"4294967296\"", "out of range"},
+        {"::1%lo", "\"lo\"", "only valid on a link-local address"},
+        {"2001:db8::1%lo", "\"lo\"", "only valid on a link-local address"},
+        {"127.1", "\"127.1\"", "not a valid IPv4 address"},     // inet_aton's short forms are refused
+        {"0x7f.0.0.1", "\"0x7f.0.0.1\"", "not a numeric IP"}, // and so is its hexadecimal
         {"1.2.3.4\0junk"sv, "\"1.2.3.4\\0junk\"", "not a numeric IP address"},
         {"::1\0"sv, "\"::1\\0\"", "not a valid IPv6 address"},
     };

@@ -303,7 +303,9 @@ class address {
         return static_cast<std::uint16_t>(value);
     }
 
-    static std::uint32_t parse_scope(std::string_view scope, const std::string& prefix) {
+    // As the C library's numeric parsing: any IPv6 address takes a numeric
+    // scope, and only a link-local one (fe80::/10, ff02::/16) an interface name.
+    static std::uint32_t parse_scope(std::string_view scope, const in6_addr& ip, const std::string& prefix) {
         if (scope.empty()) fail(prefix, "empty scope after '%'");
         if (all_digits(scope)) {
             std::uint64_t value = 0;
@@ -313,6 +315,9 @@ class address {
             }
             return static_cast<std::uint32_t>(value);
         }
+        if (!IN6_IS_ADDR_LINKLOCAL(&ip) && !IN6_IS_ADDR_MC_LINKLOCAL(&ip))
+            fail(prefix, "an interface name as scope (" + quote(scope) +
+                             ") is only valid on a link-local address; give the interface's number");
         const std::string name(scope);
         const unsigned index = name.find('\0') == std::string::npos ? ::if_nametoindex(name.c_str()) : 0;
         if (index == 0) fail(prefix, "unknown network interface " + quote(scope));
@@ -358,7 +363,8 @@ class address {
         const std::string text(ip);
         if (ip.find('\0') != std::string_view::npos || ::inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) != 1)
             fail(prefix, quote(ip) + " is not a valid IPv6 address");
-        if (percent != std::string_view::npos) in6.sin6_scope_id = parse_scope(host.substr(percent + 1), prefix);
+        if (percent != std::string_view::npos)
+            in6.sin6_scope_id = parse_scope(host.substr(percent + 1), in6.sin6_addr, prefix);
         std::memcpy(&storage_, &in6, sizeof in6);
         size_ = sizeof in6;
     }

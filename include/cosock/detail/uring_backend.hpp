@@ -41,7 +41,11 @@ class uring_backend final : public backend {
         for (unsigned flags :
              {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, unsigned(IORING_SETUP_COOP_TASKRUN), 0u}) {
             io_uring_params p{};
-            p.flags = flags;
+            // A roomy completion queue: a burst of cancellations (each makes
+            // two completions) would otherwise overflow into the kernel's
+            // slow list.
+            p.flags = flags | IORING_SETUP_CQSIZE;
+            p.cq_entries = entries * 16;
             r = io_uring_queue_init_params(entries, &ring_, &p);
             if (r == 0) {
                 flags_ = flags;
@@ -155,8 +159,10 @@ class uring_backend final : public backend {
         reap(ready, nullptr, unused);
     }
 
-    // Every cancellation goes in one batch (a submission per full queue), then
-    // the loop reaps until the kernel has answered for every op.
+    // One request per op, all in one batch (submitted as the queue fills),
+    // then the loop reaps until the kernel has answered for every op. (A
+    // single IORING_ASYNC_CANCEL_ANY request costs the kernel a scan per op
+    // it finds: seconds for tens of thousands.)
     void cancel_all(ready_queue& ready) noexcept override {
         bool any = false;
         for (fd_ops& q : fds_) any |= end_all(q, end_reason::none, ready);
