@@ -7,8 +7,10 @@
 #include <array>
 #include <chrono>
 #include <deque>
+#include <fcntl.h>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 using cosock::task;
@@ -156,6 +158,34 @@ task<> after_select(world& w) {
     }(readers));
 }
 
+task<> after_select_on_raw_descriptors(world& w) {
+    int p[2];
+    REQUIRE(::pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
+    w.s.spawn([](cosock::scheduler& s, int fd) -> task<> {
+        co_await s.yield();
+        REQUIRE(::write(fd, "p", 1) == 1);
+    }(w.s, p[1]));
+    std::vector<int> readers{p[0]}, none; // named: GCC 12 miscompiles a braced list inside co_await
+    auto r = co_await cosock::select(readers, none, none);
+    CHECK(r.readable.size() == 1);
+    ::close(p[0]); // closed and its number free for the sockets below
+    ::close(p[1]);
+    auto [a, b] = w.pair();
+    w.s.spawn(recv_forever(*a));
+    w.s.spawn(recv_forever(*b));
+}
+
+task<> after_a_move(world& w) {
+    auto [a, b] = w.pair();
+    w.s.spawn([](world& w, cosock::socket& a, cosock::socket& b) -> task<> {
+        co_await w.s.yield(); // the recv below waits by now
+        w.keep(std::move(a)); // the waiting recv's socket moves
+        co_await b.sendall(std::string_view("m"));
+    }(w, *a, *b));
+    CHECK(co_await a->recv(w.buf) == 1);
+    w.s.spawn(recv_forever(w.socks.back()));
+}
+
 task<> after_post(world& w) {
     bool ran = false;
     std::thread poster([&] { w.s.post([&] { ran = true; }); });
@@ -271,6 +301,8 @@ BACKEND_TEST("an idle loop sleeps after an operation of any kind has ended, in a
         {"makefile readline, write and flush", after_makefile_lines},
         {"makefile write that waits", after_makefile_big_write},
         {"select", after_select},
+        {"select on raw descriptors, then closed", after_select_on_raw_descriptors},
+        {"a recv whose socket moved", after_a_move},
         {"post", after_post},
         {"getaddrinfo", after_getaddrinfo},
         {"sleep_for", after_sleep},
