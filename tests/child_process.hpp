@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/close_range.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <signal.h>
@@ -80,6 +81,9 @@ public:
         if (pid_ == 0) {
             ::dup2(fds[1], 1);
             if (merge_stderr) ::dup2(fds[1], 2);
+            // The program gets stdin, stdout and stderr, and nothing else a
+            // test happened to leave open without close-on-exec.
+            ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
             if (setup.first_free_descriptor > 3) {
                 int null = ::open("/dev/null", O_RDONLY); // no O_CLOEXEC: the copies must outlive exec
                 for (int fd = 3; fd < setup.first_free_descriptor; ++fd)

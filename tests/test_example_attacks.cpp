@@ -13,10 +13,15 @@
 
 namespace {
 
-/// Reads the program's lines until one contains `text`; false at its end.
+/// Reads the program's lines until one contains `text`; false at its end,
+/// saying what the program printed instead.
 bool prints(child_process& p, const std::string& text) {
-    while (std::optional<std::string> line = p.read_line())
+    std::string seen;
+    while (std::optional<std::string> line = p.read_line()) {
         if (line->find(text) != std::string::npos) return true;
+        seen += *line + "\n";
+    }
+    MESSAGE("looked for \"", text, "\" in vain; the program printed:\n", seen);
     return false;
 }
 

@@ -361,6 +361,36 @@ BACKEND_TEST("closing a file object under a waiting readline ends it with EBADF"
     }
 }
 
+BACKEND_TEST("destroying or moving from a file object under a waiting readline ends it with EBADF, touching it no more") {
+    for (int how = 0; how < 3; ++how) {
+        CAPTURE(how); // 0: destroyed while waiting; 1: moved from; 2: destroyed after its data came, before it resumed
+        cosock::scheduler s{B::value};
+        auto [a, b] = cosock::socketpair(s);
+        auto f = std::make_unique<cosock::file_object>(a.makefile("rb"));
+        cosock::file_object elsewhere;
+        int err = s.run([](cosock::scheduler& s, cosock::socket& b, std::unique_ptr<cosock::file_object>& f,
+                           cosock::file_object& elsewhere, int how) -> task<int> {
+            s.spawn([](cosock::scheduler& s, cosock::socket& b, std::unique_ptr<cosock::file_object>& f,
+                       cosock::file_object& elsewhere, int how) -> task<> {
+                co_await s.yield(); // the readline waits by now
+                if (how == 2) {
+                    co_await b.sendall(std::string_view("line\n"));
+                    co_await s.yield(); // queued before the readline's wake-up, in the same turn
+                }
+                if (how == 1) elsewhere = std::move(*f);
+                f.reset();
+            }(s, b, f, elsewhere, how));
+            try {
+                co_await f->readline();
+            } catch (const std::system_error& e) {
+                co_return e.code().value();
+            }
+            co_return 0;
+        }(s, b, f, elsewhere, how));
+        CHECK(err == EBADF);
+    }
+}
+
 // ---- fork --------------------------------------------------------------------
 
 BACKEND_TEST("a scheduler carried across fork is refused in the child and destroyed there without harm") {

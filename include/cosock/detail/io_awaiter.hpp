@@ -40,9 +40,16 @@ class io_awaiter {
 
     bool await_ready() const noexcept { return false; }
 
-    /// Ends the wait, if the op waits, as `why` says (it resumes through the
-    /// ready queue). For the owner of what the op works on, going away.
-    void end(end_reason why) noexcept { abort(why); }
+    /// For the owner of what the op works on, going away: the op ends as `why`
+    /// says, at once if it waits (it resumes through the ready queue), and is
+    /// marked so that it touches the owner no more if it already completed.
+    /// The owner's slot (see owner_slot_) is forgotten.
+    void end(end_reason why) noexcept {
+        if (owner_slot_ && *owner_slot_ == this) *owner_slot_ = nullptr;
+        owner_slot_ = nullptr;
+        if (op_.ended_by == end_reason::none && op_.state != op_state::waiting) op_.ended_by = why;
+        abort(why);
+    }
 
     /// Tries the system call at once when the scheduler says so; suspends
     /// only when it must wait, handing the record to the backend, starting
@@ -125,6 +132,9 @@ class io_awaiter {
     scheduler* sched_;
     timeout_t timeout_;
     io_op op_;
+    // Where an owner keeps a pointer to this awaiter while it waits, to end()
+    // it before going away (file objects); cleared when either goes first.
+    io_awaiter** owner_slot_ = nullptr;
 
   private:
     struct deadline : timer_node {

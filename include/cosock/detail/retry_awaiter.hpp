@@ -33,7 +33,9 @@ class retry_awaiter : public io_awaiter {
     /// owner can end the wait (io_awaiter::end) before going away.
     retry_awaiter(scheduler& s, int fd, op_kind wait, const char* name, Step step, timeout_t timeout,
                   io_awaiter** slot = nullptr)
-        : io_awaiter(s, fd, wait, timeout), name_(name), step_(std::move(step)), slot_(slot) {}
+        : io_awaiter(s, fd, wait, timeout), name_(name), step_(std::move(step)) {
+        owner_slot_ = slot;
+    }
     ~retry_awaiter() { leave_slot(); }
 
     bool await_ready() noexcept {
@@ -44,7 +46,7 @@ class retry_awaiter : public io_awaiter {
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         bool waits = begin(h, [this] { return res_ = step_(); });
-        if (waits && slot_) *slot_ = this;
+        if (waits && owner_slot_) *owner_slot_ = this;
         return waits;
     }
     int await_resume() {
@@ -53,6 +55,7 @@ class retry_awaiter : public io_awaiter {
             // A stop, a deadline, a close, a failed wait, or no room to wait (zero timeout).
             if (int r = settle(); r < 0) fail(r, name_);
             if (never_waits()) throw_error(-EAGAIN, name_);
+            if (op_.ended_by == end_reason::closed) throw_error(-EBADF, name_); // its owner went: no step
             res_ = step_(); // woken: look again
         }
         if (res_ < 0 && res_ != -EAGAIN) throw_error(res_, name_);
@@ -61,12 +64,12 @@ class retry_awaiter : public io_awaiter {
 
   private:
     void leave_slot() noexcept {
-        if (slot_ && *slot_ == this) *slot_ = nullptr;
+        if (owner_slot_ && *owner_slot_ == this) *owner_slot_ = nullptr;
+        owner_slot_ = nullptr;
     }
 
     const char* name_;
     Step step_;
-    io_awaiter** slot_;
     int res_ = -EAGAIN;
 };
 
