@@ -71,9 +71,10 @@ struct fixture {
         dfull_peer = cosock::socket{s, cosock::af_unix, cosock::sock_dgram};
         dfull_peer.bind(
             cosock::address::abstract("cosock-test-" + std::to_string(::getpid()) + "-" + std::to_string(++serial)));
+        // Connected: only then does the kernel report when the receiver has room.
         dfull = cosock::socket{s, cosock::af_unix, cosock::sock_dgram};
-        while (::sendto(dfull.fileno(), "d", 1, MSG_DONTWAIT, dfull_peer.getsockname().data(),
-                        dfull_peer.getsockname().size()) > 0) {
+        REQUIRE(::connect(dfull.fileno(), dfull_peer.getsockname().data(), dfull_peer.getsockname().size()) == 0);
+        while (::send(dfull.fileno(), "d", 1, MSG_DONTWAIT) > 0) {
         }
         std::tie(e, e_peer) = cosock::socketpair(s);
         fe = e.makefile("rb");
@@ -391,4 +392,35 @@ BACKEND_TEST("an operation started after its stop was requested fails at once wi
     b.settimeout(0s);
     CHECK(s.run(cosock::with_timeout(a.recv(buf), 5s)) == 4);
     CHECK(error_of([&] { s.run(cosock::with_timeout(b.recv(buf), 5s)); }) == EAGAIN);
+}
+
+BACKEND_TEST("a task's own stop token still reaches it under with_timeout, when_all and when_any") {
+    hang_guard guard(60);
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    auto recv_one = [](cosock::socket& a) -> task<std::size_t> {
+        std::array<char, 8> buf;
+        co_return co_await a.recv(buf);
+    };
+    auto wrappers = std::vector<std::function<task<>(task<std::size_t>)>>{
+        [](task<std::size_t> t) -> task<> { co_await cosock::with_timeout(std::move(t), 1h); },
+        [](task<std::size_t> t) -> task<> { co_await cosock::when_all(std::move(t)); },
+        [](task<std::size_t> t) -> task<> {
+            std::vector<task<std::size_t>> one;
+            one.push_back(std::move(t));
+            co_await cosock::when_any(std::move(one));
+        },
+    };
+    for (auto& wrap : wrappers) {
+        std::stop_source own;
+        std::string result =
+            s.run([](cosock::scheduler& s, std::stop_source& own, task<> wrapped) -> task<std::string> {
+                s.spawn([](cosock::scheduler& s, std::stop_source& own) -> task<> {
+                    co_await s.yield();
+                    own.request_stop();
+                }(s, own));
+                co_return co_await outcome_of(std::move(wrapped));
+            }(s, own, wrap(recv_one(a).with_stop_token(own.get_token()))));
+        CHECK(result == "cancelled");
+    }
 }

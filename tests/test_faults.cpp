@@ -446,6 +446,9 @@ BACKEND_TEST("faults: accept out of descriptors raises EMFILE without spinning, 
         starved_report r;
         try {
             r = starve_accept(B::value);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "starved child: %s\n", e.what());
+            r.other_error = -1;
         } catch (...) {
             r.other_error = -1;
         }

@@ -8,12 +8,16 @@
 
 #include <array>
 #include <chrono>
+#include <cmath>
+#include <csignal>
 #include <deque>
 #include <fcntl.h>
+#include <filesystem>
 #include <memory>
 #include <poll.h>
 #include <string>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -361,7 +365,8 @@ BACKEND_TEST("closing a file object under a waiting readline ends it with EBADF"
     }
 }
 
-BACKEND_TEST("destroying or moving from a file object under a waiting readline ends it with EBADF, touching it no more") {
+BACKEND_TEST(
+    "destroying or moving from a file object under a waiting readline ends it with EBADF, touching it no more") {
     for (int how = 0; how < 3; ++how) {
         CAPTURE(how); // 0: destroyed while waiting; 1: moved from; 2: destroyed after its data came, before it resumed
         cosock::scheduler s{B::value};
@@ -480,4 +485,229 @@ BACKEND_TEST("a datagram recv on a socket shut for reading returns 0 at once, wi
         u.settimeout(0s); // non-blocking, as Python: nothing to read now
         CHECK(error_of([&] { s.run(recv_on(u, buf)); }) == EAGAIN);
     }
+}
+
+// ---- what the kernel gives no readiness for ------------------------------------
+
+BACKEND_TEST("a connect to an AF_UNIX listener whose backlog is full fails at once with EAGAIN, as in Python") {
+    cosock::scheduler s{B::value};
+    auto where = cosock::address::abstract("cosock-test-backlog-" + std::to_string(::getpid()));
+    cosock::socket srv{s, cosock::af_unix, cosock::sock_stream};
+    srv.bind(where);
+    srv.listen(0);
+    std::vector<int> fillers; // until the backlog is full
+    for (;;) {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (::connect(fd, where.data(), where.size()) < 0) {
+            ::close(fd);
+            break;
+        }
+        fillers.push_back(fd);
+    }
+    cosock::socket c{s, cosock::af_unix, cosock::sock_stream};
+    std::uint64_t before = s.stats().waits;
+    int err = error_of(
+        [&] { s.run([](cosock::socket& c, cosock::address to) -> task<> { co_await c.connect(to); }(c, where)); });
+    CHECK(err == EAGAIN);
+    CHECK(s.stats().waits - before <= 1); // no loop of waits that complete at once
+    for (int fd : fillers) ::close(fd);
+}
+
+BACKEND_TEST("a datagram sendto that no readiness can wake fails at once with EAGAIN") {
+    cosock::scheduler s{B::value};
+    auto where = cosock::address::abstract("cosock-test-dgram-" + std::to_string(::getpid()));
+    cosock::socket rx{s, cosock::af_unix, cosock::sock_dgram};
+    rx.bind(where);
+    cosock::socket tx{s, cosock::af_unix, cosock::sock_dgram}; // unconnected: always "writable"
+    while (::sendto(tx.fileno(), "d", 1, MSG_DONTWAIT, where.data(), where.size()) == 1) {
+    }
+    std::uint64_t before = s.stats().waits;
+    int err = error_of([&] {
+        s.run([](cosock::socket& tx, cosock::address to) -> task<> {
+            co_await tx.sendto(std::string_view("one more"), to);
+        }(tx, where));
+    });
+    CHECK(err == EAGAIN);
+    CHECK(s.stats().waits - before <= 3);
+}
+
+// ---- resources nobody takes ------------------------------------------------------
+
+namespace {
+int open_descriptors() {
+    int n = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+} // namespace
+
+BACKEND_TEST("a connection accepted for a frame destroyed before it resumed is closed, not leaked") {
+    int before = open_descriptors();
+    for (int round = 0; round < 10; ++round) {
+        auto s = std::make_unique<cosock::scheduler>(B::value);
+        cosock::socket srv = listener(*s);
+        s->spawn([](cosock::socket& srv) -> task<> { co_await srv.accept(); }(srv));
+        s->run([](cosock::scheduler& s) -> task<> { co_await s.yield(); }(*s)); // the accept waits
+        int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cosock::address to = srv.getsockname();
+        REQUIRE(::connect(client, to.data(), to.size()) == 0); // the kernel may complete the accept now
+        s.reset();
+        ::close(client);
+    }
+    CHECK(open_descriptors() == before);
+}
+
+// ---- signals, durations, posted functions ---------------------------------------
+
+namespace {
+extern "C" void ignore_signal(int) {}
+} // namespace
+
+BACKEND_TEST("select is never interrupted by a signal (PEP 475)") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    struct sigaction act {
+    }, old{};
+    act.sa_handler = ignore_signal; // no SA_RESTART: system calls see EINTR
+    ::sigaction(SIGALRM, &act, &old);
+    itimerval every{{0, 200}, {0, 200}}, off{};
+    ::setitimer(ITIMER_REAL, &every, nullptr);
+    int errors = 0;
+    s.run([](cosock::socket& a, int& errors) -> task<> {
+        std::vector<cosock::socket*> readers{&a}, none;
+        for (int i = 0; i < 20000; ++i) try {
+                (void)co_await cosock::select(readers, none, none, std::chrono::seconds(0));
+            } catch (const std::system_error&) {
+                ++errors;
+            }
+    }(a, errors));
+    ::setitimer(ITIMER_REAL, &off, nullptr);
+    ::sigaction(SIGALRM, &old, nullptr);
+    CHECK(errors == 0);
+}
+
+BACKEND_TEST("durations too long for the clock mean never, and a NaN duration is refused") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    std::array<char, 4> buf{};
+    // Huge limits wait like no limit: the data that comes later is received.
+    a.settimeout(std::chrono::nanoseconds::max());
+    s.spawn([](cosock::socket& b) -> task<> {
+        co_await cosock::sleep_for(20ms);
+        co_await b.sendall(std::string_view("abc"));
+    }(b));
+    CHECK(s.run(recv_on(a, buf)) == 3);
+    s.spawn([](cosock::socket& b) -> task<> {
+        co_await cosock::sleep_for(20ms);
+        co_await b.sendall(std::string_view("de"));
+    }(b));
+    CHECK(s.run(cosock::with_timeout(recv_on(a, buf), std::chrono::seconds::max())) == 2);
+    std::vector<cosock::socket*> readers{&a}, none;
+    s.spawn([](cosock::socket& b) -> task<> {
+        co_await cosock::sleep_for(20ms);
+        co_await b.sendall(std::string_view("f"));
+    }(b));
+    CHECK(s.run(cosock::select(readers, none, none, std::chrono::nanoseconds::max())).readable == readers);
+    CHECK_THROWS_WITH_AS(s.run([]() -> task<> { co_await cosock::sleep_for(std::chrono::duration<double>(NAN)); }()),
+                         doctest::Contains("NaN"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(s.run(cosock::with_timeout(recv_on(a, buf), std::chrono::duration<double>(NAN))),
+                         doctest::Contains("NaN"), std::invalid_argument);
+    // "For ever" really waits: a stop ends it.
+    std::stop_source stop;
+    s.spawn([](cosock::scheduler& s, std::stop_source& stop) -> task<> {
+        co_await cosock::sleep_for(20ms);
+        stop.request_stop();
+        co_await s.yield();
+    }(s, stop));
+    CHECK_THROWS_AS(s.run([]() -> task<> { co_await cosock::sleep_for(std::chrono::hours::max()); }().with_stop_token(
+                                   stop.get_token())),
+                    cosock::cancelled_error);
+}
+
+BACKEND_TEST("a posted function that throws goes to the exception handler; the rest of its batch still runs") {
+    cosock::scheduler s{B::value};
+    std::vector<std::string> caught;
+    s.set_exception_handler([&](std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            caught.push_back(ex.what());
+        }
+    });
+    bool second = false;
+    s.post([] { throw std::runtime_error("posted"); });
+    s.post([&] { second = true; });
+    s.run([](bool& second) -> task<> {
+        while (!second) co_await cosock::sleep_for(1ms);
+    }(second));
+    CHECK(second);
+    CHECK(caught == std::vector<std::string>{"posted"});
+}
+
+// ---- fork, again -----------------------------------------------------------------
+
+BACKEND_TEST("a task that calls fork continues only in the parent; in the child the loop refuses at once") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    int child = -1;
+    std::string child_error;
+    std::array<char, 8> buf{};
+    try {
+        s.run([](cosock::scheduler& s, cosock::socket& a, int& child, std::array<char, 8>& buf) -> task<> {
+            child = ::fork();
+            if (child != 0) co_return;
+            co_await s.yield();   // in the child: the loop it would go back to is the parent's
+            co_await a.recv(buf); // nor may it wait in the parent's epoll set or ring
+            ::_exit(3);
+        }(s, a, child, buf));
+    } catch (const std::logic_error& e) {
+        if (child == 0) ::_exit(std::string(e.what()).find("fork") != std::string::npos ? 0 : 4);
+        throw;
+    }
+    REQUIRE(child > 0);
+    int status = 0;
+    s.run([](cosock::socket& b) -> task<> { co_await b.sendall(std::string_view("p")); }(b)); // the parent is fine
+    ::waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+BACKEND_TEST("a child that detaches an inherited socket leaves the parent's loop working") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    std::array<char, 8> buf{};
+    s.spawn(recv_on(a, buf)); // waits in the parent's loop (epoll set, ring) across the fork
+    s.run([](cosock::scheduler& s) -> task<> { co_await s.yield(); }(s));
+    int code = in_child([&] {
+        int fd = a.detach(); // must not touch the parent's epoll set or ring
+        ::close(fd);
+        return 0;
+    });
+    CHECK(code == 0);
+    s.run(sendall_on(b, "second"));
+    s.run([](std::array<char, 8>& buf) -> task<> {
+        for (int i = 0; i < 1000 && buf[0] == 0; ++i) co_await cosock::sleep_for(1ms);
+    }(buf));
+    CHECK(std::string(buf.data(), 6) == "second");
+}
+
+// ---- select() on a number closed and reused in one turn --------------------------
+
+BACKEND_TEST("select returns a raw descriptor that was closed and whose number was reused while it waited") {
+    cosock::scheduler s{B::value};
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+    int raw = sv[0];
+    int reused = -1;
+    s.spawn([](cosock::scheduler& s, int raw, int& reused) -> task<> {
+        co_await s.yield(); // the select waits by now
+        ::close(raw);
+        reused = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); // takes the same number
+    }(s, raw, reused));
+    std::vector<int> readers{raw}, none;
+    auto r = s.run(cosock::with_timeout(cosock::select(readers, none, none), 5s));
+    CHECK(reused == raw);
+    CHECK(r.readable == readers);
+    ::close(reused);
+    ::close(sv[1]);
 }

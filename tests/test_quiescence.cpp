@@ -186,6 +186,69 @@ task<> after_a_move(world& w) {
     w.s.spawn(recv_forever(w.socks.back()));
 }
 
+// A writer waits for room on a TCP connection whose peer has shut its sending
+// side (io_uring's poll reports that half-close to a wait for writability).
+task<> after_a_peer_half_closed(world& w) {
+    cosock::socket& srv = w.keep(listener(w.s));
+    cosock::socket& cli = w.keep(cosock::socket{w.s});
+    co_await cli.connect(srv.getsockname());
+    cosock::socket& conn = w.keep((co_await srv.accept()).conn);
+    cli.shutdown(cosock::shut_wr);
+    cosock::file_object& f = w.files.emplace_back(conn.makefile("wb"));
+    w.s.spawn([](cosock::file_object& f) -> task<> {
+        std::string big(1 << 20, 'h');
+        for (;;) co_await f.write(big); // fills the buffers, then waits for room
+    }(f));
+    w.s.spawn([](cosock::socket& conn) -> task<> { // sends without waiting, and select()s for room
+        conn.settimeout(std::chrono::seconds(0));
+        std::string big(1 << 16, 's');
+        std::vector<cosock::socket*> none, writers{&conn};
+        for (;;) {
+            bool full = false;
+            try {
+                co_await conn.send(big);
+            } catch (const std::system_error&) { // EAGAIN
+                full = true;
+            }
+            if (full) co_await cosock::select(none, writers, none);
+        }
+    }(w.keep(cosock::socket::from_fd(w.s, ::dup(conn.fileno())))));
+    std::vector<char> sink(1 << 16);
+    for (std::size_t got = 0; got < (4u << 20);) got += co_await cli.recv(sink); // then stops reading
+    for (int i = 0; i < 3; ++i) co_await w.s.yield();
+}
+
+// One ICMP error (port unreachable) on a datagram socket, then a select()
+// loop waits on it.
+task<> after_an_icmp_error(world& w) {
+    cosock::socket dead{w.s, cosock::af_inet, cosock::sock_dgram};
+    dead.bind({"127.0.0.1", 0});
+    cosock::address nobody = dead.getsockname();
+    dead.close();
+    cosock::socket& u = w.keep(cosock::socket{w.s, cosock::af_inet, cosock::sock_dgram});
+    co_await u.connect(nobody);
+    co_await u.send(std::string_view("ping"));
+    w.s.spawn([](cosock::socket& u) -> task<> {
+        for (;;) {
+            std::vector<cosock::socket*> readers{&u}, none;
+            co_await cosock::select(readers, none, none);
+            std::array<char, 16> b;
+            try {
+                co_await u.recv(b);
+            } catch (const std::system_error&) { // ECONNREFUSED, once
+            }
+        }
+    }(u));
+    co_await cosock::sleep_for(20ms); // the error arrives, and is read
+}
+
+task<> after_a_far_timer(world& w) {
+    w.s.spawn([]() -> task<> { co_await cosock::sleep_for(std::chrono::hours(24 * 60)); }());
+    auto [a, b] = w.pair();
+    w.s.spawn(recv_forever(*a));
+    co_return;
+}
+
 task<> after_post(world& w) {
     bool ran = false;
     std::thread poster([&] { w.s.post([&] { ran = true; }); });
@@ -303,6 +366,9 @@ BACKEND_TEST("an idle loop sleeps after an operation of any kind has ended, in a
         {"select", after_select},
         {"select on raw descriptors, then closed", after_select_on_raw_descriptors},
         {"a recv whose socket moved", after_a_move},
+        {"writes waiting on a peer that shut its side", after_a_peer_half_closed},
+        {"an ICMP error on a datagram socket", after_an_icmp_error},
+        {"a timer two months away", after_a_far_timer},
         {"post", after_post},
         {"getaddrinfo", after_getaddrinfo},
         {"sleep_for", after_sleep},

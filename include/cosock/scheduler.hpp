@@ -127,19 +127,6 @@ inline std::unique_ptr<detail::backend> choose_backend(cosock::backend which, co
 class scheduler;
 
 namespace detail {
-/// How many times this process is a fork() child of a process that had
-/// created a scheduler: a scheduler made in an earlier generation belongs to
-/// an ancestor, whose epoll set or ring it shares.
-inline std::uint64_t fork_generation() noexcept {
-    static std::atomic<std::uint64_t> generation{0};
-    static const bool registered = [] {
-        ::pthread_atfork(nullptr, nullptr, [] { generation.fetch_add(1, std::memory_order_relaxed); });
-        return true;
-    }();
-    (void)registered;
-    return generation.load(std::memory_order_relaxed);
-}
-
 /// The small block through which sockets and file objects reach their
 /// scheduler. The scheduler clears it when it is destroyed, so one that
 /// outlives it knows, and closes its descriptor without a backend.
@@ -213,7 +200,7 @@ class scheduler final : private detail::task_owner {
     /// kernel) throws std::system_error saying why; `automatic` falls back.
     explicit scheduler(backend which = backend::automatic)
         : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)),
-          anchor_(new detail::scheduler_anchor{this, {0}}), born_(detail::fork_generation()) {
+          anchor_(new detail::scheduler_anchor{this, {0}}) {
         wake_.fd = wake_fd_;
         wake_.kind = detail::op_kind::wait_readable;
         wake_.tried = true; // every arm follows a read of the eventfd (or finds it fresh)
@@ -226,9 +213,6 @@ class scheduler final : private detail::task_owner {
     scheduler& operator=(const scheduler&) = delete;
 
     ~scheduler() {
-        // A scheduler inherited across fork() shares its epoll set or ring
-        // with the parent: it only forgets, and touches no kernel object.
-        if (forked()) io_->orphan();
         // The ops still waiting end first, in as few kernel round trips as the
         // backend can; then the frames go, and their awaiters, finding their
         // ops completed, only take them off the ready queue.
@@ -299,7 +283,8 @@ class scheduler final : private detail::task_owner {
     auto yield() noexcept { return yield_awaiter{*this}; }
 
     /// Runs `fn` on the loop thread soon. The one method that may be called
-    /// from any thread; it wakes a waiting loop. Functions posted while no
+    /// from any thread; it wakes a waiting loop. An exception `fn` throws goes
+    /// to the exception handler, as one escaping a spawned task does. Functions posted while no
     /// run() is active run in the next one. The caller must make sure the
     /// scheduler outlives the call (e.g. clear its pointer under a lock the
     /// loop thread takes before destroying the scheduler).
@@ -382,8 +367,6 @@ class scheduler final : private detail::task_owner {
         }
     }
 
-    bool forked() const noexcept { return born_ != detail::fork_generation(); }
-
     struct yield_awaiter {
         scheduler& s;
         detail::ready_node node;
@@ -406,11 +389,7 @@ class scheduler final : private detail::task_owner {
         scheduler* outer;
         run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r), outer(current_) {
             if (s.running_) throw std::logic_error("cosock::scheduler::run: already running");
-            if (s.forked()) {
-                s.io_->orphan();
-                throw std::logic_error("cosock::scheduler::run: this scheduler was created before fork(), and a "
-                                       "scheduler does not survive fork(): create a new one in the child");
-            }
+            if (s.io_->orphaned()) detail::backend::refuse_after_fork();
             if (s.wake_.state == detail::op_state::idle) s.io_->arm(s.wake_);
             s.running_ = true;
             current_ = &s;
@@ -433,6 +412,7 @@ class scheduler final : private detail::task_owner {
     // are ready, and no longer than the next timer), fire due timers, then
     // resume what was ready. False when nothing can happen any more.
     bool turn() {
+        if (io_->orphaned()) detail::backend::refuse_after_fork(); // a task called fork(): this is the child
         if (!has_work()) return false;
         int timeout = -1;
         if (!ready_.empty())
@@ -479,7 +459,11 @@ class scheduler final : private detail::task_owner {
             batch.swap(posted_);
         }
         io_->arm(wake_);
-        for (auto& fn : batch) fn();
+        for (auto& fn : batch) try {
+                fn();
+            } catch (...) { // as from a spawned task: the others of the batch still run
+                failures_.push_back(std::current_exception());
+            }
     }
 
     void task_finished(detail::promise_base& p) noexcept override {
@@ -503,9 +487,9 @@ class scheduler final : private detail::task_owner {
         try {
             std::rethrow_exception(e);
         } catch (const std::exception& ex) {
-            std::fprintf(stderr, "cosock: a spawned task ended with an exception: %s\n", ex.what());
+            std::fprintf(stderr, "cosock: a spawned task or posted function ended with an exception: %s\n", ex.what());
         } catch (...) {
-            std::fprintf(stderr, "cosock: a spawned task ended with a non-standard exception\n");
+            std::fprintf(stderr, "cosock: a spawned task or posted function ended with a non-standard exception\n");
         }
     }
 

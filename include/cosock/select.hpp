@@ -6,6 +6,7 @@
 // fileno() (cosock::socket*, …); the ready elements are returned as given.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -50,9 +51,10 @@ namespace detail {
 // back, so the backend keeps nothing of them once the wait ends.
 class any_ready_awaiter {
   public:
+    /// `closed` collects the descriptors found closed while waiting.
     any_ready_awaiter(scheduler& s, const std::vector<int>& readers, const std::vector<int>& writers,
-                      std::optional<clock::time_point> deadline, bool foreign)
-        : sched_(&s), ops_(readers.size() + writers.size()), deadline_(deadline) {
+                      std::optional<clock::time_point> deadline, bool foreign, std::vector<int>& closed)
+        : sched_(&s), ops_(readers.size() + writers.size()), deadline_(deadline), closed_(&closed) {
         std::size_t i = 0;
         for (int fd : readers) init(ops_[i++], fd, op_kind::wait_readable, foreign);
         for (int fd : writers) init(ops_[i++], fd, op_kind::wait_writable, foreign);
@@ -117,13 +119,20 @@ class any_ready_awaiter {
     void settle() noexcept {
         on_stop_.reset();
         sched_->cancel_timer(timer_);
-        for (auto& o : ops_) sched_->forget(o);
+        for (auto& o : ops_) {
+            if (o.state != op_state::waiting && ended_result(o) == -EBADF) try {
+                    closed_->push_back(o.fd);
+                } catch (...) { // out of memory: the next check may see the new file under its number
+                }
+            sched_->forget(o);
+        }
         if (wake_.state == op_state::queued) sched_->ready().erase(wake_);
     }
 
     scheduler* sched_;
     std::vector<op> ops_; // never resized once armed: the backend holds their addresses
     std::optional<clock::time_point> deadline_;
+    std::vector<int>* closed_;
     timer timer_;
     ready_node wake_;
     bool woken_ = false;
@@ -132,23 +141,28 @@ class any_ready_awaiter {
 };
 
 // One poll(2) with timeout 0 over all three lists: the exact answer now. An
-// element closed since the call began (fileno() is -1 now) counts as ready in
-// every list, as a descriptor closed under select(2) does on every backend:
-// the next operation on it says EBADF.
+// element closed since the call began (fileno() is -1 now, or its descriptor
+// is in `closed`, perhaps reused already by another file) counts as ready in
+// every list, on every backend: the next operation on it says EBADF.
 template <class T>
-select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, const std::vector<T>& x) {
+select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, const std::vector<T>& x,
+                           const std::vector<int>& closed) {
     std::vector<pollfd> fds;
     fds.reserve(r.size() + w.size() + x.size());
     for (const T& e : r) fds.push_back({fileno_of(e), POLLIN, 0});
     for (const T& e : w) fds.push_back({fileno_of(e), POLLOUT, 0});
     for (const T& e : x) fds.push_back({fileno_of(e), POLLPRI, 0});
-    if (!fds.empty()) check(sys::poll(fds.data(), fds.size(), 0), "select");
+    int n;
+    while ((n = sys::poll(fds.data(), fds.size(), 0)) == -EINTR) { // PEP 475: a signal is not an answer
+    }
+    if (!fds.empty()) check(n, "select");
     select_result<T> out;
     std::size_t i = 0;
     // Errors and hang-ups count as ready, as in select(2): the next call reports them.
     auto ready = [&](short want) {
         const pollfd& p = fds[i++];
-        return p.fd < 0 || (p.revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0;
+        return p.fd < 0 || (p.revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0 ||
+               std::find(closed.begin(), closed.end(), p.fd) != closed.end();
     };
     for (const T& e : r)
         if (ready(POLLIN)) out.readable.push_back(e);
@@ -190,12 +204,13 @@ task<select_result<T>> select(std::vector<T> rlist, std::vector<T> wlist, std::v
     if (r.empty() && w.empty() && !timeout)
         throw std::invalid_argument("select: nothing to wait for (no read or write list, no timeout)");
     std::optional<detail::clock::time_point> deadline;
-    if (timeout) deadline = detail::clock::now() + std::chrono::ceil<detail::clock::duration>(*timeout);
+    if (timeout) deadline = detail::deadline_after(*timeout, "select");
     scheduler& s = detail::running_scheduler("select");
+    std::vector<int> closed;
     for (;;) {
-        select_result<T> now = detail::check_now(rlist, wlist, xlist);
+        select_result<T> now = detail::check_now(rlist, wlist, xlist, closed);
         if (!now.empty() || (deadline && detail::clock::now() >= *deadline)) co_return now;
-        co_await detail::any_ready_awaiter(s, r, w, deadline, std::is_same_v<T, int>);
+        co_await detail::any_ready_awaiter(s, r, w, deadline, std::is_same_v<T, int>, closed);
     }
 }
 

@@ -426,6 +426,14 @@ class accept_awaiter : public io_awaiter {
         op_.addr = peer_.data();
         op_.addrcap = address::capacity();
     }
+    // A connection accepted for a frame destroyed before it resumed: nobody will
+    // take it, so it is closed here.
+    ~accept_awaiter() {
+        if (op_.state == op_state::queued && op_.res >= 0) sys::close(op_.res);
+    }
+    accept_awaiter(const accept_awaiter&) = delete;
+    accept_awaiter& operator=(const accept_awaiter&) = delete;
+
     accept_result await_resume() {
         int fd = settle();
         if (fd < 0) fail(fd, "accept");

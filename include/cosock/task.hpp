@@ -201,7 +201,10 @@ inline task<void> promise<void>::get_return_object() noexcept {
 }
 
 /// `co_await current_stop_token{}`: the awaiting task's stop token, without
-/// suspending.
+/// suspending. Give it a statement of its own (`std::stop_token t = co_await
+/// current_stop_token{};`): GCC 12 copies temporaries that share a full
+/// expression with a co_await bytewise, and a stop_token copied so is released
+/// twice.
 struct current_stop_token {
     std::stop_token token;
     bool await_ready() const noexcept { return false; }

@@ -101,16 +101,14 @@ struct is_task<task<T>> : std::true_type {};
 /// cancelled_error if the task's stop token is triggered first.
 template <class Clock, class Duration>
 detail::sleep_awaiter sleep_until(std::chrono::time_point<Clock, Duration> when) {
-    return detail::sleep_awaiter(
-        std::chrono::time_point_cast<detail::clock::duration>(detail::clock::now() + (when - Clock::now())));
+    return detail::sleep_awaiter(detail::deadline_after(when - Clock::now(), "sleep_until"));
 }
 
 /// `co_await sleep_for(d)`: resumes after `d` (zero or negative: at the next
-/// loop turn, like asyncio.sleep(0)).
+/// loop turn, like asyncio.sleep(0)). A NaN duration is std::invalid_argument.
 template <class Rep, class Period>
 detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
-    return detail::sleep_awaiter(detail::clock::now() +
-                                 std::chrono::ceil<detail::clock::duration>(std::max(d, decltype(d)::zero())));
+    return detail::sleep_awaiter(detail::deadline_after(d, "sleep_for"));
 }
 
 /// Runs `t` with a deadline: when `limit` passes, `t` is stopped (its waiting
@@ -121,15 +119,20 @@ detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
 template <class T, class Rep, class Period>
 task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     if (limit < limit.zero()) throw std::invalid_argument("with_timeout: negative limit");
+    detail::clock::time_point when = detail::deadline_after(limit, "with_timeout");
     scheduler& s = detail::running_scheduler("with_timeout");
-    detail::linked_stop_source source(co_await detail::current_stop_token{});
+    // Stopped by the deadline, by the caller's token, or by the task's own.
+    // (Each token in a statement of its own: see current_stop_token.)
+    std::stop_token caller = co_await detail::current_stop_token{};
+    std::stop_token own = t.valid() ? detail::stop_token_of(t) : std::stop_token{};
+    detail::linked_stop_source source(caller, own);
 
     struct deadline : detail::timer_node {
         detail::linked_stop_source* source;
         bool fired = false;
     } timer;
     timer.source = &source;
-    timer.when = detail::clock::now() + std::chrono::ceil<detail::clock::duration>(limit);
+    timer.when = when;
     timer.fire = [](detail::timer_node& n) noexcept {
         auto& d = static_cast<deadline&>(n);
         d.fired = true;

@@ -166,7 +166,8 @@ struct failure {
 /// with_timeout), unless every task completed all the same.
 template <class T>
 task<std::vector<detail::outcome_value<T>>> when_all(std::vector<task<T>> tasks) {
-    detail::linked_stop_source stop(co_await detail::current_stop_token{});
+    std::stop_token caller = co_await detail::current_stop_token{};
+    detail::linked_stop_source stop(caller);
     std::vector<detail::outcome<T>> outcomes(tasks.size());
     detail::join_state state;
     state.stop = &stop;
@@ -185,7 +186,8 @@ task<std::vector<detail::outcome_value<T>>> when_all(std::vector<task<T>> tasks)
 /// The same for tasks of different types: → std::tuple of their results.
 template <class... Ts>
 task<std::tuple<detail::outcome_value<Ts>...>> when_all(task<Ts>... tasks) {
-    detail::linked_stop_source stop(co_await detail::current_stop_token{});
+    std::stop_token caller = co_await detail::current_stop_token{};
+    detail::linked_stop_source stop(caller);
     std::tuple<detail::outcome<Ts>...> outcomes;
     detail::join_state state;
     state.stop = &stop;
@@ -224,7 +226,8 @@ struct any_result {
 template <class T>
 task<any_result<T>> when_any(std::vector<task<T>> tasks) {
     if (tasks.empty()) throw std::invalid_argument("when_any: no tasks");
-    detail::linked_stop_source stop(co_await detail::current_stop_token{});
+    std::stop_token caller = co_await detail::current_stop_token{};
+    detail::linked_stop_source stop(caller);
     std::vector<detail::outcome<T>> outcomes(tasks.size());
     detail::join_state state;
     state.stop = &stop;

@@ -9,11 +9,10 @@
 // A descriptor cosock does not own (a raw int given to select()) may be closed
 // behind the backend's back, which removes it from the epoll set silently.
 // Such a descriptor is registered only while ops wait on it; before the loop
-// blocks, those descriptors are checked with one poll(), and the ops of a
-// closed one complete with EBADF.
+// blocks, those descriptors are checked (readiness_backend::end_gone_foreign),
+// and the ops of one closed or reopened complete with EBADF.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <sys/epoll.h>
@@ -37,6 +36,7 @@ class epoll_backend final : public readiness_backend {
     const char* name() const noexcept override { return "epoll"; }
 
     void arm(io_op& op) override {
+        if (orphaned()) refuse_after_fork();
         std::size_t fd = std::size_t(op.fd);
         if (fd >= fds_.size() || !(fds_[fd].flags & registered))
             enroll(op.fd, op.foreign);
@@ -56,15 +56,15 @@ class epoll_backend final : public readiness_backend {
         std::uint8_t flags = fds_[std::size_t(fd)].flags;
         readiness_backend::release_fd(fd, closing, ready); // forgets the flags
         if (!(flags & registered)) return;
-        if (flags & transient) forget_foreign(fd);
         // A closed descriptor leaves the epoll set by itself; a detached one
         // stays open, so it is removed before the user gets it.
-        if (!closing && !orphaned_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        if (!closing && !orphaned()) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
+        if (orphaned()) refuse_after_fork();
         if (!recheck_.empty()) timeout_ms = 0;
-        if (timeout_ms != 0 && !foreign_.empty() && fail_closed_foreign(ready)) timeout_ms = 0;
+        if (timeout_ms != 0 && end_gone_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         int n;
         while ((n = ::epoll_wait(epfd_, events_.data(), int(events_.size()), timeout_ms)) < 0 && errno == EINTR)
@@ -79,12 +79,12 @@ class epoll_backend final : public readiness_backend {
             if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) st.flags |= sticky;
             if (err || (ev & (EPOLLIN | EPOLLRDHUP))) st.flags &= std::uint8_t(~drained_read);
             if (err || (ev & EPOLLOUT)) st.flags &= std::uint8_t(~drained_write);
-            run_ready(fd, ready);
+            run_ready(fd, ready, true);
         }
         if (std::size_t(n) == events_.size()) events_.resize(events_.size() * 2);
         // Ops armed while their descriptor may already have been ready.
         std::vector<int> again = std::exchange(recheck_, std::move(spare_));
-        for (int fd : again) run_ready(fd, ready);
+        for (int fd : again) run_ready(fd, ready, false);
         again.clear();
         spare_ = std::move(again);
     }
@@ -98,14 +98,12 @@ class epoll_backend final : public readiness_backend {
     // readiness as an edge.
     void enroll(int fd, bool foreign) {
         hold_fd(fds_, fd);
-        if (foreign) foreign_.reserve(foreign_.size() + 1); // nothing can fail once registered
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
             throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
         fds_[std::size_t(fd)].flags = foreign ? registered | transient : registered;
-        if (foreign) foreign_.push_back(fd);
     }
 
     // An owned op waits on a descriptor registered as foreign: cosock owns it
@@ -120,7 +118,6 @@ class epoll_backend final : public readiness_backend {
             ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
             throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
         st.flags = std::uint8_t(st.flags & ~(transient | drained_read | drained_write));
-        forget_foreign(fd);
     }
 
     // A foreign descriptor with no op waiting leaves the epoll set, so that no
@@ -128,32 +125,12 @@ class epoll_backend final : public readiness_backend {
     void drop_if_unused(int fd, bool still_open) noexcept {
         fd_state& st = fds_[std::size_t(fd)];
         if (!(st.flags & transient) || !st.readers.empty() || !st.writers.empty()) return;
-        if (still_open && !orphaned_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        if (still_open && !orphaned()) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
         st.flags = 0;
-        forget_foreign(fd);
     }
 
-    void forget_foreign(int fd) noexcept {
-        auto it = std::find(foreign_.begin(), foreign_.end(), fd);
-        if (it == foreign_.end()) return;
-        *it = foreign_.back();
-        foreign_.pop_back();
-    }
-
-    // Fails the ops of foreign descriptors that have been closed; true if any.
-    bool fail_closed_foreign(ready_queue& ready) noexcept {
-        probe_.clear();
-        for (int fd : foreign_) probe_.push_back({fd, 0, 0});
-        if (sys::poll(probe_.data(), probe_.size(), 0) <= 0) return false;
-        bool failed = false;
-        for (const pollfd& p : probe_)
-            if (p.revents & POLLNVAL) {
-                fail_all(p.fd, -EBADF, end_reason::none, ready);
-                drop_if_unused(p.fd, false);
-                failed = true;
-            }
-        return failed;
-    }
+    // Its registration went with the file that was closed.
+    void forget_gone(int fd) noexcept override { drop_if_unused(fd, false); }
 
     void recheck(int fd) {
         std::uint8_t& flags = fds_[std::size_t(fd)].flags;
@@ -162,19 +139,19 @@ class epoll_backend final : public readiness_backend {
         flags |= queued;
     }
 
-    void run_ready(int fd, ready_queue& ready) noexcept {
+    // `edge`: reported by the last epoll_wait, not a recheck of a guess (a
+    // reported end of stream or error stays as good as an edge).
+    void run_ready(int fd, ready_queue& ready, bool edge) noexcept {
         std::uint8_t& flags = fds_[std::size_t(fd)].flags;
         flags &= std::uint8_t(~queued);
         if (!(flags & registered)) return; // released since
-        dispatch(fd, !(flags & drained_read), !(flags & drained_write), ready, flags & sticky);
+        dispatch(fd, !(flags & drained_read), !(flags & drained_write), ready, edge || (flags & sticky));
         drop_if_unused(fd, true);
     }
 
     int epfd_;
     std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
     std::vector<int> recheck_, spare_;
-    std::vector<int> foreign_; // descriptors registered for foreign ops
-    std::vector<pollfd> probe_;
 };
 
 } // namespace cosock::detail

@@ -91,7 +91,7 @@ class io_awaiter {
             return false;
         }
         if (how == start::now) {
-            if (attempt() != -EAGAIN) return false;
+            if (attempt() != -EAGAIN || !waits_on_eagain(op_)) return false;
             op_.tried = true;
         }
         op_.handle = h;
@@ -100,7 +100,7 @@ class io_awaiter {
             deadline& d = *std::construct_at(&deadline_.value);
             d.self = this;
             d.fire = [](timer_node& t) noexcept { static_cast<deadline&>(t).self->abort(end_reason::deadline); };
-            d.when = clock::now() + timeout_;
+            d.when = after(timeout_);
             sched_->add_timer(d);
             extras_ |= has_deadline;
         }

@@ -59,7 +59,8 @@ struct io_op : ready_node {
     bool polled = false;    // io_uring: finish through a poll SQE and perform()
     bool tried = false;     // the caller found the descriptor not ready just before arming it
     bool foreign = false;   // the descriptor is not cosock's: it may be closed behind the backend's back
-    bool submitted = false; // io_uring: handed to the kernel (not waiting behind an earlier op)
+    bool submitted = false; // io_uring: its turn has come (not waiting behind an earlier op)
+    bool parked = false;    // io_uring: waiting for writability in the backend's epoll set, not in the ring
     int flags = 0;
     int res = 0; // result, or -errno
     void* buf = nullptr;
@@ -104,15 +105,37 @@ inline bool moves_data(op_kind k) noexcept {
 
 inline bool wants_read(op_kind k) noexcept { return direction_of(k) == direction::read; }
 
-/// Whether a recv that says EAGAIN on a descriptor reported readable met a
-/// read side that was shut down: a datagram socket after shutdown(SHUT_RD) is
-/// readable for ever yet has nothing to read. Such a recv ends with 0, as a
-/// blocking recv does, instead of being woken again and again.
-inline bool read_side_shut(const io_op& op) noexcept {
-    if (op.kind != op_kind::recv && op.kind != op_kind::recvmsg) return false;
-    pollfd p{op.fd, POLLRDHUP, 0};
-    return sys::poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+/// An op was told EAGAIN right after its descriptor was reported ready in its
+/// direction. True, with `res` set, when no readiness would ever end its wait:
+/// - a recv on a socket whose read side is shut down (a datagram socket after
+///   shutdown(SHUT_RD) is readable for ever with nothing to read) ends with 0,
+///   as a blocking recv does;
+/// - a datagram send on a socket the kernel reports writable while the
+///   receiver has no room (an unconnected AF_UNIX datagram socket) ends with
+///   EAGAIN, as a non-blocking send does: datagrams may be dropped.
+/// Otherwise the wake-up was merely spurious and the op waits again.
+inline bool dead_end(const io_op& op, int& res) noexcept {
+    if (op.kind == op_kind::recv || op.kind == op_kind::recvmsg) {
+        pollfd p{op.fd, POLLRDHUP, 0};
+        if (sys::poll(&p, 1, 0) != 1 || !(p.revents & POLLRDHUP)) return false;
+        res = 0;
+        return true;
+    }
+    if (op.kind == op_kind::send || op.kind == op_kind::sendmsg) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (sys::getsockopt(op.fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM) return false;
+        res = -EAGAIN;
+        return true;
+    }
+    return false;
 }
+
+/// Whether an op that says EAGAIN should wait for readiness. A connect that
+/// says EAGAIN (an AF_UNIX listener whose backlog is full) has nothing to wait
+/// for: no readiness tells when the backlog has room. It fails with EAGAIN, as
+/// Python's connect does.
+inline bool waits_on_eagain(const io_op& op) noexcept { return op.kind != op_kind::connect; }
 
 /// Runs the operation's system call once; -EAGAIN means "not ready yet".
 inline int perform(io_op& op) noexcept {

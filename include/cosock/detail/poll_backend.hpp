@@ -14,6 +14,7 @@ class poll_backend final : public readiness_backend {
     const char* name() const noexcept override { return "poll"; }
 
     void wait(ready_queue& ready, int timeout_ms) override {
+        if (timeout_ms != 0 && end_gone_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         int n;
         while ((n = sys::poll(pfds_.data(), pfds_.size(), timeout_ms)) == -EINTR)

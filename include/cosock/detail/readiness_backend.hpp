@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <cosock/detail/backend.hpp>
+#include <cosock/detail/foreign_fds.hpp>
 
 namespace cosock::detail {
 
@@ -31,6 +32,7 @@ class readiness_backend : public backend {
 
     void arm(io_op& op) override {
         hold_fd(fds_, op.fd);
+        if (op.foreign) foreign_.add(op.fd);
         fd_state& st = fds_[std::size_t(op.fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         intrusive_list<io_op>& list = wants_read(op.kind) ? st.readers : st.writers;
@@ -39,6 +41,7 @@ class readiness_backend : public backend {
             update(op.fd, st, was_r, was_w);
         } catch (...) {
             list.erase(op);
+            if (op.foreign) foreign_.remove(op.fd);
             throw;
         }
         if (op.tried) mark_drained(st, direction_of(op.kind));
@@ -51,7 +54,7 @@ class readiness_backend : public backend {
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         (wants_read(op.kind) ? st.readers : st.writers).erase(op);
         op.state = op_state::idle;
-        --waiting_;
+        left(op);
         update(op.fd, st, was_r, was_w);
     }
 
@@ -66,8 +69,12 @@ class readiness_backend : public backend {
         fds_[std::size_t(fd)].flags = 0;
     }
 
+    // A short read is only a guess that the queue is empty; after the end of
+    // the stream or an error (sticky) no edge would come to correct it.
     void recv_done(int fd, bool short_read) noexcept override {
-        if (short_read && std::size_t(fd) < fds_.size()) mark_drained(fds_[std::size_t(fd)], direction::read);
+        if (!short_read || std::size_t(fd) >= fds_.size()) return;
+        fd_state& st = fds_[std::size_t(fd)];
+        if (!(st.flags & sticky)) mark_drained(st, direction::read);
     }
 
     void cancel_all(ready_queue& ready) noexcept override {
@@ -86,7 +93,7 @@ class readiness_backend : public backend {
     // fd_state::flags bits used here; a backend may use the bits above them.
     static constexpr std::uint8_t drained_read = 1, drained_write = 2;
     // The descriptor reported its end or an error: a state, not an event, so
-    // it stays ready and nothing is guessed drained any more.
+    // no further edge will come, and a short read is no reason to wait.
     static constexpr std::uint8_t sticky = 4;
     static constexpr std::uint8_t first_free_bit = 8;
 
@@ -99,27 +106,26 @@ class readiness_backend : public backend {
     static std::uint8_t drained_bit(direction d) noexcept {
         return d == direction::read ? drained_read : drained_write;
     }
-    static void mark_drained(fd_state& st, direction d) noexcept {
-        if (!(st.flags & sticky)) st.flags |= drained_bit(d);
-    }
+    // An op was told EAGAIN in direction `d`: whatever comes next raises an edge.
+    static void mark_drained(fd_state& st, direction d) noexcept { st.flags |= drained_bit(d); }
 
     /// The directions of interest changed for `fd`. Only adding interest may
     /// throw (allocation); removing it never does.
     virtual void interest(int /*fd*/, bool /*read*/, bool /*write*/) {}
 
     /// Performs the ops of a descriptor reported ready; errors count as both
-    /// directions. `check_shutdown`: the report is fresh, so a recv that still
-    /// says EAGAIN is checked for a read side shut down (read_side_shut).
-    void dispatch(int fd, bool readable, bool writable, ready_queue& ready, bool check_shutdown) noexcept {
+    /// directions. `fresh`: the kernel has just reported it ready, so an op
+    /// that still says EAGAIN is checked for a dead end (see dead_end).
+    void dispatch(int fd, bool readable, bool writable, ready_queue& ready, bool fresh) noexcept {
         fd_state& st = fds_[std::size_t(fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         if (readable) {
             st.flags &= std::uint8_t(~drained_read);
-            if (run(st.readers, ready, check_shutdown)) mark_drained(st, direction::read);
+            if (run(st.readers, ready, fresh)) mark_drained(st, direction::read);
         }
         if (writable) {
             st.flags &= std::uint8_t(~drained_write);
-            if (run(st.writers, ready, false)) mark_drained(st, direction::write);
+            if (run(st.writers, ready, fresh)) mark_drained(st, direction::write);
         }
         update(fd, st, was_r, was_w);
     }
@@ -130,29 +136,61 @@ class readiness_backend : public backend {
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         for (auto* list : {&st.readers, &st.writers})
             while (io_op* op = list->pop_front()) {
-                --waiting_;
+                left(*op);
                 if (op->ended_by == end_reason::none) op->ended_by = why;
                 complete(*op, res, ready);
             }
         update(fd, st, was_r, was_w);
     }
 
+    /// Before the loop blocks: ends with EBADF the ops on foreign descriptors
+    /// that were closed (or closed and reopened) behind cosock's back, which
+    /// would otherwise never be woken; true if any was.
+    bool end_gone_foreign(ready_queue& ready) noexcept {
+        if (foreign_.empty()) return false;
+        bool ended = false;
+        foreign_.for_each_gone([&](int fd) {
+            fd_state& st = fds_[std::size_t(fd)];
+            bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
+            for (auto* list : {&st.readers, &st.writers})
+                for (io_op* op = list->front(); op;) {
+                    io_op* next = intrusive_list<io_op>::next(*op);
+                    if (op->foreign) {
+                        list->erase(*op);
+                        left(*op);
+                        complete(*op, -EBADF, ready);
+                    }
+                    op = next;
+                }
+            update(fd, st, was_r, was_w);
+            forget_gone(fd);
+            ended = true;
+        });
+        return ended;
+    }
+
+    /// A foreign descriptor's ops were ended by end_gone_foreign.
+    virtual void forget_gone(int /*fd*/) noexcept {}
+
     std::vector<fd_state> fds_;
 
   private:
     // True when an op found the direction not ready after all.
-    bool run(intrusive_list<io_op>& list, ready_queue& ready, bool check_shutdown) noexcept {
+    bool run(intrusive_list<io_op>& list, ready_queue& ready, bool fresh) noexcept {
         while (io_op* op = list.front()) {
             int res = perform(*op);
-            if (res == -EAGAIN) {
-                if (!(check_shutdown && read_side_shut(*op))) return true; // FIFO: later ops wait
-                res = 0;
-            }
+            if (res == -EAGAIN && !(fresh && dead_end(*op, res))) return true; // FIFO: later ops wait
             list.erase(*op);
-            --waiting_;
+            left(*op);
             complete(*op, res, ready);
         }
         return false;
+    }
+
+    // `op` no longer waits.
+    void left(const io_op& op) noexcept {
+        --waiting_;
+        if (op.foreign) foreign_.remove(op.fd);
     }
 
     void update(int fd, fd_state& st, bool was_r, bool was_w) {
@@ -162,6 +200,7 @@ class readiness_backend : public backend {
     }
 
     std::size_t waiting_ = 0;
+    foreign_fds foreign_;
     const bool follows_interest_;
 };
 

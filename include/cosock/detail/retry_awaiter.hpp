@@ -56,7 +56,7 @@ class retry_awaiter : public io_awaiter {
             if (int r = settle(); r < 0) fail(r, name_);
             if (never_waits()) throw_error(-EAGAIN, name_);
             if (op_.ended_by == end_reason::closed) throw_error(-EBADF, name_); // its owner went: no step
-            res_ = step_(); // woken: look again
+            res_ = step_();                                                     // woken: look again
         }
         if (res_ < 0 && res_ != -EAGAIN) throw_error(res_, name_);
         return res_;

@@ -28,6 +28,7 @@ class select_backend final : public readiness_backend {
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
+        if (timeout_ms != 0 && end_gone_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         fd_set r, w;
         int n;

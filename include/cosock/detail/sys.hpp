@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace cosock::detail::sys {
@@ -88,6 +89,9 @@ inline int getsockname(int fd, sockaddr* sa, socklen_t* len) noexcept {
 }
 inline int getpeername(int fd, sockaddr* sa, socklen_t* len) noexcept {
     return int(retry([&] { return ::getpeername(fd, sa, len); }));
+}
+inline int fstat(int fd, struct stat* st) noexcept {
+    return int(retry([&] { return ::fstat(fd, st); }));
 }
 // The waits are retried by the backends themselves, which know the time left.
 inline int poll(pollfd* fds, nfds_t n, int timeout_ms) noexcept {

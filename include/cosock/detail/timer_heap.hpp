@@ -6,12 +6,33 @@
 
 #include <chrono>
 #include <cstddef>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace cosock::detail {
 
 using clock = std::chrono::steady_clock;
+
+/// now + d, saturated: a time too far for the clock is a time that never comes.
+inline clock::time_point after(clock::duration d) noexcept {
+    clock::time_point now = clock::now();
+    if (d <= clock::duration::zero()) return now;
+    return d >= clock::time_point::max() - now ? clock::time_point::max() : now + d;
+}
+
+/// The deadline `d` from now on the loop's clock, rounded up to its tick:
+/// zero or negative is now, beyond about 30 years never. A NaN duration is an
+/// std::invalid_argument naming `what`.
+template <class Rep, class Period>
+clock::time_point deadline_after(std::chrono::duration<Rep, Period> d, const char* what) {
+    long double seconds = std::chrono::duration<long double>(d).count(); // no overflow, whatever d
+    if (seconds != seconds) throw std::invalid_argument(std::string(what) + ": the duration is NaN");
+    if (seconds <= 0) return clock::now();
+    if (seconds >= 1e9L) return clock::time_point::max();
+    return after(std::chrono::ceil<clock::duration>(d));
+}
 
 struct timer_node {
     static constexpr std::size_t npos = std::size_t(-1);

@@ -9,7 +9,13 @@
 // the others wait in line in the backend and go to the kernel in turn.
 //
 // Ops the kernel cannot do in one step (finishing a connect, waiting for
-// readiness, a retry after EAGAIN) run as a poll SQE followed by perform().
+// readiness, a retry after EAGAIN) run as a readiness wait followed by
+// perform(). A read wait is a poll SQE. A write wait is not: io_uring's poll
+// always reports a peer's half-close (POLLRDHUP), even to a poll for POLLOUT,
+// and would fire for ever once the peer has shut its side. Write waits are
+// parked in an epoll set of the backend's own instead (one shot each), whose
+// descriptor one poll SQE watches.
+//
 // An op is resumed only from its own CQE, so the kernel never writes into a
 // buffer after its coroutine has moved on; abandoning an op (its frame is
 // destroyed) cancels it and waits for that CQE before returning.
@@ -20,14 +26,15 @@
 
 #ifdef COSOCK_HAS_LIBURING
 
-#include <algorithm>
 #include <liburing.h>
 #include <poll.h>
 #include <string>
+#include <sys/epoll.h>
 #include <system_error>
 #include <vector>
 
 #include <cosock/detail/backend.hpp>
+#include <cosock/detail/foreign_fds.hpp>
 
 namespace cosock::detail {
 
@@ -59,11 +66,22 @@ class uring_backend final : public backend {
             throw std::system_error(ENOSYS, std::system_category(),
                                     std::string("io_uring backend unavailable: the kernel lacks ") + missing);
         }
+        // Made now, not when first needed: running out of descriptors later
+        // would fail an operation for a reason of the backend's own.
+        aux_epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+        if (aux_epfd_ < 0) {
+            int err = errno;
+            io_uring_queue_exit(&ring_);
+            throw std::system_error(err, std::system_category(), "io_uring backend: epoll_create1");
+        }
         // A registered ring fd spares io_uring_enter its file lookup (5.18+);
         // older kernels refuse, and the ring works as before.
         (void)io_uring_register_ring_fd(&ring_);
     }
-    ~uring_backend() override { io_uring_queue_exit(&ring_); }
+    ~uring_backend() override {
+        sys::close(aux_epfd_);
+        io_uring_queue_exit(&ring_);
+    }
     uring_backend(const uring_backend&) = delete;
     uring_backend& operator=(const uring_backend&) = delete;
 
@@ -84,53 +102,62 @@ class uring_backend final : public backend {
     }
 
     void arm(io_op& op) override {
+        if (orphaned()) refuse_after_fork();
         hold_fd(fds_, op.fd);
-        if (op.foreign) foreign_.reserve(foreign_.size() + 1);
+        if (op.foreign) foreign_.add(op.fd);
         fd_ops& q = fds_[std::size_t(op.fd)];
         intrusive_list<io_op>& line = queue_of(q, op.kind);
         bool now = !moves_data(op.kind) || line.empty();
-        if (now) prep(op); // may throw: nothing is linked yet
+        try {
+            if (now) issue(op);
+        } catch (...) {
+            if (op.foreign) foreign_.remove(op.fd);
+            throw;
+        }
         line.push_back(op);
         op.submitted = now;
         op.state = op_state::waiting;
         ++waiting_;
-        in_kernel_ += now;
-        if (op.foreign && q.foreign_ops++ == 0) foreign_.push_back(op.fd);
     }
 
     void cancel(io_op& op, ready_queue& ready) noexcept override {
-        bool in_kernel = op.submitted && !orphaned_;
+        bool in_ring = in_ring_now(op), head = op.submitted;
         int fd = op.fd;
         intrusive_list<io_op>& line = unlink(op);
         op.state = op_state::idle;
-        if (!in_kernel) return; // never submitted: nothing to take back
-        request_cancel(op);
-        // The op's own CQE (cancelled, or completed just before) is the kernel
-        // saying it is done with the buffer; only then may the frame go.
-        for (bool released = false; !released;) {
-            int r = io_uring_submit_and_wait(&ring_, 1);
-            if (r < 0 && r != -EINTR && r != -EBUSY) std::terminate(); // cannot free the frame safely
-            reap(ready, &op, released);
+        if (in_ring) {
+            request_cancel(op);
+            // The op's own CQE (cancelled, or completed just before) is the
+            // kernel saying it is done with the buffer; only then may the
+            // frame go.
+            for (bool released = false; !released;) {
+                int r = io_uring_submit_and_wait(&ring_, 1);
+                if (r < 0 && r != -EINTR && r != -EBUSY) std::terminate(); // cannot free the frame safely
+                reap(ready, &op, released);
+            }
         }
-        start_next(fd, line, ready);
+        if (head) start_next(fd, line, ready);
     }
 
     // The op completes from its own CQE, -ECANCELED unless it finished first;
-    // one still waiting its turn completes at once.
+    // one not in the ring completes at once.
     void abort(io_op& op, ready_queue& ready) noexcept override {
-        if (op.submitted && !orphaned_) {
+        if (in_ring_now(op)) {
             request_cancel(op);
             return;
         }
-        unlink(op);
+        bool head = op.submitted;
+        int fd = op.fd;
+        intrusive_list<io_op>& line = unlink(op);
         complete(op, -ECANCELED, ready);
+        if (head) start_next(fd, line, ready);
     }
 
     void release_fd(int fd, bool, ready_queue& ready) noexcept override {
         if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
         fd_ops& q = fds_[std::size_t(fd)];
         q.drained = false;
-        if (end_all(q, end_reason::closed, ready))
+        if (end_ops(q, end_reason::closed, false, ready))
             // Submit now: the kernel must find the requests before close() drops
             // the descriptor, or they would hold the file open. The ops complete
             // with -ECANCELED from their CQEs.
@@ -142,7 +169,11 @@ class uring_backend final : public backend {
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
-        if (timeout_ms != 0 && !foreign_.empty()) end_closed_foreign(ready);
+        if (orphaned()) refuse_after_fork();
+        if (timeout_ms != 0)
+            // Foreign descriptors closed behind the backend's back: their
+            // polls hold the old file and would never fire.
+            foreign_.for_each_gone([&](int fd) { end_ops(fds_[std::size_t(fd)], end_reason::closed, true, ready); });
         int r;
         if (timeout_ms < 0) {
             r = io_uring_submit_and_wait(&ring_, 1);
@@ -165,7 +196,7 @@ class uring_backend final : public backend {
     // it finds: seconds for tens of thousands.)
     void cancel_all(ready_queue& ready) noexcept override {
         bool any = false;
-        for (fd_ops& q : fds_) any |= end_all(q, end_reason::none, ready);
+        for (fd_ops& q : fds_) any |= end_ops(q, end_reason::none, false, ready);
         if (!any) return;
         while (in_kernel_ > 0) {
             int r = io_uring_submit_and_wait(&ring_, 1);
@@ -205,9 +236,9 @@ class uring_backend final : public backend {
     }
 
     struct fd_ops {
-        intrusive_list<io_op> reads, writes; // ops moving data, oldest first: only the oldest is submitted
-        intrusive_list<io_op> others;        // accept, connect, readiness waits: all submitted
-        unsigned foreign_ops = 0;            // ops on a descriptor cosock does not own
+        intrusive_list<io_op> reads, writes; // ops moving data, oldest first: only the oldest has its turn
+        intrusive_list<io_op> others;        // accept, connect, readiness waits: all at once
+        unsigned parked = 0;                 // ops parked in the epoll set (see park)
         bool drained = false;                // the last recv came back short
     };
 
@@ -219,21 +250,27 @@ class uring_backend final : public backend {
         return queue_of(const_cast<fd_ops&>(q), k);
     }
 
-    // Ends every op on a descriptor: those in the kernel are asked to cancel
-    // (true if any was), the others complete at once.
-    bool end_all(fd_ops& q, end_reason why, ready_queue& ready) noexcept {
+    // Whether the op's current step is an SQE the kernel holds.
+    bool in_ring_now(const io_op& op) const noexcept { return op.submitted && !op.parked && !orphaned(); }
+
+    // Ends the ops on a descriptor (only the foreign ones if `foreign_only`):
+    // those in the ring are asked to cancel (true if any was), the others
+    // complete at once.
+    bool end_ops(fd_ops& q, end_reason why, bool foreign_only, ready_queue& ready) noexcept {
         bool requested = false;
         for (auto* line : {&q.reads, &q.writes, &q.others}) {
             for (io_op* op = line->front(); op;) {
                 io_op* next = intrusive_list<io_op>::next(*op);
-                if (op->ended_by == end_reason::none) op->ended_by = why;
-                if (op->submitted && !orphaned_) {
-                    if (op->ended_by == end_reason::none) op->ended_by = end_reason::stop;
-                    request_cancel(*op);
-                    requested = true;
-                } else {
-                    unlink(*op);
-                    complete(*op, -ECANCELED, ready);
+                if (!foreign_only || op->foreign) {
+                    if (op->ended_by == end_reason::none)
+                        op->ended_by = why == end_reason::none ? end_reason::stop : why;
+                    if (in_ring_now(*op)) {
+                        request_cancel(*op);
+                        requested = true;
+                    } else {
+                        unlink(*op);
+                        complete(*op, -ECANCELED, ready);
+                    }
                 }
                 op = next;
             }
@@ -241,25 +278,14 @@ class uring_backend final : public backend {
         return requested;
     }
 
-    // Foreign descriptors closed behind the backend's back: their polls hold
-    // the file and would never fire, so they are cancelled, reading as EBADF.
-    void end_closed_foreign(ready_queue& ready) noexcept {
-        probe_.clear();
-        for (int fd : foreign_) probe_.push_back({fd, 0, 0});
-        if (sys::poll(probe_.data(), probe_.size(), 0) <= 0) return;
-        for (const pollfd& p : probe_)
-            if (p.revents & POLLNVAL) end_all(fds_[std::size_t(p.fd)], end_reason::closed, ready);
-    }
-
-    // After the oldest op of a line ended, the next one goes to the kernel.
+    // After the op whose turn it was in a line ended, the next one's turn comes.
     void start_next(int fd, intrusive_list<io_op>& line, ready_queue& ready) noexcept {
-        if (&line == &fds_[std::size_t(fd)].others || orphaned_) return;
+        if (&line == &fds_[std::size_t(fd)].others || orphaned()) return;
         while (io_op* next = line.front()) {
             if (next->submitted) return;
             try {
-                prep(*next);
+                issue(*next);
                 next->submitted = true;
-                ++in_kernel_;
                 return;
             } catch (const std::system_error& e) {
                 unlink(*next);
@@ -289,11 +315,13 @@ class uring_backend final : public backend {
                op.kind == op_kind::wait_writable;
     }
 
-    void prep(io_op& op) {
+    // The op's next step as an SQE, or, for a write-readiness wait, parked.
+    void issue(io_op& op) {
+        if (needs_poll(op) && !wants_read(op.kind)) return park(op);
         io_uring_sqe* sqe = get_sqe();
         char* buf = static_cast<char*>(op.buf);
         if (needs_poll(op)) {
-            io_uring_prep_poll_add(sqe, op.fd, wants_read(op.kind) ? POLLIN : POLLOUT);
+            io_uring_prep_poll_add(sqe, op.fd, POLLIN);
         } else {
             switch (op.kind) {
             case op_kind::recv:
@@ -324,16 +352,87 @@ class uring_backend final : public backend {
             }
         }
         io_uring_sqe_set_data(sqe, &op);
+        ++in_kernel_;
     }
 
-    // Turns a CQE into the op's result, or starts the op's next step (a retry
-    // through poll, the rest of a sendall). Returns true when the op completed.
+    // A write-readiness wait goes to the backend's epoll set, one shot: the
+    // descriptor is registered there (or re-enabled) for EPOLLOUT only.
+    void park(io_op& op) {
+        epoll_event ev{};
+        ev.events = EPOLLOUT | EPOLLONESHOT;
+        ev.data.fd = op.fd;
+        if (::epoll_ctl(aux_epfd_, EPOLL_CTL_MOD, op.fd, &ev) < 0 &&
+            (errno != ENOENT || ::epoll_ctl(aux_epfd_, EPOLL_CTL_ADD, op.fd, &ev) < 0))
+            throw std::system_error(errno, std::system_category(), "epoll_ctl(" + std::to_string(op.fd) + ")");
+        if (!aux_polled_) {
+            io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_poll_add(sqe, aux_epfd_, POLLIN);
+            io_uring_sqe_set_data(sqe, &aux_epfd_);
+            aux_polled_ = true;
+        }
+        op.parked = true;
+        ++parked_;
+        ++fds_[std::size_t(op.fd)].parked;
+    }
+
+    // The backend's epoll set has writable descriptors: their parked ops take
+    // their next step.
+    void run_parked(ready_queue& ready) noexcept {
+        aux_polled_ = false;
+        epoll_event events[64];
+        int n = ::epoll_wait(aux_epfd_, events, 64, 0);
+        for (int i = 0; i < n; ++i) {
+            fd_ops& q = fds_[std::size_t(events[i].data.fd)];
+            for (auto* line : {&q.writes, &q.others})
+                for (io_op* op = line->front(); op;) {
+                    io_op* next = intrusive_list<io_op>::next(*op);
+                    if (op->parked) { // the one shot has fired: nothing to unregister
+                        op->parked = false;
+                        --parked_;
+                        --q.parked;
+                        step(*op, 0, ready);
+                    }
+                    op = next;
+                }
+        }
+        if (parked_ > 0 && !aux_polled_) { // ops still parked (or parked again) need the poll again
+            try {
+                io_uring_sqe* sqe = get_sqe();
+                io_uring_prep_poll_add(sqe, aux_epfd_, POLLIN);
+                io_uring_sqe_set_data(sqe, &aux_epfd_);
+                aux_polled_ = true;
+            } catch (...) {
+            }
+        }
+    }
+
+    // Turns a step's result into the op's result, or starts its next step (a
+    // retry through readiness, the rest of a sendall); completes the op when
+    // it is done.
+    void step(io_op& op, int res, ready_queue& ready) noexcept {
+        bool done;
+        try {
+            done = finish(op, res);
+        } catch (const std::system_error& e) {
+            res = -e.code().value();
+            done = true;
+        }
+        if (!done) return;
+        int fd = op.fd;
+        intrusive_list<io_op>& line = unlink(op);
+        complete(op, res, ready);
+        start_next(fd, line, ready);
+    }
+
+    // Returns true when the op completed (`res` its result); else its next
+    // step has been issued.
     bool finish(io_op& op, int& res) {
         bool more = false;
         if (needs_poll(op)) {
             if (res >= 0) res = perform(op); // ready (or an error to collect)
-            more = res == -EAGAIN;
-            if (more && read_side_shut(op)) res = 0, more = false;
+            more = res == -EAGAIN && !dead_end(op, res);
+        } else if (res == -EAGAIN && !waits_on_eagain(op)) {
+            // nothing to wait for: the op fails with EAGAIN
         } else if (res == -EAGAIN || res == -EINPROGRESS || res == -EALREADY) {
             // Not done in one step: finish through readiness, as poll would.
             if (op.kind == op_kind::connect) op.kind = op_kind::connect_wait;
@@ -348,53 +447,50 @@ class uring_backend final : public backend {
             res = -ECANCELED;
             return true;
         }
-        prep(op);
+        issue(op);
         return false;
     }
 
-    // Processes every available CQE. A CQE for `abandoned` is only noted.
+    // Processes every available CQE. A CQE for `abandoned` is only noted (an
+    // accepted descriptor it brings is closed: nobody will take it).
     void reap(ready_queue& ready, const io_op* abandoned, bool& seen) noexcept {
         unsigned head, count = 0;
+        bool parked_ready = false;
         io_uring_cqe* cqe;
         io_uring_for_each_cqe(&ring_, head, cqe) {
             ++count;
-            if (cqe->user_data == LIBURING_UDATA_TIMEOUT) continue;
-            auto* op = static_cast<io_op*>(io_uring_cqe_get_data(cqe));
-            if (!op) continue; // a cancel request's own completion
-            if (op == abandoned) {
-                seen = true;
+            void* data = io_uring_cqe_get_data(cqe);
+            if (data == &aux_epfd_) {
+                parked_ready = true;
                 continue;
             }
-            int res = cqe->res;
-            bool done;
-            try {
-                done = finish(*op, res);
-            } catch (const std::system_error& e) {
-                res = -e.code().value();
-                done = true;
+            auto* op = static_cast<io_op*>(data);
+            if (!op) continue; // a cancel request's own completion
+            --in_kernel_;
+            if (op == abandoned) {
+                seen = true;
+                if (op->kind == op_kind::accept && cqe->res >= 0) sys::close(cqe->res);
+                continue;
             }
-            if (!done) continue;
-            int fd = op->fd;
-            intrusive_list<io_op>& line = unlink(*op);
-            complete(*op, res, ready);
-            start_next(fd, line, ready);
+            step(*op, cqe->res, ready);
         }
         io_uring_cq_advance(&ring_, count);
+        if (parked_ready) run_parked(ready);
     }
 
-    // Takes `op` out of its line; → the line.
+    // Takes `op` out of its line (and the epoll set, if parked); → the line.
     intrusive_list<io_op>& unlink(io_op& op) noexcept {
         fd_ops& q = fds_[std::size_t(op.fd)];
         intrusive_list<io_op>& line = queue_of(q, op.kind);
         line.erase(op);
         --waiting_;
-        if (op.submitted) --in_kernel_;
         op.submitted = false;
-        if (op.foreign && --q.foreign_ops == 0) {
-            auto it = std::find(foreign_.begin(), foreign_.end(), op.fd);
-            *it = foreign_.back();
-            foreign_.pop_back();
+        if (op.parked) {
+            op.parked = false;
+            --parked_;
+            if (--q.parked == 0 && !orphaned()) ::epoll_ctl(aux_epfd_, EPOLL_CTL_DEL, op.fd, nullptr);
         }
+        if (op.foreign) foreign_.remove(op.fd);
         return line;
     }
 
@@ -402,9 +498,11 @@ class uring_backend final : public backend {
     unsigned flags_ = 0;
     std::vector<fd_ops> fds_;
     std::size_t waiting_ = 0;   // ops known to the backend
-    std::size_t in_kernel_ = 0; // of those, the ones submitted
-    std::vector<int> foreign_;  // descriptors with ops on them that cosock does not own
-    std::vector<pollfd> probe_;
+    std::size_t in_kernel_ = 0; // SQEs of ops the kernel has not answered yet
+    foreign_fds foreign_;       // descriptors of ops that cosock does not own
+    int aux_epfd_ = -1;         // write-readiness waits (see the top); its address is its poll's user data
+    bool aux_polled_ = false;   // a poll SQE watches aux_epfd_
+    std::size_t parked_ = 0;    // ops parked there
 };
 
 } // namespace cosock::detail
