@@ -500,7 +500,6 @@ class scheduler final : private detail::task_owner {
     std::unique_ptr<detail::backend> io_; // outlives every frame the destructor destroys
     detail::scheduler_anchor* anchor_;    // owned by anchor_ref_ and the sockets' references
     detail::scheduler_ref anchor_ref_;
-    std::uint64_t born_; // fork_generation() when created
     detail::ready_queue ready_;
     detail::intrusive_list<detail::promise_base> detached_;
     std::vector<std::exception_ptr> failures_;
