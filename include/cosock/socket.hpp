@@ -285,12 +285,15 @@ class socket {
     // The scheduler of an open socket. A closed or moved-from socket has none:
     // checked first, so that no reference to a null scheduler is ever formed.
     scheduler& open_scheduler(const char* what) const {
-        open_fd(what);
         scheduler* s = sched_.get();
-        if (!s)
-            throw std::logic_error(std::string(what) +
-                                   ": the socket's scheduler was destroyed (close() still closes the descriptor)");
+        if (fd_ < 0 || !s) [[unlikely]]
+            refuse(what);
         return *s;
+    }
+    [[noreturn]] [[gnu::noinline, gnu::cold]] void refuse(const char* what) const {
+        open_fd(what);
+        throw std::logic_error(std::string(what) +
+                               ": the socket's scheduler was destroyed (close() still closes the descriptor)");
     }
 
     template <class Fn>
@@ -342,7 +345,7 @@ class socket {
               stream(s.type_ == SOCK_STREAM && !(flags & MSG_PEEK)) {}
         std::size_t await_resume() {
             int n = result();
-            if (stream) sched_->io().recv_done(op_.fd, n > 0 && std::size_t(n) < op_.len);
+            if (stream && n > 0 && std::size_t(n) < op_.len) sched_->io().recv_drained(op_.fd);
             return std::size_t(n);
         }
         bool stream;

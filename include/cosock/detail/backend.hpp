@@ -26,16 +26,16 @@ inline void complete(io_op& op, int res, ready_queue& ready) noexcept {
 }
 
 /// How many times this process is a fork() child of a process that had
-/// created a scheduler: a backend made in an earlier generation belongs to an
-/// ancestor, whose epoll set or ring it shares.
-inline std::uint64_t fork_generation() noexcept {
-    static std::atomic<std::uint64_t> generation{0};
+/// created a backend: a backend made in an earlier generation belongs to an
+/// ancestor, whose epoll set or ring it shares. Counted once
+/// count_fork_generations() has run (every backend's constructor calls it).
+inline std::atomic<std::uint64_t> fork_generation{0};
+inline void count_fork_generations() noexcept {
     static const bool registered = [] {
-        ::pthread_atfork(nullptr, nullptr, [] { generation.fetch_add(1, std::memory_order_relaxed); });
+        ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
         return true;
     }();
     (void)registered;
-    return generation.load(std::memory_order_relaxed);
 }
 
 /// See backend::first_step.
@@ -66,10 +66,10 @@ class backend {
     /// `closed` (once the kernel has let go of its buffer), and the backend
     /// forgets the fd.
     virtual void release_fd(int fd, bool closing, ready_queue& ready) noexcept = 0;
-    /// A recv on the stream socket `fd` completed; `short_read`: it filled less
-    /// than its buffer, so the receive queue was empty a moment ago. A backend
-    /// that guesses whether a try would say EAGAIN learns from it.
-    virtual void recv_done(int /*fd*/, bool /*short_read*/) noexcept {}
+    /// A recv on the stream socket `fd` filled less than its buffer: the
+    /// receive queue was empty a moment ago. A backend that guesses whether a
+    /// try would say EAGAIN learns from it.
+    virtual void recv_drained(int /*fd*/) noexcept {}
     /// Blocks up to timeout_ms (-1: no limit) and queues what completed.
     virtual void wait(ready_queue& ready, int timeout_ms) = 0;
     /// How many ops are waiting.
@@ -83,15 +83,18 @@ class backend {
     /// parent, so it must not change them. It only forgets: ops fail with
     /// std::logic_error, and destroying it frees memory and closes its own
     /// descriptors. One relaxed atomic load: cheap enough for every operation.
-    bool orphaned() const noexcept { return born_ != fork_generation(); }
+    bool orphaned() const noexcept { return born_ != fork_generation.load(std::memory_order_relaxed); }
     /// What using an orphaned backend throws.
     [[noreturn]] static void refuse_after_fork() {
         throw std::logic_error("cosock: this scheduler was created before fork(), and a scheduler does not "
                                "survive fork(): create a new one in the child");
     }
 
+  protected:
+    backend() noexcept { count_fork_generations(); }
+
   private:
-    std::uint64_t born_ = fork_generation();
+    std::uint64_t born_ = fork_generation.load(std::memory_order_relaxed);
 };
 
 /// Makes a per-descriptor table hold `fd`. It grows by doubling, from 64

@@ -36,14 +36,17 @@ class epoll_backend final : public readiness_backend {
     const char* name() const noexcept override { return "epoll"; }
 
     void arm(io_op& op) override {
-        if (orphaned()) refuse_after_fork();
         std::size_t fd = std::size_t(op.fd);
-        if (fd >= fds_.size() || !(fds_[fd].flags & registered))
-            enroll(op.fd, op.foreign);
-        else if (!op.foreign && (fds_[fd].flags & transient))
-            adopt(op.fd);
+        std::uint8_t f = fd < flags_.size() ? flags_[fd] : 0;
+        if ((f & (registered | transient)) != registered) { // not registered, or only for a foreign op
+            if (orphaned()) refuse_after_fork();            // the epoll set is shared with the parent
+            if (!(f & registered))
+                enroll(op.fd, op.foreign);
+            else if (!op.foreign)
+                adopt(op.fd);
+        }
         readiness_backend::arm(op);
-        if (!(fds_[fd].flags & drained_bit(direction_of(op.kind)))) recheck(op.fd);
+        if (!(flags_[fd] & drained_bit(direction_of(op.kind)))) recheck(op.fd);
     }
 
     void cancel(io_op& op, ready_queue& ready) noexcept override {
@@ -52,8 +55,8 @@ class epoll_backend final : public readiness_backend {
     }
 
     void release_fd(int fd, bool closing, ready_queue& ready) noexcept override {
-        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
-        std::uint8_t flags = fds_[std::size_t(fd)].flags;
+        if (fd < 0 || std::size_t(fd) >= flags_.size()) return;
+        std::uint8_t flags = flags_[std::size_t(fd)];
         readiness_backend::release_fd(fd, closing, ready); // forgets the flags
         if (!(flags & registered)) return;
         // A closed descriptor leaves the epoll set by itself; a detached one
@@ -73,12 +76,12 @@ class epoll_backend final : public readiness_backend {
         for (int i = 0; i < n; ++i) {
             int fd = events_[std::size_t(i)].data.fd;
             std::uint32_t ev = events_[std::size_t(i)].events;
-            fd_state& st = fds_[std::size_t(fd)];
-            if (!(st.flags & registered)) continue;
+            std::uint8_t& f = flags_[std::size_t(fd)];
+            if (!(f & registered)) continue;
             bool err = ev & (EPOLLERR | EPOLLHUP);
-            if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) st.flags |= sticky;
-            if (err || (ev & (EPOLLIN | EPOLLRDHUP))) st.flags &= std::uint8_t(~drained_read);
-            if (err || (ev & EPOLLOUT)) st.flags &= std::uint8_t(~drained_write);
+            if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) f |= sticky;
+            if (err || (ev & (EPOLLIN | EPOLLRDHUP))) f &= std::uint8_t(~drained_read);
+            if (err || (ev & EPOLLOUT)) f &= std::uint8_t(~drained_write);
             run_ready(fd, ready, true);
         }
         if (std::size_t(n) == events_.size()) events_.resize(events_.size() * 2);
@@ -97,43 +100,43 @@ class epoll_backend final : public readiness_backend {
     // until it is released. The registration itself reports the current
     // readiness as an edge.
     void enroll(int fd, bool foreign) {
-        hold_fd(fds_, fd);
+        hold(fd);
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
         if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
             throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
-        fds_[std::size_t(fd)].flags = foreign ? registered | transient : registered;
+        flags_[std::size_t(fd)] = foreign ? registered | transient : registered;
     }
 
     // An owned op waits on a descriptor registered as foreign: cosock owns it
     // now. If the foreign descriptor was closed and its number reused, its
     // registration went with it: register the new one.
     void adopt(int fd) {
-        fd_state& st = fds_[std::size_t(fd)];
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
         if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT &&
             ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
             throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
-        st.flags = std::uint8_t(st.flags & ~(transient | drained_read | drained_write));
+        std::uint8_t& f = flags_[std::size_t(fd)];
+        f = std::uint8_t(f & ~(transient | drained_read | drained_write));
     }
 
     // A foreign descriptor with no op waiting leaves the epoll set, so that no
     // registration outlives what cosock knows of it.
     void drop_if_unused(int fd, bool still_open) noexcept {
-        fd_state& st = fds_[std::size_t(fd)];
-        if (!(st.flags & transient) || !st.readers.empty() || !st.writers.empty()) return;
+        std::uint8_t& f = flags_[std::size_t(fd)];
+        if ((f & (transient | has_readers | has_writers)) != transient) return;
         if (still_open && !orphaned()) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-        st.flags = 0;
+        f = 0;
     }
 
     // Its registration went with the file that was closed.
     void forget_gone(int fd) noexcept override { drop_if_unused(fd, false); }
 
     void recheck(int fd) {
-        std::uint8_t& flags = fds_[std::size_t(fd)].flags;
+        std::uint8_t& flags = flags_[std::size_t(fd)];
         if (flags & queued) return;
         recheck_.push_back(fd);
         flags |= queued;
@@ -142,7 +145,7 @@ class epoll_backend final : public readiness_backend {
     // `edge`: reported by the last epoll_wait, not a recheck of a guess (a
     // reported end of stream or error stays as good as an edge).
     void run_ready(int fd, ready_queue& ready, bool edge) noexcept {
-        std::uint8_t& flags = fds_[std::size_t(fd)].flags;
+        std::uint8_t& flags = flags_[std::size_t(fd)];
         flags &= std::uint8_t(~queued);
         if (!(flags & registered)) return; // released since
         dispatch(fd, !(flags & drained_read), !(flags & drained_write), ready, edge || (flags & sticky));

@@ -94,6 +94,15 @@ class io_awaiter {
             if (attempt() != -EAGAIN || !waits_on_eagain(op_)) return false;
             op_.tried = true;
         }
+        wait(h, token);
+        return true;
+    }
+
+    /// The op waits: the backend takes it, the deadline starts, the stop
+    /// token is listened to. Out of line: the path of an op that completes
+    /// at once stays short.
+    template <class Promise>
+    [[gnu::noinline]] void wait(std::coroutine_handle<Promise> h, const std::stop_token* token) {
         op_.handle = h;
         sched_->io().arm(op_);
         if (timeout_ > timeout_t::zero()) {
@@ -108,7 +117,6 @@ class io_awaiter {
             extras_ |= has_stop_callback;
             std::construct_at(&on_stop_.value, *token, abort_on_stop{this});
         }
-        return true;
     }
 
     /// The op's result once resumed, with the deadline and stop callback gone;

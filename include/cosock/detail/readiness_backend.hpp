@@ -9,6 +9,10 @@
 // has been reported since. A new op then waits before trying, which saves the
 // system call that would say EAGAIN. Every way an op ends teaches it: a failed
 // first try (the op is armed `tried`), a failed try at dispatch, a short recv.
+//
+// What an op's start needs (the guesses, whether ops wait in each direction)
+// is one byte per descriptor in a table of its own, apart from the lists:
+// with thousands of connections it stays in cache.
 #pragma once
 
 #include <cstdint>
@@ -22,16 +26,16 @@ namespace cosock::detail {
 class readiness_backend : public backend {
   public:
     start first_step(const io_op& op, bool) noexcept override {
-        if (std::size_t(op.fd) >= fds_.size()) return start::now;
-        const fd_state& st = fds_[std::size_t(op.fd)];
+        if (std::size_t(op.fd) >= flags_.size()) return start::now;
+        std::uint8_t f = flags_[std::size_t(op.fd)];
         direction d = direction_of(op.kind);
-        if (!(d == direction::read ? st.readers : st.writers).empty()) return start::behind_others;
+        if (f & (d == direction::read ? has_readers : has_writers)) return start::behind_others;
         if (op.flags & MSG_OOB) return start::now; // urgent data raises no readiness: only a try tells
-        return st.flags & drained_bit(d) ? start::untried : start::now;
+        return f & drained_bit(d) ? start::untried : start::now;
     }
 
     void arm(io_op& op) override {
-        hold_fd(fds_, op.fd);
+        hold(op.fd);
         if (op.foreign) foreign_.add(op.fd);
         fd_state& st = fds_[std::size_t(op.fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
@@ -44,7 +48,7 @@ class readiness_backend : public backend {
             if (op.foreign) foreign_.remove(op.fd);
             throw;
         }
-        if (op.tried) mark_drained(st, direction_of(op.kind));
+        if (op.tried) flags_[std::size_t(op.fd)] |= drained_bit(direction_of(op.kind));
         op.state = op_state::waiting;
         ++waiting_;
     }
@@ -66,15 +70,15 @@ class readiness_backend : public backend {
     void release_fd(int fd, bool, ready_queue& ready) noexcept override {
         if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
         fail_all(fd, -ECANCELED, end_reason::closed, ready);
-        fds_[std::size_t(fd)].flags = 0;
+        flags_[std::size_t(fd)] = 0;
     }
 
     // A short read is only a guess that the queue is empty; after the end of
     // the stream or an error (sticky) no edge would come to correct it.
-    void recv_done(int fd, bool short_read) noexcept override {
-        if (!short_read || std::size_t(fd) >= fds_.size()) return;
-        fd_state& st = fds_[std::size_t(fd)];
-        if (!(st.flags & sticky)) mark_drained(st, direction::read);
+    void recv_drained(int fd) noexcept override {
+        if (std::size_t(fd) >= flags_.size()) return;
+        std::uint8_t& f = flags_[std::size_t(fd)];
+        if (!(f & sticky)) f |= drained_read;
     }
 
     void cancel_all(ready_queue& ready) noexcept override {
@@ -90,24 +94,30 @@ class readiness_backend : public backend {
     /// epoll registers each descriptor once and is not told.
     explicit readiness_backend(bool follows_interest = true) noexcept : follows_interest_(follows_interest) {}
 
-    // fd_state::flags bits used here; a backend may use the bits above them.
+    // flags_ bits used here; a backend may use the bits from first_free_bit up.
+    // drained_*: an op was told EAGAIN in that direction (or a recv came back
+    // short) and no readiness has been reported since.
     static constexpr std::uint8_t drained_read = 1, drained_write = 2;
     // The descriptor reported its end or an error: a state, not an event, so
     // no further edge will come, and a short read is no reason to wait.
     static constexpr std::uint8_t sticky = 4;
-    static constexpr std::uint8_t first_free_bit = 8;
+    static constexpr std::uint8_t has_readers = 8, has_writers = 16; // its lists are not empty
+    static constexpr std::uint8_t first_free_bit = 32;
 
     struct fd_state {
         intrusive_list<io_op> readers;
         intrusive_list<io_op> writers;
-        std::uint8_t flags = 0;
     };
 
     static std::uint8_t drained_bit(direction d) noexcept {
         return d == direction::read ? drained_read : drained_write;
     }
-    // An op was told EAGAIN in direction `d`: whatever comes next raises an edge.
-    static void mark_drained(fd_state& st, direction d) noexcept { st.flags |= drained_bit(d); }
+
+    /// Makes both tables hold `fd`.
+    void hold(int fd) {
+        hold_fd(fds_, fd);
+        hold_fd(flags_, fd);
+    }
 
     /// The directions of interest changed for `fd`. Only adding interest may
     /// throw (allocation); removing it never does.
@@ -118,14 +128,15 @@ class readiness_backend : public backend {
     /// that still says EAGAIN is checked for a dead end (see dead_end).
     void dispatch(int fd, bool readable, bool writable, ready_queue& ready, bool fresh) noexcept {
         fd_state& st = fds_[std::size_t(fd)];
+        std::uint8_t& f = flags_[std::size_t(fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         if (readable) {
-            st.flags &= std::uint8_t(~drained_read);
-            if (run(st.readers, ready, fresh)) mark_drained(st, direction::read);
+            f &= std::uint8_t(~drained_read);
+            if (run(st.readers, ready, fresh)) f |= drained_read;
         }
         if (writable) {
-            st.flags &= std::uint8_t(~drained_write);
-            if (run(st.writers, ready, fresh)) mark_drained(st, direction::write);
+            f &= std::uint8_t(~drained_write);
+            if (run(st.writers, ready, fresh)) f |= drained_write;
         }
         update(fd, st, was_r, was_w);
     }
@@ -173,6 +184,7 @@ class readiness_backend : public backend {
     virtual void forget_gone(int /*fd*/) noexcept {}
 
     std::vector<fd_state> fds_;
+    std::vector<std::uint8_t> flags_; // per descriptor: the bits above
 
   private:
     // True when an op found the direction not ready after all.
@@ -193,10 +205,14 @@ class readiness_backend : public backend {
         if (op.foreign) foreign_.remove(op.fd);
     }
 
+    // The lists of `fd` changed: keeps has_readers and has_writers, and tells
+    // the backend when the directions waited for changed.
     void update(int fd, fd_state& st, bool was_r, bool was_w) {
-        if (!follows_interest_) return;
         bool r = !st.readers.empty(), wr = !st.writers.empty();
-        if (r != was_r || wr != was_w) interest(fd, r, wr);
+        if (r == was_r && wr == was_w) return;
+        std::uint8_t& f = flags_[std::size_t(fd)];
+        f = std::uint8_t((f & ~(has_readers | has_writers)) | (r ? has_readers : 0) | (wr ? has_writers : 0));
+        if (follows_interest_) interest(fd, r, wr);
     }
 
     std::size_t waiting_ = 0;

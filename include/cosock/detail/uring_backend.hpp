@@ -95,8 +95,12 @@ class uring_backend final : public backend {
             const fd_ops& q = fds_[std::size_t(op.fd)];
             if (moves_data(op.kind) && !queue_of(q, op.kind).empty()) return start::behind_others;
             // After a short read the receive queue is likely empty: let the
-            // kernel wait for data rather than try. Urgent data raises no readiness.
-            if (op.kind == op_kind::recv && q.drained && op.len > 0 && !(op.flags & MSG_OOB)) return start::untried;
+            // kernel wait for data rather than try (the guess is used once).
+            // Urgent data raises no readiness.
+            if (op.kind == op_kind::recv && q.drained && op.len > 0 && !(op.flags & MSG_OOB)) {
+                fds_[std::size_t(op.fd)].drained = false;
+                return start::untried;
+            }
         }
         return send && others_ready ? start::untried : start::now;
     }
@@ -164,8 +168,8 @@ class uring_backend final : public backend {
             io_uring_submit(&ring_);
     }
 
-    void recv_done(int fd, bool short_read) noexcept override {
-        if (std::size_t(fd) < fds_.size()) fds_[std::size_t(fd)].drained = short_read;
+    void recv_drained(int fd) noexcept override {
+        if (std::size_t(fd) < fds_.size()) fds_[std::size_t(fd)].drained = true;
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
