@@ -197,7 +197,7 @@ class file_object {
             if (r >= 0) rbuf_.commit(std::size_t(r), r == 0);
             return r;
         };
-        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_readable, op, step, fd_.timeout(),
+        return detail::retry_awaiter(fd_.sched(), fileno(), detail::ops::wait_readable, op, step, fd_.timeout(),
                                      &waiting_[0]);
     }
 
@@ -216,7 +216,7 @@ class file_object {
             wpos_ = 0;
             return 0;
         };
-        return detail::retry_awaiter(fd_.sched(), fileno(), detail::op_kind::wait_writable, op, step, fd_.timeout(),
+        return detail::retry_awaiter(fd_.sched(), fileno(), detail::ops::wait_writable, op, step, fd_.timeout(),
                                      &waiting_[1]);
     }
 

@@ -28,6 +28,7 @@
 
 #include <cosock/detail/backend.hpp>
 #include <cosock/detail/epoll_backend.hpp>
+#include <cosock/detail/ops/wait.hpp>
 #include <cosock/detail/poll_backend.hpp>
 #include <cosock/detail/select_backend.hpp>
 #include <cosock/detail/timer_heap.hpp>
@@ -202,7 +203,7 @@ class scheduler final : private detail::task_owner {
         : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)),
           anchor_(new detail::scheduler_anchor{this, {0}}) {
         wake_.fd = wake_fd_;
-        wake_.kind = detail::op_kind::wait_readable;
+        wake_.type = &detail::ops::wait_readable;
         wake_.tried = true; // every arm follows a read of the eventfd (or finds it fresh)
         wake_.owner = this;
         wake_.callback = [](detail::ready_node& n) { static_cast<wake_op&>(n).owner->run_posted(); };

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <cosock/detail/io_op.hpp>
+#include <cosock/detail/ops/wait.hpp>
 #include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/task.hpp>
@@ -56,8 +57,8 @@ class any_ready_awaiter {
                       std::optional<clock::time_point> deadline, bool foreign, std::vector<int>& closed)
         : sched_(&s), ops_(readers.size() + writers.size()), deadline_(deadline), closed_(&closed) {
         std::size_t i = 0;
-        for (int fd : readers) init(ops_[i++], fd, op_kind::wait_readable, foreign);
-        for (int fd : writers) init(ops_[i++], fd, op_kind::wait_writable, foreign);
+        for (int fd : readers) init(ops_[i++], fd, ops::wait_readable, foreign);
+        for (int fd : writers) init(ops_[i++], fd, ops::wait_writable, foreign);
         timer_.self = this;
         timer_.fire = [](timer_node& t) noexcept { static_cast<timer&>(t).self->wake(false); };
     }
@@ -100,9 +101,9 @@ class any_ready_awaiter {
         void operator()() const noexcept { self->wake(true); }
     };
 
-    void init(op& o, int fd, op_kind kind, bool foreign) {
+    void init(op& o, int fd, const op_type& type, bool foreign) {
         o.fd = fd;
-        o.kind = kind;
+        o.type = &type;
         o.tried = true;
         o.foreign = foreign;
         o.self = this;

@@ -25,6 +25,13 @@
 #include <cosock/buffer.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/detail/io_awaiter.hpp>
+#include <cosock/detail/ops/accept.hpp>
+#include <cosock/detail/ops/connect.hpp>
+#include <cosock/detail/ops/recv.hpp>
+#include <cosock/detail/ops/recvfrom.hpp>
+#include <cosock/detail/ops/send.hpp>
+#include <cosock/detail/ops/sendall.hpp>
+#include <cosock/detail/ops/sendto.hpp>
 #include <cosock/error.hpp>
 #include <cosock/file_object.hpp>
 #include <cosock/scheduler.hpp>
@@ -251,15 +258,15 @@ class socket {
     /// `co_await send(buf)` → bytes sent, possibly fewer than buf's size.
     template <const_buffer B>
     auto send(B&& buf, int flags = 0) {
-        return transfer_awaiter(*this, detail::op_kind::send, "send", std::ranges::data(buf), std::ranges::size(buf),
+        return transfer_awaiter(*this, detail::ops::send, "send", std::ranges::data(buf), std::ranges::size(buf),
                                 flags);
     }
 
     /// `co_await sendall(buf)` sends every byte, or throws; → bytes sent.
     template <const_buffer B>
     auto sendall(B&& buf, int flags = 0) {
-        return sendall_awaiter(*this, detail::op_kind::sendall, "sendall", std::ranges::data(buf),
-                               std::ranges::size(buf), flags);
+        return sendall_awaiter(*this, detail::ops::sendall, "sendall", std::ranges::data(buf), std::ranges::size(buf),
+                               flags);
     }
 
     /// `co_await recvfrom(buf)` → recvfrom_result{size, address}.
@@ -314,9 +321,9 @@ class socket {
     // An awaiter for an operation on this socket: checks the socket is open
     // when created, throws throw_error(res, name) when it fails.
     struct op_awaiter : detail::io_awaiter {
-        op_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf = nullptr, std::size_t len = 0,
-                   int flags = 0)
-            : io_awaiter(s.open_scheduler(name), s.fd_, kind, s.timeout_), name(name) {
+        op_awaiter(socket& s, const detail::op_type& type, const char* name, const void* buf = nullptr,
+                   std::size_t len = 0, int flags = 0)
+            : io_awaiter(s.open_scheduler(name), s.fd_, type, s.timeout_), name(name) {
             op_.buf = const_cast<void*>(buf);
             op_.len = len;
             op_.flags = flags;
@@ -334,21 +341,12 @@ class socket {
         std::size_t await_resume() { return std::size_t(result()); }
     };
 
-    // On a stream socket, a recv that filled less than its buffer emptied the
-    // receive queue: the backend learns it, and may let the next recv wait for
-    // data without trying first (request/response traffic would almost always
-    // see EAGAIN), saving a system call per message. Nothing here points into
-    // the socket, which may be moved or destroyed while the recv waits.
-    struct recv_awaiter : op_awaiter {
+    // Nothing here points into the socket, which may be moved or destroyed
+    // while the recv waits.
+    struct recv_awaiter : transfer_awaiter {
         recv_awaiter(socket& s, void* buf, std::size_t len, int flags)
-            : op_awaiter(s, detail::op_kind::recv, "recv", buf, len, flags),
-              stream(s.type_ == SOCK_STREAM && !(flags & MSG_PEEK)) {}
-        std::size_t await_resume() {
-            int n = result();
-            if (stream && n > 0 && std::size_t(n) < op_.len) sched_->io().recv_drained(op_.fd);
-            return std::size_t(n);
-        }
-        bool stream;
+            : transfer_awaiter(s, s.type_ == SOCK_STREAM ? detail::ops::stream_recv : detail::ops::recv, "recv", buf,
+                               len, flags) {}
     };
 
     struct sendall_awaiter : op_awaiter {
@@ -362,12 +360,12 @@ class socket {
     // recvfrom and sendto run as recvmsg/sendmsg: the msghdr, the iovec and
     // the peer address all live here, in the frame, for the kernel to use.
     struct datagram_awaiter : op_awaiter {
-        datagram_awaiter(socket& s, detail::op_kind kind, const char* name, const void* buf, std::size_t len, int flags,
-                         const address& addr)
-            : op_awaiter(s, kind, name, buf, len, flags), peer(addr) {
+        datagram_awaiter(socket& s, const detail::op_type& type, const char* name, const void* buf, std::size_t len,
+                         int flags, const address& addr)
+            : op_awaiter(s, type, name, buf, len, flags), peer(addr) {
             iov = {const_cast<void*>(buf), detail::sys::cap(len)};
             msg.msg_name = peer.data();
-            msg.msg_namelen = kind == detail::op_kind::recvmsg ? address::capacity() : peer.size();
+            msg.msg_namelen = &type == &detail::ops::recvfrom ? address::capacity() : peer.size();
             msg.msg_iov = &iov;
             msg.msg_iovlen = 1;
             op_.msg = &msg;
@@ -380,7 +378,7 @@ class socket {
 
     struct recvfrom_awaiter : datagram_awaiter {
         recvfrom_awaiter(socket& s, void* buf, std::size_t len, int flags)
-            : datagram_awaiter(s, detail::op_kind::recvmsg, "recvfrom", buf, len, flags, address()) {}
+            : datagram_awaiter(s, detail::ops::recvfrom, "recvfrom", buf, len, flags, address()) {}
         recvfrom_result await_resume() {
             std::size_t n = std::size_t(result());
             peer.resize(msg.msg_namelen);
@@ -391,12 +389,12 @@ class socket {
     // The address is copied into the awaiter: the caller's may be a temporary.
     struct sendto_awaiter : datagram_awaiter {
         sendto_awaiter(socket& s, const void* buf, std::size_t len, const address& addr, int flags)
-            : datagram_awaiter(s, detail::op_kind::sendmsg, "sendto", buf, len, flags, addr) {}
+            : datagram_awaiter(s, detail::ops::sendto, "sendto", buf, len, flags, addr) {}
         std::size_t await_resume() { return std::size_t(result()); }
     };
 
     struct connect_awaiter : op_awaiter {
-        connect_awaiter(socket& s, const address& addr) : op_awaiter(s, detail::op_kind::connect, "connect"), to(addr) {
+        connect_awaiter(socket& s, const address& addr) : op_awaiter(s, detail::ops::connect, "connect"), to(addr) {
             op_.addr = to.data();
             op_.addrlen = to.size();
         }
@@ -424,8 +422,8 @@ namespace detail {
 class accept_awaiter : public io_awaiter {
   public:
     explicit accept_awaiter(cosock::socket& s)
-        : io_awaiter(s.open_scheduler("accept"), s.fd_, op_kind::accept, s.timeout_), family_(s.family_),
-          type_(s.type_), proto_(s.proto_) {
+        : io_awaiter(s.open_scheduler("accept"), s.fd_, ops::accept, s.timeout_), family_(s.family_), type_(s.type_),
+          proto_(s.proto_) {
         op_.addr = peer_.data();
         op_.addrcap = address::capacity();
     }

@@ -66,10 +66,11 @@ class backend {
     /// `closed` (once the kernel has let go of its buffer), and the backend
     /// forgets the fd.
     virtual void release_fd(int fd, bool closing, ready_queue& ready) noexcept = 0;
-    /// A recv on the stream socket `fd` filled less than its buffer: the
-    /// receive queue was empty a moment ago. A backend that guesses whether a
-    /// try would say EAGAIN learns from it.
-    virtual void recv_drained(int /*fd*/) noexcept {}
+    /// `op` completed at its first try, with `res`, without being armed.
+    /// Called only when the result teaches something (drained_by: a short
+    /// read): a backend that guesses whether a try would say EAGAIN learns
+    /// from it.
+    virtual void completed_at_once(const io_op& /*op*/, int /*res*/) noexcept {}
     /// Blocks up to timeout_ms (-1: no limit) and queues what completed.
     virtual void wait(ready_queue& ready, int timeout_ms) = 0;
     /// How many ops are waiting.

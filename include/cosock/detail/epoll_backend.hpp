@@ -46,7 +46,7 @@ class epoll_backend final : public readiness_backend {
                 adopt(op.fd);
         }
         readiness_backend::arm(op);
-        if (!(flags_[fd] & drained_bit(direction_of(op.kind)))) recheck(op.fd);
+        if (!(flags_[fd] & drained_bit(op.type->dir))) recheck(op.fd);
     }
 
     void cancel(io_op& op, ready_queue& ready) noexcept override {

@@ -56,14 +56,14 @@ class io_awaiter {
     /// the deadline and listening to the task's stop token.
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        return begin(h, [this] { return op_.res = perform(op_); });
+        return begin(h, [this] { return op_.res = op_.type->perform(op_); });
     }
 
   protected:
-    io_awaiter(scheduler& s, int fd, op_kind kind, timeout_t timeout = no_timeout) noexcept
+    io_awaiter(scheduler& s, int fd, const op_type& type, timeout_t timeout = no_timeout) noexcept
         : sched_(&s), timeout_(timeout) {
         op_.fd = fd;
-        op_.kind = kind;
+        op_.type = &type;
     }
     ~io_awaiter() {
         if (extras_) drop_extras();
@@ -91,7 +91,11 @@ class io_awaiter {
             return false;
         }
         if (how == start::now) {
-            if (attempt() != -EAGAIN || !waits_on_eagain(op_)) return false;
+            int res = attempt();
+            if (res != -EAGAIN || !op_.type->waits_on_eagain) {
+                if (drained_by(op_, res)) sched_->io().completed_at_once(op_, res);
+                return false;
+            }
             op_.tried = true;
         }
         wait(h, token);

@@ -1,18 +1,23 @@
-// The one operation record every backend runs. It lives inside the awaiter,
-// i.e. in the suspended coroutine's frame, so an I/O call never allocates.
-// Readiness backends run it with perform() when the descriptor is ready; a
-// completion backend turns the same fields into a submission.
+// The operation record every backend runs, and op_type, what an operation
+// is. The record lives inside the awaiter, i.e. in the suspended coroutine's
+// frame, so an I/O call never allocates. Its `type` (one constant per
+// operation, in detail/ops/) says how it runs: a readiness backend calls
+// type->perform when the descriptor is ready; the io_uring backend has
+// type->prepare fill a submission. Backends read nothing else of an
+// operation's kind: adding an operation adds one file under detail/ops/.
+//
+// Used by the awaiters (io_awaiter and those built on it) and the backends.
 #pragma once
 
 #include <cerrno>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <cosock/detail/intrusive_list.hpp>
-#include <cosock/detail/sys.hpp>
+
+struct io_uring_sqe; // liburing's; only the io_uring backend fills one
 
 namespace cosock::detail {
 
@@ -30,19 +35,6 @@ struct ready_node : list_node {
     op_state state = op_state::idle;
 };
 
-enum class op_kind : std::uint8_t {
-    recv,
-    send,
-    sendall, // sends until every byte is out; progress kept in io_op::done
-    recvmsg, // recvfrom: the sender's address lands in msg->msg_name
-    sendmsg, // sendto
-    accept,
-    connect,       // the first connect() call
-    connect_wait,  // connect() said EINPROGRESS: wait for writability, read SO_ERROR
-    wait_readable, // pure readiness, nothing to perform
-    wait_writable,
-};
-
 /// Why an operation was ended before the kernel finished it; its -ECANCELED
 /// result then reads as the error that reason stands for (see ended_result).
 enum class end_reason : std::uint8_t {
@@ -52,9 +44,54 @@ enum class end_reason : std::uint8_t {
     closed,   // its descriptor was closed or detached: -EBADF
 };
 
+/// Which queue of its descriptor an op waits in: reads and writes are each
+/// served in the order they were started.
+enum class direction : std::uint8_t { read, write };
+
+struct io_op;
+
+/// What an operation is and how each backend family runs it.
+struct op_type {
+    direction dir = direction::read;
+    /// It moves a stream's bytes: it waits behind the earlier ops of its
+    /// direction, so sends leave and receives are served in call order.
+    bool moves_data = false;
+    /// A result that fills less than the buffer means the receive queue was
+    /// empty a moment ago (a stream recv without MSG_PEEK): a hint backends
+    /// may keep to wait before the next try.
+    bool short_means_drained = false;
+    /// Its result, when not negative, is a new descriptor: closed when the
+    /// op's frame is gone and nobody will take it.
+    bool yields_fd = false;
+    /// What an op says EAGAIN to: true, wait for readiness and try again;
+    /// false, fail with EAGAIN (nothing would tell when to try again).
+    bool waits_on_eagain = true;
+    /// One non-blocking try; -EAGAIN means not ready yet. Readiness backends
+    /// call it when the descriptor is ready, io_uring after a poll.
+    int (*perform)(io_op&) noexcept = nullptr;
+    /// Fills an io_uring submission doing the whole step, or nullptr: io_uring
+    /// then waits for readiness with a poll and calls perform().
+    void (*prepare)(io_op&, io_uring_sqe*) noexcept = nullptr;
+    /// The io_uring opcode prepare() needs; a kernel without it runs the op
+    /// through a poll and perform() instead.
+    int opcode = -1;
+    /// A completed step's result: true when the op is done (`res` its
+    /// result), false when another step must follow (the rest of a sendall).
+    /// nullptr: every step is the last.
+    bool (*progress)(io_op&, int& res) noexcept = nullptr;
+    /// The op was told EAGAIN just after its descriptor was reported ready:
+    /// true, with `res` set, when no readiness would ever end its wait (see
+    /// ops/common.hpp). nullptr: a spurious wake-up, wait again.
+    bool (*dead_end)(const io_op&, int& res) noexcept = nullptr;
+    /// What the op continues as once the kernel says it is in progress
+    /// (EINPROGRESS, EALREADY): a connect waits for its handshake. nullptr:
+    /// itself, retried on readiness.
+    const op_type* in_progress = nullptr;
+};
+
 struct io_op : ready_node {
+    const op_type* type = nullptr;
     int fd = -1;
-    op_kind kind = op_kind::recv;
     end_reason ended_by = end_reason::none;
     bool polled = false;    // io_uring: finish through a poll SQE and perform()
     bool tried = false;     // the caller found the descriptor not ready just before arming it
@@ -87,95 +124,10 @@ inline int ended_result(const io_op& op) noexcept {
     }
 }
 
-/// Which queue of its descriptor an op waits in: reads and writes are each
-/// served in the order they were started.
-enum class direction : std::uint8_t { read, write };
-inline direction direction_of(op_kind k) noexcept {
-    return k == op_kind::recv || k == op_kind::recvmsg || k == op_kind::accept || k == op_kind::wait_readable
-               ? direction::read
-               : direction::write;
-}
-
-/// Ops that move a stream's bytes: each waits behind the earlier ones of its
-/// direction, so sends leave and receives are served in call order.
-inline bool moves_data(op_kind k) noexcept {
-    return k == op_kind::recv || k == op_kind::recvmsg || k == op_kind::send || k == op_kind::sendall ||
-           k == op_kind::sendmsg;
-}
-
-inline bool wants_read(op_kind k) noexcept { return direction_of(k) == direction::read; }
-
-/// An op was told EAGAIN right after its descriptor was reported ready in its
-/// direction. True, with `res` set, when no readiness would ever end its wait:
-/// - a recv on a socket whose read side is shut down (a datagram socket after
-///   shutdown(SHUT_RD) is readable for ever with nothing to read) ends with 0,
-///   as a blocking recv does;
-/// - a datagram send on a socket the kernel reports writable while the
-///   receiver has no room (an unconnected AF_UNIX datagram socket) ends with
-///   EAGAIN, as a non-blocking send does: datagrams may be dropped.
-/// Otherwise the wake-up was merely spurious and the op waits again.
-inline bool dead_end(const io_op& op, int& res) noexcept {
-    if (op.kind == op_kind::recv || op.kind == op_kind::recvmsg) {
-        pollfd p{op.fd, POLLRDHUP, 0};
-        if (sys::poll(&p, 1, 0) != 1 || !(p.revents & POLLRDHUP)) return false;
-        res = 0;
-        return true;
-    }
-    if (op.kind == op_kind::send || op.kind == op_kind::sendmsg) {
-        int type = 0;
-        socklen_t len = sizeof type;
-        if (sys::getsockopt(op.fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM) return false;
-        res = -EAGAIN;
-        return true;
-    }
-    return false;
-}
-
-/// Whether an op that says EAGAIN should wait for readiness. A connect that
-/// says EAGAIN (an AF_UNIX listener whose backlog is full) has nothing to wait
-/// for: no readiness tells when the backlog has room. It fails with EAGAIN, as
-/// Python's connect does.
-inline bool waits_on_eagain(const io_op& op) noexcept { return op.kind != op_kind::connect; }
-
-/// Runs the operation's system call once; -EAGAIN means "not ready yet".
-inline int perform(io_op& op) noexcept {
-    switch (op.kind) {
-    case op_kind::recv:
-        return sys::recv(op.fd, op.buf, op.len, op.flags);
-    case op_kind::send:
-        return sys::send(op.fd, op.buf, op.len, op.flags);
-    case op_kind::sendall:
-        do {
-            int r = sys::send(op.fd, static_cast<char*>(op.buf) + op.done, op.len - op.done, op.flags);
-            if (r < 0) return r;
-            op.done += std::size_t(r);
-        } while (op.done < op.len);
-        return 0;
-    case op_kind::recvmsg:
-        op.msg->msg_namelen = op.addrcap; // the last attempt may have shrunk it
-        return sys::recvmsg(op.fd, op.msg, op.flags);
-    case op_kind::sendmsg:
-        return sys::sendmsg(op.fd, op.msg, op.flags);
-    case op_kind::accept:
-        op.addrlen = op.addrcap;
-        return sys::accept(op.fd, op.addr, &op.addrlen);
-    case op_kind::connect: {
-        int r = sys::connect(op.fd, op.addr, op.addrlen);
-        if (r != -EINPROGRESS && r != -EALREADY) return r;
-        op.kind = op_kind::connect_wait; // the handshake goes on in the kernel
-        return -EAGAIN;
-    }
-    case op_kind::connect_wait: {
-        int err = 0;
-        socklen_t len = sizeof err;
-        int r = sys::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        return r < 0 ? r : -err;
-    }
-    case op_kind::wait_readable: // readiness was reported, perhaps spuriously: the
-    case op_kind::wait_writable: // waiter tries its step and arms again, `tried`
-        return 0;
-    }
-    return -EINVAL;
+/// True when a completed step of `op` with result `res` filled less than its
+/// buffer in a way that says the receive queue is empty (see op_type).
+inline bool drained_by(const io_op& op, int res) noexcept {
+    return op.type->short_means_drained && res > 0 && std::size_t(res) < op.len && !(op.flags & MSG_PEEK);
 }
 
 } // namespace cosock::detail

@@ -28,7 +28,7 @@ class readiness_backend : public backend {
     start first_step(const io_op& op, bool) noexcept override {
         if (std::size_t(op.fd) >= flags_.size()) return start::now;
         std::uint8_t f = flags_[std::size_t(op.fd)];
-        direction d = direction_of(op.kind);
+        direction d = op.type->dir;
         if (f & (d == direction::read ? has_readers : has_writers)) return start::behind_others;
         if (op.flags & MSG_OOB) return start::now; // urgent data raises no readiness: only a try tells
         return f & drained_bit(d) ? start::untried : start::now;
@@ -39,7 +39,7 @@ class readiness_backend : public backend {
         if (op.foreign) foreign_.add(op.fd);
         fd_state& st = fds_[std::size_t(op.fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
-        intrusive_list<io_op>& list = wants_read(op.kind) ? st.readers : st.writers;
+        intrusive_list<io_op>& list = st.of(op.type->dir);
         list.push_back(op);
         try {
             update(op.fd, st, was_r, was_w);
@@ -48,7 +48,7 @@ class readiness_backend : public backend {
             if (op.foreign) foreign_.remove(op.fd);
             throw;
         }
-        if (op.tried) flags_[std::size_t(op.fd)] |= drained_bit(direction_of(op.kind));
+        if (op.tried) flags_[std::size_t(op.fd)] |= drained_bit(op.type->dir);
         op.state = op_state::waiting;
         ++waiting_;
     }
@@ -56,7 +56,7 @@ class readiness_backend : public backend {
     void cancel(io_op& op, ready_queue&) noexcept override {
         fd_state& st = fds_[std::size_t(op.fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
-        (wants_read(op.kind) ? st.readers : st.writers).erase(op);
+        st.of(op.type->dir).erase(op);
         op.state = op_state::idle;
         left(op);
         update(op.fd, st, was_r, was_w);
@@ -75,10 +75,8 @@ class readiness_backend : public backend {
 
     // A short read is only a guess that the queue is empty; after the end of
     // the stream or an error (sticky) no edge would come to correct it.
-    void recv_drained(int fd) noexcept override {
-        if (std::size_t(fd) >= flags_.size()) return;
-        std::uint8_t& f = flags_[std::size_t(fd)];
-        if (!(f & sticky)) f |= drained_read;
+    void completed_at_once(const io_op& op, int res) noexcept override {
+        if (drained_by(op, res) && std::size_t(op.fd) < flags_.size()) note_short_read(flags_[std::size_t(op.fd)]);
     }
 
     void cancel_all(ready_queue& ready) noexcept override {
@@ -107,6 +105,7 @@ class readiness_backend : public backend {
     struct fd_state {
         intrusive_list<io_op> readers;
         intrusive_list<io_op> writers;
+        intrusive_list<io_op>& of(direction d) noexcept { return d == direction::read ? readers : writers; }
     };
 
     static std::uint8_t drained_bit(direction d) noexcept {
@@ -132,11 +131,16 @@ class readiness_backend : public backend {
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         if (readable) {
             f &= std::uint8_t(~drained_read);
-            if (run(st.readers, ready, fresh)) f |= drained_read;
+            bool short_read = false;
+            if (run(st.readers, ready, fresh, short_read))
+                f |= drained_read;
+            else if (short_read)
+                note_short_read(f);
         }
         if (writable) {
             f &= std::uint8_t(~drained_write);
-            if (run(st.writers, ready, fresh)) f |= drained_write;
+            bool unused = false;
+            if (run(st.writers, ready, fresh, unused)) f |= drained_write;
         }
         update(fd, st, was_r, was_w);
     }
@@ -187,16 +191,23 @@ class readiness_backend : public backend {
     std::vector<std::uint8_t> flags_; // per descriptor: the bits above
 
   private:
-    // True when an op found the direction not ready after all.
-    bool run(intrusive_list<io_op>& list, ready_queue& ready, bool fresh) noexcept {
+    // True when an op found the direction not ready after all; `short_read`
+    // when a recv emptied the receive queue (see op_type::short_means_drained).
+    bool run(intrusive_list<io_op>& list, ready_queue& ready, bool fresh, bool& short_read) noexcept {
         while (io_op* op = list.front()) {
-            int res = perform(*op);
-            if (res == -EAGAIN && !(fresh && dead_end(*op, res))) return true; // FIFO: later ops wait
+            const op_type& t = *op->type;
+            int res = t.perform(*op);
+            if (res == -EAGAIN && !(fresh && t.dead_end && t.dead_end(*op, res))) return true; // FIFO: later ops wait
             list.erase(*op);
             left(*op);
             complete(*op, res, ready);
+            short_read = drained_by(*op, res);
         }
         return false;
+    }
+
+    static void note_short_read(std::uint8_t& f) noexcept {
+        if (!(f & sticky)) f |= drained_read;
     }
 
     // `op` no longer waits.

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include <cosock/detail/io_awaiter.hpp>
+#include <cosock/detail/ops/wait.hpp>
 #include <cosock/error.hpp>
 
 namespace cosock::detail {
@@ -31,7 +32,7 @@ class retry_awaiter : public io_awaiter {
   public:
     /// `slot`, when given, points at this awaiter while it waits, so that its
     /// owner can end the wait (io_awaiter::end) before going away.
-    retry_awaiter(scheduler& s, int fd, op_kind wait, const char* name, Step step, timeout_t timeout,
+    retry_awaiter(scheduler& s, int fd, const op_type& wait, const char* name, Step step, timeout_t timeout,
                   io_awaiter** slot = nullptr)
         : io_awaiter(s, fd, wait, timeout), name_(name), step_(std::move(step)) {
         owner_slot_ = slot;

@@ -61,7 +61,9 @@ class uring_backend final : public backend {
             if (r != -EINVAL) break; // not about the flags: the kernel refuses io_uring
         }
         if (r < 0) throw refused(r);
+        probe_ = io_uring_get_probe_ring(&ring_);
         if (const char* missing = missing_opcode()) {
+            if (probe_) io_uring_free_probe(probe_);
             io_uring_queue_exit(&ring_);
             throw std::system_error(ENOSYS, std::system_category(),
                                     std::string("io_uring backend unavailable: the kernel lacks ") + missing);
@@ -71,6 +73,7 @@ class uring_backend final : public backend {
         aux_epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
         if (aux_epfd_ < 0) {
             int err = errno;
+            io_uring_free_probe(probe_);
             io_uring_queue_exit(&ring_);
             throw std::system_error(err, std::system_category(), "io_uring backend: epoll_create1");
         }
@@ -80,6 +83,7 @@ class uring_backend final : public backend {
     }
     ~uring_backend() override {
         sys::close(aux_epfd_);
+        io_uring_free_probe(probe_);
         io_uring_queue_exit(&ring_);
     }
     uring_backend(const uring_backend&) = delete;
@@ -90,14 +94,15 @@ class uring_backend final : public backend {
     unsigned setup_flags() const noexcept { return flags_; }
 
     start first_step(const io_op& op, bool others_ready) noexcept override {
-        bool send = op.kind == op_kind::send || op.kind == op_kind::sendall;
+        const op_type& t = *op.type;
+        bool send = t.dir == direction::write && t.moves_data;
         if (std::size_t(op.fd) < fds_.size()) {
             const fd_ops& q = fds_[std::size_t(op.fd)];
-            if (moves_data(op.kind) && !queue_of(q, op.kind).empty()) return start::behind_others;
+            if (t.moves_data && !queue_of(q, t).empty()) return start::behind_others;
             // After a short read the receive queue is likely empty: let the
             // kernel wait for data rather than try (the guess is used once).
             // Urgent data raises no readiness.
-            if (op.kind == op_kind::recv && q.drained && op.len > 0 && !(op.flags & MSG_OOB)) {
+            if (t.short_means_drained && q.drained && op.len > 0 && !(op.flags & MSG_OOB)) {
                 fds_[std::size_t(op.fd)].drained = false;
                 return start::untried;
             }
@@ -110,8 +115,8 @@ class uring_backend final : public backend {
         hold_fd(fds_, op.fd);
         if (op.foreign) foreign_.add(op.fd);
         fd_ops& q = fds_[std::size_t(op.fd)];
-        intrusive_list<io_op>& line = queue_of(q, op.kind);
-        bool now = !moves_data(op.kind) || line.empty();
+        intrusive_list<io_op>& line = queue_of(q, *op.type);
+        bool now = !op.type->moves_data || line.empty();
         try {
             if (now) issue(op);
         } catch (...) {
@@ -168,8 +173,8 @@ class uring_backend final : public backend {
             io_uring_submit(&ring_);
     }
 
-    void recv_drained(int fd) noexcept override {
-        if (std::size_t(fd) < fds_.size()) fds_[std::size_t(fd)].drained = true;
+    void completed_at_once(const io_op& op, int res) noexcept override {
+        if (drained_by(op, res) && std::size_t(op.fd) < fds_.size()) fds_[std::size_t(op.fd)].drained = true;
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
@@ -222,21 +227,13 @@ class uring_backend final : public backend {
                                  std::string("io_uring backend unavailable: io_uring_setup failed") + why);
     }
 
-    const char* missing_opcode() {
-        io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-        if (!probe) return "IORING_REGISTER_PROBE";
-        const char* missing = nullptr;
-        struct {
-            int op;
-            const char* name;
-        } needed[] = {{IORING_OP_RECV, "IORING_OP_RECV"},         {IORING_OP_SEND, "IORING_OP_SEND"},
-                      {IORING_OP_RECVMSG, "IORING_OP_RECVMSG"},   {IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
-                      {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},     {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
-                      {IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"}};
-        for (auto& n : needed)
-            if (!missing && !io_uring_opcode_supported(probe, n.op)) missing = n.name;
-        io_uring_free_probe(probe);
-        return missing;
+    // What the backend itself needs; an operation whose own opcode the
+    // kernel lacks runs through a poll and perform() (see needs_poll).
+    const char* missing_opcode() const noexcept {
+        if (!probe_) return "IORING_REGISTER_PROBE";
+        if (!io_uring_opcode_supported(probe_, IORING_OP_POLL_ADD)) return "IORING_OP_POLL_ADD";
+        if (!io_uring_opcode_supported(probe_, IORING_OP_ASYNC_CANCEL)) return "IORING_OP_ASYNC_CANCEL";
+        return nullptr;
     }
 
     struct fd_ops {
@@ -246,12 +243,12 @@ class uring_backend final : public backend {
         bool drained = false;                // the last recv came back short
     };
 
-    static intrusive_list<io_op>& queue_of(fd_ops& q, op_kind k) noexcept {
-        if (!moves_data(k)) return q.others;
-        return direction_of(k) == direction::read ? q.reads : q.writes;
+    static intrusive_list<io_op>& queue_of(fd_ops& q, const op_type& t) noexcept {
+        if (!t.moves_data) return q.others;
+        return t.dir == direction::read ? q.reads : q.writes;
     }
-    static const intrusive_list<io_op>& queue_of(const fd_ops& q, op_kind k) noexcept {
-        return queue_of(const_cast<fd_ops&>(q), k);
+    static const intrusive_list<io_op>& queue_of(const fd_ops& q, const op_type& t) noexcept {
+        return queue_of(const_cast<fd_ops&>(q), t);
     }
 
     // Whether the op's current step is an SQE the kernel holds.
@@ -314,47 +311,23 @@ class uring_backend final : public backend {
         return sqe;
     }
 
-    static bool needs_poll(const io_op& op) noexcept {
-        return op.polled || op.kind == op_kind::connect_wait || op.kind == op_kind::wait_readable ||
-               op.kind == op_kind::wait_writable;
+    // Whether the op's next step is a readiness wait and perform(): it has
+    // no submission of its own, the kernel lacks its opcode, or it must
+    // finish through readiness (see finish).
+    bool needs_poll(const io_op& op) const noexcept {
+        return op.polled || !op.type->prepare || op.type->opcode < 0 ||
+               !io_uring_opcode_supported(probe_, op.type->opcode);
     }
 
     // The op's next step as an SQE, or, for a write-readiness wait, parked.
     void issue(io_op& op) {
-        if (needs_poll(op) && !wants_read(op.kind)) return park(op);
+        bool poll = needs_poll(op);
+        if (poll && op.type->dir == direction::write) return park(op);
         io_uring_sqe* sqe = get_sqe();
-        char* buf = static_cast<char*>(op.buf);
-        if (needs_poll(op)) {
+        if (poll)
             io_uring_prep_poll_add(sqe, op.fd, POLLIN);
-        } else {
-            switch (op.kind) {
-            case op_kind::recv:
-                io_uring_prep_recv(sqe, op.fd, buf, sys::cap(op.len), op.flags);
-                break;
-            case op_kind::send:
-                io_uring_prep_send(sqe, op.fd, buf, sys::cap(op.len), op.flags | MSG_NOSIGNAL);
-                break;
-            case op_kind::sendall:
-                io_uring_prep_send(sqe, op.fd, buf + op.done, sys::cap(op.len - op.done), op.flags | MSG_NOSIGNAL);
-                break;
-            case op_kind::recvmsg:
-                op.msg->msg_namelen = op.addrcap;
-                io_uring_prep_recvmsg(sqe, op.fd, op.msg, unsigned(op.flags));
-                break;
-            case op_kind::sendmsg:
-                io_uring_prep_sendmsg(sqe, op.fd, op.msg, unsigned(op.flags | MSG_NOSIGNAL));
-                break;
-            case op_kind::accept:
-                op.addrlen = op.addrcap;
-                io_uring_prep_accept(sqe, op.fd, op.addr, &op.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                break;
-            case op_kind::connect:
-                io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen);
-                break;
-            default:
-                break; // the poll kinds are handled above
-            }
-        }
+        else
+            op.type->prepare(op, sqe);
         io_uring_sqe_set_data(sqe, &op);
         ++in_kernel_;
     }
@@ -423,6 +396,7 @@ class uring_backend final : public backend {
         }
         if (!done) return;
         int fd = op.fd;
+        if (drained_by(op, res)) fds_[std::size_t(fd)].drained = true;
         intrusive_list<io_op>& line = unlink(op);
         complete(op, res, ready);
         start_next(fd, line, ready);
@@ -431,20 +405,19 @@ class uring_backend final : public backend {
     // Returns true when the op completed (`res` its result); else its next
     // step has been issued.
     bool finish(io_op& op, int& res) {
+        const op_type& t = *op.type;
         bool more = false;
         if (needs_poll(op)) {
-            if (res >= 0) res = perform(op); // ready (or an error to collect)
-            more = res == -EAGAIN && !dead_end(op, res);
-        } else if (res == -EAGAIN && !waits_on_eagain(op)) {
+            if (res >= 0) res = t.perform(op); // ready (or an error to collect)
+            more = res == -EAGAIN && !(t.dead_end && t.dead_end(op, res));
+        } else if (res == -EAGAIN && !t.waits_on_eagain) {
             // nothing to wait for: the op fails with EAGAIN
         } else if (res == -EAGAIN || res == -EINPROGRESS || res == -EALREADY) {
             // Not done in one step: finish through readiness, as poll would.
-            if (op.kind == op_kind::connect) op.kind = op_kind::connect_wait;
+            if (t.in_progress) op.type = t.in_progress;
             op.polled = more = true;
-        } else if (op.kind == op_kind::sendall && res >= 0) {
-            op.done += std::size_t(res);
-            more = op.done < op.len && res > 0;
-            if (!more) res = 0;
+        } else if (t.progress) {
+            more = !t.progress(op, res);
         }
         if (!more) return true;
         if (op.ended_by != end_reason::none) { // a cancel raced with this step's completion
@@ -473,7 +446,7 @@ class uring_backend final : public backend {
             --in_kernel_;
             if (op == abandoned) {
                 seen = true;
-                if (op->kind == op_kind::accept && cqe->res >= 0) sys::close(cqe->res);
+                if (op->type->yields_fd && cqe->res >= 0) sys::close(cqe->res);
                 continue;
             }
             step(*op, cqe->res, ready);
@@ -485,7 +458,7 @@ class uring_backend final : public backend {
     // Takes `op` out of its line (and the epoll set, if parked); → the line.
     intrusive_list<io_op>& unlink(io_op& op) noexcept {
         fd_ops& q = fds_[std::size_t(op.fd)];
-        intrusive_list<io_op>& line = queue_of(q, op.kind);
+        intrusive_list<io_op>& line = queue_of(q, *op.type);
         line.erase(op);
         --waiting_;
         op.submitted = false;
@@ -499,6 +472,7 @@ class uring_backend final : public backend {
     }
 
     io_uring ring_{};
+    io_uring_probe* probe_ = nullptr; // the opcodes this kernel has
     unsigned flags_ = 0;
     std::vector<fd_ops> fds_;
     std::size_t waiting_ = 0;   // ops known to the backend

@@ -1,0 +1,41 @@
+// connect(address): the first connect() call, then, while the kernel says
+// the handshake is in progress, a wait for writability that reads SO_ERROR.
+#pragma once
+
+#include <cosock/detail/ops/common.hpp>
+
+namespace cosock::detail::ops {
+
+/// The handshake goes on in the kernel: writability ends it, SO_ERROR says how.
+inline constexpr op_type connect_wait{
+    .dir = direction::write,
+    .perform =
+        [](io_op& op) noexcept {
+            int err = 0;
+            socklen_t len = sizeof err;
+            int r = sys::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            return r < 0 ? r : -err;
+        },
+};
+
+/// A connect that says EAGAIN (an AF_UNIX listener whose backlog is full)
+/// has nothing to wait for: no readiness tells when the backlog has room. It
+/// fails with EAGAIN, as Python's connect does.
+inline constexpr op_type connect{
+    .dir = direction::write,
+    .waits_on_eagain = false,
+    .perform =
+        [](io_op& op) noexcept {
+            int r = sys::connect(op.fd, op.addr, op.addrlen);
+            if (r != -EINPROGRESS && r != -EALREADY) return r;
+            op.type = &connect_wait;
+            return -EAGAIN;
+        },
+#ifdef COSOCK_HAS_LIBURING
+    .prepare = [](io_op& op, io_uring_sqe* sqe) noexcept { io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen); },
+    .opcode = IORING_OP_CONNECT,
+#endif
+    .in_progress = &connect_wait,
+};
+
+} // namespace cosock::detail::ops

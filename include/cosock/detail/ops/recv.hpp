@@ -1,0 +1,30 @@
+// recv(buf, flags): one read into the caller's buffer.
+#pragma once
+
+#include <cosock/detail/ops/common.hpp>
+
+namespace cosock::detail::ops {
+
+inline int perform_recv(io_op& op) noexcept { return sys::recv(op.fd, op.buf, op.len, op.flags); }
+
+/// A recv on a datagram socket (or any other not a stream).
+inline constexpr op_type recv{
+    .dir = direction::read,
+    .moves_data = true,
+    .perform = perform_recv,
+#ifdef COSOCK_HAS_LIBURING
+    .prepare = [](io_op& op,
+                  io_uring_sqe* sqe) noexcept { io_uring_prep_recv(sqe, op.fd, op.buf, sys::cap(op.len), op.flags); },
+    .opcode = IORING_OP_RECV,
+#endif
+    .dead_end = read_side_shut,
+};
+
+/// A recv on a stream socket: a short read says the queue was drained.
+inline constexpr op_type stream_recv = [] {
+    op_type t = recv;
+    t.short_means_drained = true;
+    return t;
+}();
+
+} // namespace cosock::detail::ops

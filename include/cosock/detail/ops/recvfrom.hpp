@@ -1,0 +1,28 @@
+// recvfrom(buf, flags): a recvmsg whose msghdr (in the awaiter) names the
+// buffer and the room for the sender's address.
+#pragma once
+
+#include <cosock/detail/ops/common.hpp>
+
+namespace cosock::detail::ops {
+
+inline constexpr op_type recvfrom{
+    .dir = direction::read,
+    .moves_data = true,
+    .perform =
+        [](io_op& op) noexcept {
+            op.msg->msg_namelen = op.addrcap; // the last attempt may have shrunk it
+            return sys::recvmsg(op.fd, op.msg, op.flags);
+        },
+#ifdef COSOCK_HAS_LIBURING
+    .prepare =
+        [](io_op& op, io_uring_sqe* sqe) noexcept {
+            op.msg->msg_namelen = op.addrcap;
+            io_uring_prep_recvmsg(sqe, op.fd, op.msg, unsigned(op.flags));
+        },
+    .opcode = IORING_OP_RECVMSG,
+#endif
+    .dead_end = read_side_shut,
+};
+
+} // namespace cosock::detail::ops

@@ -1,0 +1,22 @@
+// send(buf, flags): one write from the caller's buffer, perhaps partial.
+#pragma once
+
+#include <cosock/detail/ops/common.hpp>
+
+namespace cosock::detail::ops {
+
+inline constexpr op_type send{
+    .dir = direction::write,
+    .moves_data = true,
+    .perform = [](io_op& op) noexcept { return sys::send(op.fd, op.buf, op.len, op.flags); },
+#ifdef COSOCK_HAS_LIBURING
+    .prepare =
+        [](io_op& op, io_uring_sqe* sqe) noexcept {
+            io_uring_prep_send(sqe, op.fd, op.buf, sys::cap(op.len), op.flags | MSG_NOSIGNAL);
+        },
+    .opcode = IORING_OP_SEND,
+#endif
+    .dead_end = datagram_without_room,
+};
+
+} // namespace cosock::detail::ops

@@ -1,0 +1,15 @@
+// Pure readiness: nothing to perform. A reported readiness may be spurious;
+// the waiter tries its own step (a file object's read, select's poll) and
+// waits again, armed `tried`.
+#pragma once
+
+#include <cosock/detail/ops/common.hpp>
+
+namespace cosock::detail::ops {
+
+inline int nothing_to_do(io_op&) noexcept { return 0; }
+
+inline constexpr op_type wait_readable{.dir = direction::read, .perform = nothing_to_do};
+inline constexpr op_type wait_writable{.dir = direction::write, .perform = nothing_to_do};
+
+} // namespace cosock::detail::ops
