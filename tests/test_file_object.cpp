@@ -77,18 +77,6 @@ struct rng {
     std::size_t below(std::size_t n) { return n ? std::size_t(next() % n) : 0; }
 };
 
-/// `co_await yield_to_others{s}`: lets every other ready task run first.
-struct yield_to_others {
-    cosock::scheduler& s;
-    cosock::detail::ready_node node{};
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        node.handle = h;
-        s.schedule(node);
-    }
-    void await_resume() const noexcept {}
-};
-
 /// Sends `data` in chunks of 1 to `max_chunk` bytes, letting the reader run
 /// between chunks so that it sees them arrive one by one.
 task<> send_in_chunks(cosock::socket out, std::string data, rng r, std::size_t max_chunk) {
@@ -96,7 +84,7 @@ task<> send_in_chunks(cosock::socket out, std::string data, rng r, std::size_t m
         std::size_t n = std::min(data.size() - at, 1 + r.below(max_chunk));
         co_await out.sendall(std::string_view(data).substr(at, n));
         at += n;
-        co_await yield_to_others{*out.get_scheduler()};
+        co_await out.get_scheduler()->yield();
     }
 } // `out` closes here: the reader sees the end of stream
 

@@ -24,106 +24,14 @@
 #include <atomic>
 #include <mutex>
 #include <pthread.h>
-#include <sys/eventfd.h>
 
-#include <cosock/detail/backend.hpp>
-#include <cosock/detail/epoll_backend.hpp>
+#include <cosock/backend.hpp>
+#include <cosock/detail/io_backend.hpp>
 #include <cosock/detail/ops/wait.hpp>
-#include <cosock/detail/poll_backend.hpp>
-#include <cosock/detail/select_backend.hpp>
 #include <cosock/detail/timer_heap.hpp>
-#include <cosock/detail/uring_backend.hpp>
 #include <cosock/task.hpp>
 
 namespace cosock {
-
-/// Which readiness or completion mechanism a scheduler uses.
-enum class backend {
-    automatic, ///< the best one that works here; COSOCK_BACKEND overrides it
-    select,    ///< portable; descriptors below FD_SETSIZE (1024) only
-    poll,      ///< no descriptor limit; each wait costs O(descriptors)
-    epoll,     ///< Linux readiness: each descriptor registered once, O(ready) waits
-    io_uring,  ///< Linux completions: fewest system calls; needs liburing and a kernel that allows it
-};
-
-/// The name used by COSOCK_BACKEND and backend_name(): "select", "poll", …
-inline std::string_view to_string(backend b) noexcept {
-    switch (b) {
-    case backend::automatic:
-        return "automatic";
-    case backend::select:
-        return "select";
-    case backend::poll:
-        return "poll";
-    case backend::epoll:
-        return "epoll";
-    case backend::io_uring:
-        return "io_uring";
-    }
-    return "?";
-}
-
-/// Parses a backend name; throws std::invalid_argument naming a bad one.
-inline backend parse_backend(std::string_view name) {
-    for (backend b : {backend::automatic, backend::select, backend::poll, backend::epoll, backend::io_uring})
-        if (name == to_string(b)) return b;
-    throw std::invalid_argument("unknown cosock backend '" + std::string(name) +
-                                "' (expected automatic, select, poll, epoll or io_uring)");
-}
-
-namespace detail {
-/// Creates exactly the backend asked for; throws std::system_error saying why
-/// when it cannot work here.
-inline std::unique_ptr<detail::backend> make_backend(cosock::backend which) {
-    switch (which) {
-    case cosock::backend::select:
-        return std::make_unique<select_backend>();
-    case cosock::backend::poll:
-        return std::make_unique<poll_backend>();
-    case cosock::backend::epoll:
-        return std::make_unique<epoll_backend>();
-    case cosock::backend::io_uring:
-#ifdef COSOCK_HAS_LIBURING
-        return std::make_unique<uring_backend>();
-#else
-        throw std::system_error(ENOSYS, std::system_category(),
-                                "io_uring backend unavailable: cosock was built without liburing "
-                                "(define COSOCK_HAS_LIBURING and link -luring, or use the Meson dependency)");
-#endif
-    case cosock::backend::automatic:
-        break;
-    }
-    throw std::invalid_argument("cosock: no backend for value " + std::to_string(int(which)));
-}
-
-/// The backend `which` stands for: COSOCK_BACKEND or, failing that, every
-/// backend from the best down until one initialises.
-inline std::unique_ptr<detail::backend> choose_backend(cosock::backend which, cosock::backend& chosen) {
-    if (which == cosock::backend::automatic) {
-        const char* env = std::getenv("COSOCK_BACKEND");
-        if (env && *env) {
-            try {
-                which = parse_backend(env);
-            } catch (const std::invalid_argument& e) {
-                throw std::invalid_argument(std::string("COSOCK_BACKEND: ") + e.what());
-            }
-        }
-    }
-    if (which != cosock::backend::automatic) {
-        chosen = which;
-        return make_backend(which);
-    }
-    for (cosock::backend b : {cosock::backend::io_uring, cosock::backend::epoll, cosock::backend::poll}) {
-        try {
-            chosen = b;
-            return make_backend(b);
-        } catch (const std::system_error&) { // refused here: try the next one
-        }
-    }
-    chosen = cosock::backend::select;
-    return make_backend(chosen);
-}
-} // namespace detail
 
 class scheduler;
 
@@ -161,17 +69,88 @@ class scheduler_ref {
 };
 } // namespace detail
 
-/// Why `b` cannot run here, or an empty string when it can (it is created and
-/// destroyed to find out). `automatic` always can.
-inline std::string backend_unavailable(backend b) {
-    if (b == backend::automatic) return {};
-    try {
-        detail::make_backend(b);
-        return {};
-    } catch (const std::exception& e) {
-        return e.what();
+namespace detail {
+/// What cosock's awaiters and sockets use of a scheduler: its backend, ready
+/// queue and timers. Not API: a scheduler inherits it privately, so user code
+/// cannot reach it; cosock reaches it through loop_of(scheduler&).
+class loop {
+  public:
+    loop(const loop&) = delete;
+    loop& operator=(const loop&) = delete;
+
+    io_backend& io() noexcept { return *io_; }
+    ready_queue& ready() noexcept { return ready_; }
+    /// How `op`, just started, begins (see io_backend::first_step). `now`
+    /// only while the coroutine has fairness budget left: each resumed
+    /// coroutine gets some, so one fed by a busy peer cannot starve the others.
+    start first_step(const io_op& op) noexcept {
+        start how = io_->first_step(op, !ready_.empty());
+        if (how != start::now) return how;
+        if (inline_budget_ == 0) return start::untried;
+        --inline_budget_;
+        return how;
     }
-}
+    /// A reference to the scheduler that knows when it is gone (for sockets).
+    const scheduler_ref& ref() const noexcept { return anchor_ref_; }
+    void schedule(ready_node& n) noexcept {
+        n.state = op_state::queued;
+        ready_.push_back(n);
+    }
+    /// Starts `t` (whose `when` and `fire` are set); it fires once, on the
+    /// loop thread, unless cancelled first.
+    void add_timer(timer_node& t) { timers_.push(t); }
+    void cancel_timer(timer_node& t) noexcept {
+        if (t.armed()) timers_.erase(t);
+    }
+    /// Work that will arrive through post() (e.g. a name being resolved on
+    /// another thread): while any is expected, run() waits for it.
+    void expect_post(int delta) noexcept { expected_posts_ += delta; }
+    /// Takes `op` back from wherever it is (its frame is being destroyed).
+    void forget(io_op& op) noexcept {
+        if (op.state == op_state::waiting)
+            io_->cancel(op, ready_);
+        else if (op.state == op_state::queued)
+            ready_.erase(op);
+        op.state = op_state::idle;
+    }
+
+  protected:
+    // The wake-up descriptor is made first, so that with few descriptors left
+    // `automatic` falls back to a backend that needs none of its own.
+    explicit loop(cosock::backend which) : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)) {}
+    ~loop() { sys::close(wake_fd_); }
+
+    static constexpr unsigned inline_budget = 64;
+
+    cosock::backend kind_ = cosock::backend::automatic;
+    int wake_fd_;                        // an eventfd that post() writes to
+    std::unique_ptr<io_backend> io_;     // outlives every frame the scheduler destroys
+    scheduler_anchor* anchor_ = nullptr; // owned by anchor_ref_ and the sockets' references
+    scheduler_ref anchor_ref_;
+    ready_queue ready_;
+    timer_heap timers_;
+    unsigned inline_budget_ = inline_budget;
+    int expected_posts_ = 0;
+
+  private:
+    static int make_wake_fd() {
+        int fd = sys::eventfd();
+        if (fd < 0) throw std::system_error(-fd, std::system_category(), "eventfd");
+        return fd;
+    }
+    std::unique_ptr<io_backend> backend_or_close_wake_fd(cosock::backend which) {
+        try {
+            return choose_backend(which, kind_);
+        } catch (...) {
+            sys::close(wake_fd_);
+            throw;
+        }
+    }
+};
+
+/// The awaiter-facing part of `s`.
+loop& loop_of(cosock::scheduler& s) noexcept;
+} // namespace detail
 
 /// What a scheduler has done so far, for watching a loop from outside: an idle
 /// loop makes few waits however long it sleeps; one that spins makes many.
@@ -190,7 +169,7 @@ struct scheduler_stats {
 /// Final: its one virtual function is the tasks' private hook, not a point of
 /// extension, and a non-final class with one could not be deleted through a
 /// pointer to it (std::unique_ptr<scheduler>) without a warning from clang.
-class scheduler final : private detail::task_owner {
+class scheduler final : private detail::task_owner, private detail::loop {
   public:
     using exception_handler = std::function<void(std::exception_ptr)>;
 
@@ -199,15 +178,14 @@ class scheduler final : private detail::task_owner {
     /// Throws std::invalid_argument for a bad COSOCK_BACKEND value.
     /// An explicit backend that cannot work here (e.g. io_uring refused by the
     /// kernel) throws std::system_error saying why; `automatic` falls back.
-    explicit scheduler(backend which = backend::automatic)
-        : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)),
-          anchor_(new detail::scheduler_anchor{this, {0}}) {
+    explicit scheduler(backend which = backend::automatic) : detail::loop(which) {
+        anchor_ = new detail::scheduler_anchor{this, {0}};
+        anchor_ref_ = detail::scheduler_ref(anchor_);
         wake_.fd = wake_fd_;
         wake_.type = &detail::ops::wait_readable;
         wake_.tried = true; // every arm follows a read of the eventfd (or finds it fresh)
         wake_.owner = this;
         wake_.callback = [](detail::ready_node& n) { static_cast<wake_op&>(n).owner->run_posted(); };
-        anchor_ref_ = detail::scheduler_ref(anchor_);
     }
 
     scheduler(const scheduler&) = delete;
@@ -225,7 +203,6 @@ class scheduler final : private detail::task_owner {
         }
         forget(wake_);
         anchor_->sched = nullptr; // sockets that outlive the scheduler close without it
-        detail::sys::close(wake_fd_);
     }
 
     /// The scheduler running on this thread, or nullptr outside run().
@@ -294,8 +271,7 @@ class scheduler final : private detail::task_owner {
             std::lock_guard lock(post_mutex_);
             posted_.push_back(std::move(fn));
         }
-        std::uint64_t one = 1;
-        (void)!::write(wake_fd_, &one, sizeof one);
+        detail::sys::eventfd_add(wake_fd_, 1);
     }
 
     /// Makes the current run() return after the batch being run; the next
@@ -313,61 +289,7 @@ class scheduler final : private detail::task_owner {
     /// loop thread.
     scheduler_stats stats() const noexcept { return stats_; }
 
-    // The rest is for awaiters, not for users.
-    detail::backend& io() noexcept { return *io_; }
-    detail::ready_queue& ready() noexcept { return ready_; }
-    /// How `op`, just started, begins (see backend::first_step). `now` only
-    /// while the coroutine has fairness budget left: each resumed coroutine
-    /// gets some, so one fed by a busy peer cannot starve the others.
-    detail::start first_step(const detail::io_op& op) noexcept {
-        detail::start how = io_->first_step(op, !ready_.empty());
-        if (how != detail::start::now) return how;
-        if (inline_budget_ == 0) return detail::start::untried;
-        --inline_budget_;
-        return how;
-    }
-    /// A reference to this scheduler that knows when it is gone (for sockets).
-    const detail::scheduler_ref& ref() const noexcept { return anchor_ref_; }
-    void schedule(detail::ready_node& n) noexcept {
-        n.state = detail::op_state::queued;
-        ready_.push_back(n);
-    }
-    /// Starts `t` (whose `when` and `fire` are set); it fires once, on the
-    /// loop thread, unless cancelled first.
-    void add_timer(detail::timer_node& t) { timers_.push(t); }
-    void cancel_timer(detail::timer_node& t) noexcept {
-        if (t.armed()) timers_.erase(t);
-    }
-    /// Work that will arrive through post() (e.g. a name being resolved on
-    /// another thread): while any is expected, run() waits for it.
-    void expect_post(int delta) noexcept { expected_posts_ += delta; }
-
-    /// Takes `op` back from wherever it is (its frame is being destroyed).
-    void forget(detail::io_op& op) noexcept {
-        if (op.state == detail::op_state::waiting)
-            io_->cancel(op, ready_);
-        else if (op.state == detail::op_state::queued)
-            ready_.erase(op);
-        op.state = detail::op_state::idle;
-    }
-
   private:
-    static int make_wake_fd() {
-        int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd < 0) throw std::system_error(errno, std::system_category(), "eventfd");
-        return fd;
-    }
-    // The wake-up descriptor is made first, so that with few descriptors left
-    // `automatic` falls back to a backend that needs none of its own.
-    std::unique_ptr<detail::backend> backend_or_close_wake_fd(backend which) {
-        try {
-            return detail::choose_backend(which, kind_);
-        } catch (...) {
-            detail::sys::close(wake_fd_);
-            throw;
-        }
-    }
-
     struct yield_awaiter {
         scheduler& s;
         detail::ready_node node;
@@ -390,7 +312,7 @@ class scheduler final : private detail::task_owner {
         scheduler* outer;
         run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r), outer(current_) {
             if (s.running_) throw std::logic_error("cosock::scheduler::run: already running");
-            if (s.io_->orphaned()) detail::backend::refuse_after_fork();
+            if (s.io_->orphaned()) detail::io_backend::refuse_after_fork();
             if (s.wake_.state == detail::op_state::idle) s.io_->arm(s.wake_);
             s.running_ = true;
             current_ = &s;
@@ -413,7 +335,7 @@ class scheduler final : private detail::task_owner {
     // are ready, and no longer than the next timer), fire due timers, then
     // resume what was ready. False when nothing can happen any more.
     bool turn() {
-        if (io_->orphaned()) detail::backend::refuse_after_fork(); // a task called fork(): this is the child
+        if (io_->orphaned()) detail::io_backend::refuse_after_fork(); // a task called fork(): this is the child
         if (!has_work()) return false;
         int timeout = -1;
         if (!ready_.empty())
@@ -452,8 +374,7 @@ class scheduler final : private detail::task_owner {
 
     // The wake-up op completed: drain the eventfd, run what was posted, re-arm.
     void run_posted() {
-        std::uint64_t count;
-        (void)!::read(wake_fd_, &count, sizeof count);
+        detail::sys::eventfd_take(wake_fd_);
         std::vector<std::function<void()>> batch;
         {
             std::lock_guard lock(post_mutex_);
@@ -494,22 +415,11 @@ class scheduler final : private detail::task_owner {
         }
     }
 
-    static constexpr unsigned inline_budget = 64;
-
-    backend kind_ = backend::automatic;
-    int wake_fd_;
-    std::unique_ptr<detail::backend> io_; // outlives every frame the destructor destroys
-    detail::scheduler_anchor* anchor_;    // owned by anchor_ref_ and the sockets' references
-    detail::scheduler_ref anchor_ref_;
-    detail::ready_queue ready_;
     detail::intrusive_list<detail::promise_base> detached_;
     std::vector<std::exception_ptr> failures_;
     exception_handler handler_;
-    unsigned inline_budget_ = inline_budget;
     bool running_ = false;
     bool stop_requested_ = false;
-    detail::timer_heap timers_;
-    int expected_posts_ = 0;
     scheduler_stats stats_;
     struct wake_op : detail::io_op {
         scheduler* owner = nullptr;
@@ -517,6 +427,10 @@ class scheduler final : private detail::task_owner {
     std::mutex post_mutex_;
     std::vector<std::function<void()>> posted_;
     static inline thread_local scheduler* current_ = nullptr;
+
+    friend detail::loop& detail::loop_of(scheduler&) noexcept;
 };
+
+inline detail::loop& detail::loop_of(scheduler& s) noexcept { return s; }
 
 } // namespace cosock

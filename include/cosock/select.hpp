@@ -55,7 +55,7 @@ class any_ready_awaiter {
     /// `closed` collects the descriptors found closed while waiting.
     any_ready_awaiter(scheduler& s, const std::vector<int>& readers, const std::vector<int>& writers,
                       std::optional<clock::time_point> deadline, bool foreign, std::vector<int>& closed)
-        : sched_(&s), ops_(readers.size() + writers.size()), deadline_(deadline), closed_(&closed) {
+        : loop_(&loop_of(s)), ops_(readers.size() + writers.size()), deadline_(deadline), closed_(&closed) {
         std::size_t i = 0;
         for (int fd : readers) init(ops_[i++], fd, ops::wait_readable, foreign);
         for (int fd : writers) init(ops_[i++], fd, ops::wait_writable, foreign);
@@ -72,10 +72,10 @@ class any_ready_awaiter {
             if (h.promise().stop.stop_requested()) return !(cancelled_ = true);
         wake_.handle = h;
         try {
-            for (auto& op : ops_) sched_->io().arm(op);
+            for (auto& op : ops_) loop_->io().arm(op);
             if (deadline_) {
                 timer_.when = *deadline_;
-                sched_->add_timer(timer_);
+                loop_->add_timer(timer_);
             }
         } catch (...) {
             settle();
@@ -114,23 +114,23 @@ class any_ready_awaiter {
         if (woken_) return;
         woken_ = true;
         cancelled_ = cancelled;
-        sched_->schedule(wake_);
+        loop_->schedule(wake_);
     }
 
     void settle() noexcept {
         on_stop_.reset();
-        sched_->cancel_timer(timer_);
+        loop_->cancel_timer(timer_);
         for (auto& o : ops_) {
             if (o.state != op_state::waiting && ended_result(o) == -EBADF) try {
                     closed_->push_back(o.fd);
                 } catch (...) { // out of memory: the next check may see the new file under its number
                 }
-            sched_->forget(o);
+            loop_->forget(o);
         }
-        if (wake_.state == op_state::queued) sched_->ready().erase(wake_);
+        if (wake_.state == op_state::queued) loop_->ready().erase(wake_);
     }
 
-    scheduler* sched_;
+    loop* loop_;
     std::vector<op> ops_; // never resized once armed: the backend holds their addresses
     std::optional<clock::time_point> deadline_;
     std::vector<int>* closed_;

@@ -61,7 +61,7 @@ class socket {
     /// Creates a socket like Python's socket.socket(family, type, proto).
     /// Throws std::system_error naming the arguments if the kernel refuses.
     explicit socket(scheduler& s, int family = af_inet, int type = sock_stream, int proto = 0)
-        : sched_(s.ref()), family_(family), type_(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+        : sched_(detail::loop_of(s).ref()), family_(family), type_(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
         int fd = detail::sys::socket(family, type_, proto);
         if (fd < 0)
             throw_error(fd, "socket(family=" + std::to_string(family) + ", type=" + std::to_string(type) +
@@ -84,7 +84,7 @@ class socket {
         };
         int family = opt(SO_DOMAIN), type = opt(SO_TYPE), proto = opt(SO_PROTOCOL);
         detail::check(detail::sys::set_nonblocking(fd), "from_fd: fcntl(O_NONBLOCK)");
-        sock.sched_ = s.ref();
+        sock.sched_ = detail::loop_of(s).ref();
         sock.fd_ = fd;
         sock.family_ = family;
         sock.type_ = type;
@@ -156,7 +156,7 @@ class socket {
             shared_.reset();
             return;
         }
-        if (scheduler* s = sched_.get()) s->io().release_fd(fd_, true, s->ready());
+        if (scheduler* s = sched_.get()) release(*s, fd_, true);
         detail::sys::close(std::exchange(fd_, -1));
     }
 
@@ -169,7 +169,7 @@ class socket {
             shared_.reset();
         }
         scheduler* s = sched_.get();
-        if (fd_ >= 0 && s) s->io().release_fd(fd_, false, s->ready());
+        if (fd_ >= 0 && s) release(*s, fd_, false);
         return std::exchange(fd_, -1);
     }
 
@@ -283,6 +283,11 @@ class socket {
 
   private:
     friend class detail::accept_awaiter;
+
+    static void release(scheduler& s, int fd, bool closing) noexcept {
+        detail::loop& l = detail::loop_of(s);
+        l.io().release_fd(fd, closing, l.ready());
+    }
 
     int open_fd(const char* what) const {
         if (fd_ < 0) throw_error(-EBADF, std::string(what) + ": the socket is closed");
@@ -440,7 +445,7 @@ class accept_awaiter : public io_awaiter {
         if (fd < 0) fail(fd, "accept");
         peer_.resize(op_.addrlen);
         accept_result r{cosock::socket(), peer_};
-        r.conn.sched_ = sched_->ref();
+        r.conn.sched_ = loop_->ref();
         r.conn.fd_ = fd;
         r.conn.family_ = family_;
         r.conn.type_ = type_;

@@ -31,12 +31,12 @@ inline scheduler& running_scheduler(const char* what) {
 
 class sleep_awaiter {
   public:
-    explicit sleep_awaiter(clock::time_point when) : sched_(&running_scheduler("sleep")) {
+    explicit sleep_awaiter(clock::time_point when) : loop_(&loop_of(running_scheduler("sleep"))) {
         timer_.when = when;
         timer_.self = this;
         timer_.fire = [](timer_node& t) noexcept {
             sleep_awaiter& self = *static_cast<node&>(t).self;
-            self.sched_->schedule(self.wake_);
+            self.loop_->schedule(self.wake_);
         };
     }
     sleep_awaiter(const sleep_awaiter&) = delete;
@@ -48,7 +48,7 @@ class sleep_awaiter {
         if constexpr (std::is_base_of_v<promise_base, Promise>)
             if (h.promise().stop.stop_requested()) return !(cancelled_ = true);
         wake_.handle = h;
-        sched_->add_timer(timer_);
+        loop_->add_timer(timer_);
         listen_for_stop(h, on_stop_, wake_early{this});
         return true;
     }
@@ -65,18 +65,18 @@ class sleep_awaiter {
         sleep_awaiter* self;
         void operator()() const noexcept {
             if (!self->timer_.armed()) return; // already due
-            self->sched_->cancel_timer(self->timer_);
+            self->loop_->cancel_timer(self->timer_);
             self->cancelled_ = true;
-            self->sched_->schedule(self->wake_);
+            self->loop_->schedule(self->wake_);
         }
     };
     void settle() noexcept {
         on_stop_.reset();
-        sched_->cancel_timer(timer_);
-        if (wake_.state == op_state::queued) sched_->ready().erase(wake_);
+        loop_->cancel_timer(timer_);
+        if (wake_.state == op_state::queued) loop_->ready().erase(wake_);
     }
 
-    scheduler* sched_;
+    loop* loop_;
     node timer_;
     ready_node wake_;
     bool cancelled_ = false;
@@ -120,7 +120,7 @@ template <class T, class Rep, class Period>
 task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     if (limit < limit.zero()) throw std::invalid_argument("with_timeout: negative limit");
     detail::clock::time_point when = detail::deadline_after(limit, "with_timeout");
-    scheduler& s = detail::running_scheduler("with_timeout");
+    detail::loop& s = detail::loop_of(detail::running_scheduler("with_timeout"));
     // Stopped by the deadline, by the caller's token, or by the task's own.
     // (Each token in a statement of its own: see current_stop_token.)
     std::stop_token caller = co_await detail::current_stop_token{};
@@ -140,7 +140,7 @@ task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     };
     s.add_timer(timer);
     struct disarm {
-        scheduler& s;
+        detail::loop& s;
         detail::timer_node& t;
         ~disarm() { s.cancel_timer(t); }
     } guard{s, timer};

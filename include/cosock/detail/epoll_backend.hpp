@@ -26,8 +26,8 @@ namespace cosock::detail {
 
 class epoll_backend final : public readiness_backend {
   public:
-    epoll_backend() : readiness_backend(false), epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
-        if (epfd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
+    epoll_backend() : readiness_backend(false), epfd_(sys::epoll_create()) {
+        if (epfd_ < 0) throw std::system_error(-epfd_, std::system_category(), "epoll_create1");
     }
     ~epoll_backend() override { sys::close(epfd_); }
     epoll_backend(const epoll_backend&) = delete;
@@ -61,7 +61,7 @@ class epoll_backend final : public readiness_backend {
         if (!(flags & registered)) return;
         // A closed descriptor leaves the epoll set by itself; a detached one
         // stays open, so it is removed before the user gets it.
-        if (!closing && !orphaned()) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        if (!closing && !orphaned()) sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
@@ -70,9 +70,9 @@ class epoll_backend final : public readiness_backend {
         if (timeout_ms != 0 && end_gone_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         int n;
-        while ((n = ::epoll_wait(epfd_, events_.data(), int(events_.size()), timeout_ms)) < 0 && errno == EINTR)
+        while ((n = sys::epoll_wait(epfd_, events_.data(), int(events_.size()), timeout_ms)) == -EINTR)
             if (timeout_ms > 0) timeout_ms = remaining_ms(deadline);
-        if (n < 0) throw std::system_error(errno, std::system_category(), "epoll_wait");
+        if (n < 0) throw std::system_error(-n, std::system_category(), "epoll_wait");
         for (int i = 0; i < n; ++i) {
             int fd = events_[std::size_t(i)].data.fd;
             std::uint32_t ev = events_[std::size_t(i)].events;
@@ -104,8 +104,8 @@ class epoll_backend final : public readiness_backend {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
-        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
-            throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
+        if (int r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev); r < 0)
+            throw std::system_error(-r, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
         flags_[std::size_t(fd)] = foreign ? registered | transient : registered;
     }
 
@@ -116,9 +116,9 @@ class epoll_backend final : public readiness_backend {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
-        if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT &&
-            ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
-            throw std::system_error(errno, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
+        int r = sys::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+        if (r == -ENOENT) r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+        if (r < 0) throw std::system_error(-r, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
         std::uint8_t& f = flags_[std::size_t(fd)];
         f = std::uint8_t(f & ~(transient | drained_read | drained_write));
     }
@@ -128,7 +128,7 @@ class epoll_backend final : public readiness_backend {
     void drop_if_unused(int fd, bool still_open) noexcept {
         std::uint8_t& f = flags_[std::size_t(fd)];
         if ((f & (transient | has_readers | has_writers)) != transient) return;
-        if (still_open && !orphaned()) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        if (still_open && !orphaned()) sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
         f = 0;
     }
 

@@ -61,13 +61,13 @@ class io_awaiter {
 
   protected:
     io_awaiter(scheduler& s, int fd, const op_type& type, timeout_t timeout = no_timeout) noexcept
-        : sched_(&s), timeout_(timeout) {
+        : loop_(&loop_of(s)), timeout_(timeout) {
         op_.fd = fd;
         op_.type = &type;
     }
     ~io_awaiter() {
         if (extras_) drop_extras();
-        if (op_.state != op_state::idle) sched_->forget(op_);
+        if (op_.state != op_state::idle) loop_->forget(op_);
     }
 
     /// await_suspend's work, with `attempt` (→ a result, -EAGAIN for "not
@@ -82,7 +82,7 @@ class io_awaiter {
             op_.ended_by = end_reason::stop;
             return false;
         }
-        start how = sched_->first_step(op_);
+        start how = loop_->first_step(op_);
         if (timeout_ == timeout_t::zero()) { // never waits; never overtakes the ops waiting ahead
             if (how == start::behind_others)
                 op_.res = -EAGAIN;
@@ -93,7 +93,7 @@ class io_awaiter {
         if (how == start::now) {
             int res = attempt();
             if (res != -EAGAIN || !op_.type->waits_on_eagain) {
-                if (drained_by(op_, res)) sched_->io().completed_at_once(op_, res);
+                if (drained_by(op_, res)) loop_->io().completed_at_once(op_, res);
                 return false;
             }
             op_.tried = true;
@@ -108,13 +108,13 @@ class io_awaiter {
     template <class Promise>
     [[gnu::noinline]] void wait(std::coroutine_handle<Promise> h, const std::stop_token* token) {
         op_.handle = h;
-        sched_->io().arm(op_);
+        loop_->io().arm(op_);
         if (timeout_ > timeout_t::zero()) {
             deadline& d = *std::construct_at(&deadline_.value);
             d.self = this;
             d.fire = [](timer_node& t) noexcept { static_cast<deadline&>(t).self->abort(end_reason::deadline); };
             d.when = after(timeout_);
-            sched_->add_timer(d);
+            loop_->add_timer(d);
             extras_ |= has_deadline;
         }
         if (token && token->stop_possible()) {
@@ -141,7 +141,7 @@ class io_awaiter {
     /// A zero timeout: the operation must not wait at all.
     bool never_waits() const noexcept { return timeout_ == timeout_t::zero(); }
 
-    scheduler* sched_;
+    loop* loop_;
     timeout_t timeout_;
     io_op op_;
     // Where an owner keeps a pointer to this awaiter while it waits, to end()
@@ -160,11 +160,11 @@ class io_awaiter {
     void abort(end_reason why) noexcept {
         if (op_.state != op_state::waiting || op_.ended_by != end_reason::none) return; // done, or ending
         op_.ended_by = why;
-        sched_->io().abort(op_, sched_->ready());
+        loop_->io().abort(op_, loop_->ready());
     }
 
     void drop_extras() noexcept {
-        if (extras_ & has_deadline) sched_->cancel_timer(deadline_.value); // a no-op once fired
+        if (extras_ & has_deadline) loop_->cancel_timer(deadline_.value); // a no-op once fired
         if (extras_ & has_stop_callback) std::destroy_at(&on_stop_.value);
         extras_ = 0;
     }

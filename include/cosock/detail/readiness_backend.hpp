@@ -18,12 +18,12 @@
 #include <cstdint>
 #include <vector>
 
-#include <cosock/detail/backend.hpp>
 #include <cosock/detail/foreign_fds.hpp>
+#include <cosock/detail/io_backend.hpp>
 
 namespace cosock::detail {
 
-class readiness_backend : public backend {
+class readiness_backend : public io_backend {
   public:
     start first_step(const io_op& op, bool) noexcept override {
         if (std::size_t(op.fd) >= flags_.size()) return start::now;

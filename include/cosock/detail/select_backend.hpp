@@ -71,7 +71,7 @@ class select_backend final : public readiness_backend {
     // so find the culprits and fail only their ops.
     void fail_closed(ready_queue& ready) noexcept {
         for (int fd = 0; fd <= max_fd_; ++fd)
-            if ((FD_ISSET(fd, &read_) || FD_ISSET(fd, &write_)) && ::fcntl(fd, F_GETFD) < 0)
+            if ((FD_ISSET(fd, &read_) || FD_ISSET(fd, &write_)) && !sys::is_open(fd))
                 fail_all(fd, -EBADF, end_reason::none, ready);
     }
 

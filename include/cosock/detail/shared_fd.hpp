@@ -61,7 +61,10 @@ class shared_fd {
         block* b = std::exchange(b_, nullptr);
         if (!b || --b->owners > 0) return;
         if (b->fd >= 0) {
-            if (scheduler* s = b->sched.get()) s->io().release_fd(b->fd, true, s->ready());
+            if (scheduler* s = b->sched.get()) {
+                loop& l = loop_of(*s);
+                l.io().release_fd(b->fd, true, l.ready());
+            }
             sys::close(b->fd);
         }
         delete b;

@@ -1,12 +1,17 @@
-// Every system call cosock makes goes through here. Each wrapper retries EINTR
-// (PEP 475) and returns the result, or -errno on failure: the same shape as an
-// io_uring completion, so one error path serves every backend.
+// Every system call cosock makes goes through here (liburing's own calls
+// aside, which already return -errno). Each wrapper retries EINTR (PEP 475)
+// and returns the result, or -errno on failure: the same shape as an io_uring
+// completion, so one error path serves every backend. A port to another
+// system replaces this file and the backends' descriptor tables.
 #pragma once
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,6 +45,10 @@ inline int set_nonblocking(int fd) noexcept {
     if (flags < 0) return int(flags);
     if (flags & O_NONBLOCK) return 0;
     return int(retry([&] { return ::fcntl(fd, F_SETFL, int(flags) | O_NONBLOCK); }));
+}
+/// Whether `fd` is an open descriptor of this process.
+inline bool is_open(int fd) noexcept {
+    return retry([&] { return ::fcntl(fd, F_GETFD); }) >= 0;
 }
 inline int set_cloexec(int fd) noexcept {
     return int(retry([&] { return ::fcntl(fd, F_SETFD, FD_CLOEXEC); }));
@@ -93,7 +102,33 @@ inline int getpeername(int fd, sockaddr* sa, socklen_t* len) noexcept {
 inline int fstat(int fd, struct stat* st) noexcept {
     return int(retry([&] { return ::fstat(fd, st); }));
 }
+/// A non-blocking, close-on-exec eventfd counting from 0.
+inline int eventfd() noexcept {
+    return int(retry([] { return ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }));
+}
+/// Adds `n` to an eventfd's counter. It cannot fail but by overflowing the
+/// counter, which leaves the eventfd readable all the same.
+inline void eventfd_add(int fd, std::uint64_t n) noexcept {
+    (void)retry([&] { return ::write(fd, &n, sizeof n); });
+}
+/// Reads an eventfd's counter back to zero (nothing when it already is).
+inline void eventfd_take(int fd) noexcept {
+    std::uint64_t n;
+    (void)retry([&] { return ::read(fd, &n, sizeof n); });
+}
+
+inline int epoll_create() noexcept {
+    return int(retry([] { return ::epoll_create1(EPOLL_CLOEXEC); }));
+}
+inline int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) noexcept {
+    return int(retry([&] { return ::epoll_ctl(epfd, op, fd, ev); }));
+}
+
 // The waits are retried by the backends themselves, which know the time left.
+inline int epoll_wait(int epfd, epoll_event* events, int n, int timeout_ms) noexcept {
+    int r = ::epoll_wait(epfd, events, n, timeout_ms);
+    return r >= 0 ? r : -errno;
+}
 inline int poll(pollfd* fds, nfds_t n, int timeout_ms) noexcept {
     int r = ::poll(fds, n, timeout_ms);
     return r >= 0 ? r : -errno;

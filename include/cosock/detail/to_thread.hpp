@@ -66,7 +66,7 @@ class to_thread_awaiter {
     ~to_thread_awaiter() {
         on_stop_.reset();
         detach();
-        if (wake_.state == op_state::queued) sched_->ready().erase(wake_);
+        if (wake_.state == op_state::queued) loop_of(*sched_).ready().erase(wake_);
     }
 
     bool await_ready() const noexcept { return false; }
@@ -82,7 +82,7 @@ class to_thread_awaiter {
         state_->sched = sched_;
         state_->waiter = this;
         start_helper(); // may throw (no thread): nothing is registered then
-        sched_->expect_post(1);
+        loop_of(*sched_).expect_post(1);
         phase_ = phase::pending;
         wake_.handle = h;
         if (token && token->stop_possible()) on_stop_.emplace(*token, cancel_on_stop{this});
@@ -115,7 +115,7 @@ class to_thread_awaiter {
             if (self->phase_ != phase::pending) return; // the result is already in
             self->detach();
             self->phase_ = phase::cancelled;
-            self->sched_->schedule(self->wake_);
+            loop_of(*self->sched_).schedule(self->wake_);
         }
     };
 
@@ -158,8 +158,8 @@ class to_thread_awaiter {
         if (!self) return; // cancelled or destroyed after the helper posted
         st.waiter = nullptr;
         self->phase_ = phase::done;
-        self->sched_->expect_post(-1);
-        self->sched_->schedule(self->wake_);
+        loop_of(*self->sched_).expect_post(-1);
+        loop_of(*self->sched_).schedule(self->wake_);
     }
 
     // No result is wanted any more: tell the helper not to post, and stop
@@ -171,7 +171,7 @@ class to_thread_awaiter {
             state_->sched = nullptr;
         }
         state_->waiter = nullptr;
-        sched_->expect_post(-1);
+        loop_of(*sched_).expect_post(-1);
         phase_ = phase::idle;
     }
 

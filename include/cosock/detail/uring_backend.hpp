@@ -33,12 +33,12 @@
 #include <system_error>
 #include <vector>
 
-#include <cosock/detail/backend.hpp>
 #include <cosock/detail/foreign_fds.hpp>
+#include <cosock/detail/io_backend.hpp>
 
 namespace cosock::detail {
 
-class uring_backend final : public backend {
+class uring_backend final : public io_backend {
   public:
     /// Sets up a ring, preferring SINGLE_ISSUER | DEFER_TASKRUN and falling back
     /// to COOP_TASKRUN, then to no flags, for older kernels. Throws
@@ -70,9 +70,9 @@ class uring_backend final : public backend {
         }
         // Made now, not when first needed: running out of descriptors later
         // would fail an operation for a reason of the backend's own.
-        aux_epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+        aux_epfd_ = sys::epoll_create();
         if (aux_epfd_ < 0) {
-            int err = errno;
+            int err = -aux_epfd_;
             io_uring_free_probe(probe_);
             io_uring_queue_exit(&ring_);
             throw std::system_error(err, std::system_category(), "io_uring backend: epoll_create1");
@@ -338,9 +338,9 @@ class uring_backend final : public backend {
         epoll_event ev{};
         ev.events = EPOLLOUT | EPOLLONESHOT;
         ev.data.fd = op.fd;
-        if (::epoll_ctl(aux_epfd_, EPOLL_CTL_MOD, op.fd, &ev) < 0 &&
-            (errno != ENOENT || ::epoll_ctl(aux_epfd_, EPOLL_CTL_ADD, op.fd, &ev) < 0))
-            throw std::system_error(errno, std::system_category(), "epoll_ctl(" + std::to_string(op.fd) + ")");
+        int r = sys::epoll_ctl(aux_epfd_, EPOLL_CTL_MOD, op.fd, &ev);
+        if (r == -ENOENT) r = sys::epoll_ctl(aux_epfd_, EPOLL_CTL_ADD, op.fd, &ev);
+        if (r < 0) throw std::system_error(-r, std::system_category(), "epoll_ctl(" + std::to_string(op.fd) + ")");
         if (!aux_polled_) {
             io_uring_sqe* sqe = get_sqe();
             io_uring_prep_poll_add(sqe, aux_epfd_, POLLIN);
@@ -357,7 +357,7 @@ class uring_backend final : public backend {
     void run_parked(ready_queue& ready) noexcept {
         aux_polled_ = false;
         epoll_event events[64];
-        int n = ::epoll_wait(aux_epfd_, events, 64, 0);
+        int n = sys::epoll_wait(aux_epfd_, events, 64, 0);
         for (int i = 0; i < n; ++i) {
             fd_ops& q = fds_[std::size_t(events[i].data.fd)];
             for (auto* line : {&q.writes, &q.others})
@@ -465,7 +465,7 @@ class uring_backend final : public backend {
         if (op.parked) {
             op.parked = false;
             --parked_;
-            if (--q.parked == 0 && !orphaned()) ::epoll_ctl(aux_epfd_, EPOLL_CTL_DEL, op.fd, nullptr);
+            if (--q.parked == 0 && !orphaned()) sys::epoll_ctl(aux_epfd_, EPOLL_CTL_DEL, op.fd, nullptr);
         }
         if (op.foreign) foreign_.remove(op.fd);
         return line;

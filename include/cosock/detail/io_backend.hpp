@@ -1,6 +1,9 @@
-// The seam between the scheduler and the operating system. There is one virtual
-// call per arm/wait, never one per byte; each backend completes operations by
-// setting io_op::res and linking the op into the ready queue.
+// io_backend: the seam between the scheduler and the operating system, which
+// select, poll, epoll and io_uring implement. The scheduler's loop calls wait();
+// the awaiters call first_step, arm, cancel and abort; sockets call release_fd.
+// There is one virtual call per arm/wait, never one per byte; each backend
+// completes operations by setting io_op::res and linking the op into the
+// ready queue.
 #pragma once
 
 #include <algorithm>
@@ -38,12 +41,12 @@ inline void count_fork_generations() noexcept {
     (void)registered;
 }
 
-/// See backend::first_step.
+/// See io_backend::first_step.
 enum class start : std::uint8_t { now, behind_others, untried };
 
-class backend {
+class io_backend {
   public:
-    virtual ~backend() = default;
+    virtual ~io_backend() = default;
     virtual const char* name() const noexcept = 0;
     /// How `op`, just started, begins: tried at once, or handed to arm()
     /// untried because ops of its direction wait ahead of it on the same
@@ -92,7 +95,7 @@ class backend {
     }
 
   protected:
-    backend() noexcept { count_fork_generations(); }
+    io_backend() noexcept { count_fork_generations(); }
 
   private:
     std::uint64_t born_ = fork_generation.load(std::memory_order_relaxed);
