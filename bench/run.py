@@ -211,8 +211,9 @@ def cell_table(cell, servers, results):
     else:
         stream = size >= 65536
         lines += ["| server | round trips/s | " + ("MiB/s echoed | " if stream else "") +
-                  "p50 µs | p99 µs | server CPU µs/round trip | server CPU % | client CPU % |",
-                  "| --- | --- | " + ("--- | " if stream else "") + "--- | --- | --- | --- | --- |"]
+                  "p50 µs | p99 µs | server CPU µs/round trip | server user µs/round trip | server CPU % | "
+                  "client CPU % |",
+                  "| --- | --- | " + ("--- | " if stream else "") + "--- | --- | --- | --- | --- | --- |"]
     noisy = False
     for name in servers:
         runs = results[name][cell]
@@ -242,6 +243,8 @@ def cell_table(cell, servers, results):
             cells.append(f"{rt * size / 2**20:,.0f}")
         for figure, digits in (("p50_us", 0), ("p99_us", 0), ("server_cpu_us_per_rt", 2)):
             cells.append(fmt(*summarize(done, figure), digits))
+        # No ratio: a few clock ticks of user time per window make it too coarse for one.
+        cells.append(fmt(median([r["self"].get("server_user_us_per_rt") for r in done]), None, 2))
         cells.append(f"{median([r['self']['server_cpu_pct'] for r in done]):.0f}")
         cells.append(f"{median([r['self']['client_cpu_pct'] for r in done]):.0f}")
         lines.append(f"| {name}{mark} | " + " | ".join(cells) + f"{note} |")
