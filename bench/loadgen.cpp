@@ -8,8 +8,9 @@
 // All connections are opened, and each completes one round trip, before the
 // warm-up; only round trips completing in the timed window count. With
 // --server-pid it reads the server's CPU time (/proc/PID/stat) at both ends of
-// the window. With --idle-seconds it measures memory instead: server RSS
-// before connecting, and after one round trip per connection and that long idle.
+// the window, in all and in user mode alone. With --idle-seconds it measures
+// memory instead: server RSS before connecting, and after one round trip per
+// connection and that long idle.
 // Prints one JSON line; on any error (refused, closed, wrong byte) a message on
 // stderr and exit status 1, or 3 if descriptor limits forbid the run.
 #include "common.hpp"
@@ -305,9 +306,10 @@ int main(int argc, char** argv) {
     auto server_figure = [&](double v) { return pid > 0 && count > 0 ? std::to_string(v) : std::string("null"); };
     std::printf("{\"connections\": %zu, \"size\": %zu, \"seconds\": %.3f, \"round_trips\": %.0f, "
                 "\"rt_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"server_cpu_pct\": %s, "
-                "\"server_cpu_us_per_rt\": %s, \"client_cpu_pct\": %.1f, \"other_user_cpu_pct\": %s}\n",
+                "\"server_cpu_us_per_rt\": %s, \"server_user_us_per_rt\": %s, \"client_cpu_pct\": %.1f, "
+                "\"other_user_cpu_pct\": %s}\n",
                 n, size, elapsed, count, count / elapsed, percentile_us(lat, 0.50), percentile_us(lat, 0.99),
                 server_figure(100 * server.total() / elapsed).c_str(),
-                server_figure(server.total() * 1e6 / count).c_str(), 100 * own.total() / elapsed,
-                server_figure(100 * other_user / elapsed).c_str());
+                server_figure(server.total() * 1e6 / count).c_str(), server_figure(server.user * 1e6 / count).c_str(),
+                100 * own.total() / elapsed, server_figure(100 * other_user / elapsed).c_str());
 }

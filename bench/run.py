@@ -4,7 +4,8 @@
     python3 bench/run.py --quick          # a few cells, one round: under 2 minutes
     python3 bench/run.py                  # every cell, 3 rounds
 
-Builds bench/ first (meson, ninja). Each measurement starts a fresh server
+Installs the missing Debian packages its rows need (scripts/deps.sh --bench)
+and builds bench/ first (meson, ninja). Each measurement starts a fresh server
 pinned to one CPU and the load generator pinned to another, and reads the
 load generator's JSON line. Rounds are interleaved (every server once per
 round), figures are medians over rounds, and each figure is also given as a
@@ -210,8 +211,9 @@ def cell_table(cell, servers, results):
     else:
         stream = size >= 65536
         lines += ["| server | round trips/s | " + ("MiB/s echoed | " if stream else "") +
-                  "p50 µs | p99 µs | server CPU µs/round trip | server CPU % | client CPU % |",
-                  "| --- | --- | " + ("--- | " if stream else "") + "--- | --- | --- | --- | --- |"]
+                  "p50 µs | p99 µs | server CPU µs/round trip | server user µs/round trip | server CPU % | "
+                  "client CPU % |",
+                  "| --- | --- | " + ("--- | " if stream else "") + "--- | --- | --- | --- | --- | --- |"]
     noisy = False
     for name in servers:
         runs = results[name][cell]
@@ -241,6 +243,8 @@ def cell_table(cell, servers, results):
             cells.append(f"{rt * size / 2**20:,.0f}")
         for figure, digits in (("p50_us", 0), ("p99_us", 0), ("server_cpu_us_per_rt", 2)):
             cells.append(fmt(*summarize(done, figure), digits))
+        # No ratio: a few clock ticks of user time per window make it too coarse for one.
+        cells.append(fmt(median([r["self"].get("server_user_us_per_rt") for r in done]), None, 2))
         cells.append(f"{median([r['self']['server_cpu_pct'] for r in done]):.0f}")
         cells.append(f"{median([r['self']['client_cpu_pct'] for r in done]):.0f}")
         lines.append(f"| {name}{mark} | " + " | ".join(cells) + f"{note} |")
@@ -270,6 +274,55 @@ def header(args, cpus, quiet, argv, started, elapsed, details):
     return lines + [""]
 
 
+def found_since_setup(build):
+    """What an optional program needs that is here now although the configured
+    build left the program out: meson keeps a has_header result even through
+    `meson setup --reconfigure`, so only a fresh configuration finds it."""
+    try:
+        with open(os.path.join(build, "meson-info", "intro-targets.json")) as f:
+            targets = {t["name"] for t in json.load(f)}
+        with open(os.path.join(build, "compile_commands.json")) as f:
+            cxx = [w for w in shlex.split(json.load(f)[0]["command"]) if not w.endswith("ccache")][0]
+    except (OSError, ValueError, LookupError):
+        return []
+    found = []
+    if "echo_asio" not in targets:
+        probe = subprocess.run([cxx, "-std=c++20", "-E", "-x", "c++", "-", "-o", os.devnull],
+                               input="#include <asio.hpp>\n", text=True, capture_output=True)
+        if probe.returncode == 0:
+            found.append("asio.hpp")
+    if "echo_uring" not in targets and shutil.which("pkg-config") and \
+            subprocess.run(["pkg-config", "--exists", "liburing"]).returncode == 0:
+        found.append("liburing")
+    return found
+
+
+def build(args):
+    """Installs the missing packages the rows need (scripts/deps.sh --bench),
+    then configures the build directory if needed and builds it."""
+    if args.no_deps:
+        print("run.py: --no-deps: installing nothing", file=sys.stderr)
+    elif shutil.which("apt-get") and shutil.which("dpkg-query"):
+        deps = subprocess.run(["bash", os.path.join(ROOT, "scripts", "deps.sh"), "--bench"], stdout=sys.stderr)
+        if deps.returncode != 0:
+            print(f"run.py: scripts/deps.sh --bench failed (status {deps.returncode}); going on with what is "
+                  "installed", file=sys.stderr)
+    else:
+        print("run.py: no apt-get here: install meson, ninja, g++, pkg-config, liburing, Asio, wrk and nginx "
+              "yourself; rows that lack one say n/a", file=sys.stderr)
+    for tool in ("taskset", "meson", "ninja"):
+        if not shutil.which(tool):
+            sys.exit(f"run.py: {tool} not found (taskset is in util-linux; meson and ninja-build are packages)")
+    if not os.path.exists(os.path.join(args.build, "build.ninja")):
+        subprocess.run(["meson", "setup", args.build, "-Dbench=true", "-Dtests=false"], cwd=ROOT, check=True,
+                       stdout=sys.stderr)
+    elif found := found_since_setup(args.build):
+        print(f"run.py: {' and '.join(found)} appeared since {args.build} was configured: configuring it afresh "
+              "(meson setup --wipe)", file=sys.stderr)
+        subprocess.run(["meson", "setup", "--wipe", args.build], cwd=ROOT, check=True, stdout=sys.stderr)
+    subprocess.run(["ninja", "-C", args.build], check=True, stdout=subprocess.DEVNULL)
+
+
 def pick_cpus():
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:
@@ -290,6 +343,8 @@ def main():
     p.add_argument("--before", metavar="BUILD", help="also run the cosock server of another build (e.g. the "
                    "commit before a change) as 'cosock NAME before', in the same rounds")
     p.add_argument("--no-http", action="store_true", help="skip the wrk table against examples/http_hello")
+    p.add_argument("--no-deps", action="store_true", help="do not install missing packages first "
+                   "(scripts/deps.sh --bench)")
     p.add_argument("--build", default=os.path.join(ROOT, "build-bench"), help="meson build directory")
     p.add_argument("--out", help="Markdown report (default: <build>/bench-results.md; JSON beside it)")
     p.add_argument("--quiet-budget", type=float, help="seconds in all to wait for other load to pass "
@@ -299,6 +354,7 @@ def main():
     args.seconds = args.seconds or (1.5 if args.quick else 5)
     args.warmup = args.warmup or (0.3 if args.quick else 1)
     budget = args.quiet_budget if args.quiet_budget is not None else (20 if args.quick else 300)
+    args.build = os.path.abspath(args.build)  # meson runs from the top of the tree
     args.out = args.out or os.path.join(args.build, "bench-results.md")
     cells = parse_cells(args.cells) if args.cells else QUICK_CELLS if args.quick else FULL_CELLS
     servers = list(SERVERS)
@@ -309,12 +365,7 @@ def main():
         wanted = [w.strip() for w in args.servers.split(",")]
         servers = [s for s in servers if s[0] in wanted or s[0] == REFERENCE]
 
-    for tool in ("taskset", "meson", "ninja"):
-        if not shutil.which(tool):
-            sys.exit(f"run.py: {tool} not found (taskset is in util-linux; meson and ninja-build are packages)")
-    if not os.path.exists(os.path.join(args.build, "build.ninja")):
-        subprocess.run(["meson", "setup", args.build, "-Dbench=true", "-Dtests=false"], cwd=ROOT, check=True)
-    subprocess.run(["ninja", "-C", args.build], check=True, stdout=subprocess.DEVNULL)
+    build(args)
 
     cpus = pick_cpus()
     quiet = Quiet(budget)

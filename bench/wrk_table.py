@@ -3,11 +3,14 @@ backend, and against nginx (one process, return 200) when it is installed.
 
 Used by run.py; each measurement starts a fresh server pinned to the first CPU
 and runs `wrk -t1 -cN` pinned to the second, after a one-second warm-up run.
+wrk takes whole seconds, so the measured run is run.py's window rounded up
+(2 s in quick mode).
 Figures: requests/s, p50/p99 latency, and server CPU µs per request (from
 /proc/PID/stat over the measured run), each also as a ratio to the reference
 measured in the same round: nginx when installed, else cosock epoll.
 """
 
+import math
 import os
 import re
 import shutil
@@ -114,6 +117,12 @@ def parse_wrk(text):
             "errors": (errors.group(1) if errors else "") + (f" non-2xx {non2xx.group(1)}" if non2xx else "")}
 
 
+def wrk_seconds(seconds):
+    """wrk's -d takes whole seconds, minutes or hours (4.1 refuses "1.5s" and
+    knows no "ms"): the window rounded up, at least one second."""
+    return max(1, math.ceil(seconds))
+
+
 def measure(how, cpus, conns, seconds):
     with tempfile.TemporaryDirectory(prefix="bench-http-") as workdir:
         proc, port = start(how, cpus[0], workdir)
@@ -124,7 +133,7 @@ def measure(how, cpus, conns, seconds):
             wrk = ["taskset", "-c", cpus[1], "wrk", "-t1", f"-c{conns}", "--latency", "--timeout", "10s"]
             subprocess.run(wrk + ["-d1s", url], capture_output=True, timeout=60)  # warm-up
             before = cpu_seconds(proc.pid)
-            out = subprocess.run(wrk + [f"-d{seconds:g}s", url], capture_output=True, text=True,
+            out = subprocess.run(wrk + [f"-d{seconds}s", url], capture_output=True, text=True,
                                  timeout=seconds + 60)
             used = cpu_seconds(proc.pid) - before
             r = parse_wrk(out.stdout)
@@ -144,6 +153,7 @@ def run(build, cpus, quiet, rounds, seconds, conn_cells=CONNECTIONS, log=print):
     table = servers(build)
     names = [n for n, _ in table]
     ref = "nginx" if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx") else "cosock epoll"
+    seconds = wrk_seconds(seconds)
     results = {(n, c): [] for n in names for c in conn_cells}
     for rnd in range(rounds):
         for conns in conn_cells:
@@ -155,15 +165,15 @@ def run(build, cpus, quiet, rounds, seconds, conn_cells=CONNECTIONS, log=print):
                 log(f"http round {rnd + 1} wrk -c{conns} {name}: {shown}")
             for name, r in measured.items():
                 results[(name, conns)].append((r, measured.get(ref, {})))
-    return table_lines(names, ref, conn_cells, results)
+    return table_lines(names, ref, conn_cells, results, seconds)
 
 
-def table_lines(names, ref, conn_cells, results):
+def table_lines(names, ref, conn_cells, results, seconds):
     from statistics import median
     lines = []
     for conns in conn_cells:
         lines += [f"### HTTP: wrk -t1 -c{conns} against http_hello", "",
-                  f"(×r) = ratio to {ref} in the same round.", "",
+                  f"wrk -d{seconds}s per run; (×r) = ratio to {ref} in the same round.", "",
                   "| server | requests/s | p50 µs | p99 µs | server CPU µs/request | wrk errors |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for name in names:

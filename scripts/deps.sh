@@ -4,16 +4,28 @@
 #   required: meson ninja-build g++ pkg-config doctest-dev liburing-dev
 #   when apt has them: clang-16 and its sanitizer/libFuzzer runtime (the clang
 #   test build and the fuzz targets), curl (a smoke test drives http_hello with it)
+# With --bench, what bench/run.py needs instead:
+#   required: meson ninja-build g++ pkg-config liburing-dev
+#   when apt has them: libasio-dev (the Asio echo server), wrk and nginx (the
+#   HTTP table and its reference)
 set -euo pipefail
 
 required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev)
 optional=(clang-16 libclang-rt-16-dev curl)
+case "${1:-}" in
+"") ;;
+--bench)
+    required=(meson ninja-build g++ pkg-config liburing-dev)
+    optional=(libasio-dev wrk nginx) ;;
+*) echo "usage: scripts/deps.sh [--bench]" >&2; exit 2 ;;
+esac
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=() maybe=()
 for p in "${required[@]}"; do installed "$p" || missing+=("$p"); done
 for p in "${optional[@]}"; do installed "$p" || maybe+=("$p"); done
-# An optional package that apt does not know is left out; the test run says what it skipped.
+# An optional package that apt does not know is left out; the test run (or the
+# benchmark's report) says what it skipped.
 [ ${#missing[@]} -eq 0 ] && [ ${#maybe[@]} -eq 0 ] && exit 0
 
 sudo=""
