@@ -405,4 +405,10 @@ class address {
     socklen_t size_ = 0;
 };
 
+/// What `co_await sock.recvfrom(buf)` gives: bytes received and the sender.
+struct recvfrom_result {
+    std::size_t size;
+    cosock::address address;
+};
+
 } // namespace cosock

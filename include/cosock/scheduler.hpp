@@ -258,7 +258,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
 
     /// `co_await s.yield()` lets every other ready task run, and pending I/O be
     /// collected, before the caller continues (Python's `await asyncio.sleep(0)`).
-    auto yield() noexcept { return yield_awaiter{*this}; }
+    [[nodiscard]] auto yield() noexcept { return yield_awaiter{*this}; }
 
     /// Runs `fn` on the loop thread soon. The one method that may be called
     /// from any thread; it wakes a waiting loop. An exception `fn` throws goes

@@ -19,6 +19,7 @@
 
 #include <cosock/detail/io_op.hpp>
 #include <cosock/detail/ops/wait.hpp>
+#include <cosock/detail/wait_slot.hpp>
 #include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/task.hpp>
@@ -55,12 +56,10 @@ class any_ready_awaiter {
     /// `closed` collects the descriptors found closed while waiting.
     any_ready_awaiter(scheduler& s, const std::vector<int>& readers, const std::vector<int>& writers,
                       std::optional<clock::time_point> deadline, bool foreign, std::vector<int>& closed)
-        : loop_(&loop_of(s)), ops_(readers.size() + writers.size()), deadline_(deadline), closed_(&closed) {
+        : slot_(loop_of(s)), ops_(readers.size() + writers.size()), deadline_(deadline), closed_(&closed) {
         std::size_t i = 0;
         for (int fd : readers) init(ops_[i++], fd, ops::wait_readable, foreign);
         for (int fd : writers) init(ops_[i++], fd, ops::wait_writable, foreign);
-        timer_.self = this;
-        timer_.fire = [](timer_node& t) noexcept { static_cast<timer&>(t).self->wake(false); };
     }
     any_ready_awaiter(const any_ready_awaiter&) = delete;
     ~any_ready_awaiter() { settle(); }
@@ -68,20 +67,17 @@ class any_ready_awaiter {
     bool await_ready() const noexcept { return false; }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        if constexpr (std::is_base_of_v<promise_base, Promise>)
-            if (h.promise().stop.stop_requested()) return !(cancelled_ = true);
-        wake_.handle = h;
+        const std::stop_token* token = stop_token_of(h);
+        if (token && token->stop_requested()) return !(cancelled_ = true);
+        slot_.node.handle = h;
         try {
-            for (auto& op : ops_) loop_->io().arm(op);
-            if (deadline_) {
-                timer_.when = *deadline_;
-                loop_->add_timer(timer_);
-            }
+            for (auto& op : ops_) slot_.owner_loop().io().arm(op);
+            if (deadline_) slot_.start_deadline(this, *deadline_);
         } catch (...) {
             settle();
             throw;
         }
-        listen_for_stop(h, on_stop_, stop{this});
+        slot_.listen(this, token);
         return true;
     }
     void await_resume() {
@@ -89,16 +85,17 @@ class any_ready_awaiter {
         if (cancelled_) throw cancelled_error("select");
     }
 
+    /// A descriptor is ready (none), the deadline passed, or a stop request came.
+    void on_end(end_reason why) noexcept {
+        if (woken_) return;
+        woken_ = true;
+        cancelled_ = why == end_reason::stop;
+        slot_.resume_soon();
+    }
+
   private:
     struct op : io_op {
         any_ready_awaiter* self;
-    };
-    struct timer : timer_node {
-        any_ready_awaiter* self;
-    };
-    struct stop {
-        any_ready_awaiter* self;
-        void operator()() const noexcept { self->wake(true); }
     };
 
     void init(op& o, int fd, const op_type& type, bool foreign) {
@@ -107,38 +104,26 @@ class any_ready_awaiter {
         o.tried = true;
         o.foreign = foreign;
         o.self = this;
-        o.callback = [](ready_node& n) { static_cast<op&>(n).self->wake(false); };
-    }
-
-    void wake(bool cancelled) noexcept {
-        if (woken_) return;
-        woken_ = true;
-        cancelled_ = cancelled;
-        loop_->schedule(wake_);
+        o.callback = [](ready_node& n) { static_cast<op&>(n).self->on_end(end_reason::none); };
     }
 
     void settle() noexcept {
-        on_stop_.reset();
-        loop_->cancel_timer(timer_);
+        slot_.settle();
         for (auto& o : ops_) {
             if (o.state != op_state::waiting && ended_result(o) == -EBADF) try {
                     closed_->push_back(o.fd);
                 } catch (...) { // out of memory: the next check may see the new file under its number
                 }
-            loop_->forget(o);
+            slot_.owner_loop().forget(o);
         }
-        if (wake_.state == op_state::queued) loop_->ready().erase(wake_);
     }
 
-    loop* loop_;
+    wait_slot<any_ready_awaiter> slot_;
     std::vector<op> ops_; // never resized once armed: the backend holds their addresses
     std::optional<clock::time_point> deadline_;
     std::vector<int>* closed_;
-    timer timer_;
-    ready_node wake_;
     bool woken_ = false;
     bool cancelled_ = false;
-    std::optional<std::stop_callback<stop>> on_stop_;
 };
 
 // One poll(2) with timeout 0 over all three lists: the exact answer now. An

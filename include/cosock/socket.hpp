@@ -26,6 +26,7 @@
 #include <cosock/constants.hpp>
 #include <cosock/detail/io_awaiter.hpp>
 #include <cosock/detail/ops/accept.hpp>
+#include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/connect.hpp>
 #include <cosock/detail/ops/recv.hpp>
 #include <cosock/detail/ops/recvfrom.hpp>
@@ -34,6 +35,7 @@
 #include <cosock/detail/ops/sendto.hpp>
 #include <cosock/error.hpp>
 #include <cosock/file_object.hpp>
+#include <cosock/operation.hpp>
 #include <cosock/scheduler.hpp>
 
 namespace cosock {
@@ -43,14 +45,17 @@ namespace detail {
 class accept_awaiter;
 }
 
+/// The operations a socket's methods return (see operation.hpp).
+using recv_operation = operation<detail::recv_awaiter>;
+using send_operation = operation<detail::send_awaiter>;
+using sendall_operation = operation<detail::sendall_awaiter>;
+using recvfrom_operation = operation<detail::recvfrom_awaiter>;
+using sendto_operation = operation<detail::sendto_awaiter>;
+using connect_operation = operation<detail::connect_awaiter>;
+using accept_operation = operation<detail::accept_awaiter>;
+
 /// What `co_await sock.accept()` gives: like Python's `conn, address = s.accept()`.
 struct accept_result;
-
-/// What `co_await sock.recvfrom(buf)` gives: bytes received and the sender.
-struct recvfrom_result {
-    std::size_t size;
-    cosock::address address;
-};
 
 /// A socket bound to a scheduler. Move-only; the destructor closes it.
 class socket {
@@ -243,42 +248,41 @@ class socket {
     /// back, and accepting again at once would fail again at once: a server
     /// loop that catches it should wait before the next accept (e.g.
     /// `co_await sleep_for(10ms)`) or close a descriptor first.
-    detail::accept_awaiter accept();
+    accept_operation accept();
 
     /// `co_await connect(addr)`: completes when connected; throws on refusal.
-    auto connect(const address& addr) { return connect_awaiter(*this, addr); }
+    connect_operation connect(const address& addr) { return connect_operation({args("connect"), addr}); }
 
     /// `co_await recv(buf)` → bytes received (at most buf's size); 0 means
     /// the peer closed the connection (stream) or sent an empty datagram.
     template <mutable_buffer B>
-    auto recv(B&& buf, int flags = 0) {
-        return recv_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), flags);
+    recv_operation recv(B&& buf, int flags = 0) {
+        return recv_operation(
+            {args("recv", std::ranges::data(buf), std::ranges::size(buf), flags), type_ == SOCK_STREAM});
     }
 
     /// `co_await send(buf)` → bytes sent, possibly fewer than buf's size.
     template <const_buffer B>
-    auto send(B&& buf, int flags = 0) {
-        return transfer_awaiter(*this, detail::ops::send, "send", std::ranges::data(buf), std::ranges::size(buf),
-                                flags);
+    send_operation send(B&& buf, int flags = 0) {
+        return send_operation(args("send", std::ranges::data(buf), std::ranges::size(buf), flags));
     }
 
     /// `co_await sendall(buf)` sends every byte, or throws; → bytes sent.
     template <const_buffer B>
-    auto sendall(B&& buf, int flags = 0) {
-        return sendall_awaiter(*this, detail::ops::sendall, "sendall", std::ranges::data(buf), std::ranges::size(buf),
-                               flags);
+    sendall_operation sendall(B&& buf, int flags = 0) {
+        return sendall_operation(args("sendall", std::ranges::data(buf), std::ranges::size(buf), flags));
     }
 
     /// `co_await recvfrom(buf)` → recvfrom_result{size, address}.
     template <mutable_buffer B>
-    auto recvfrom(B&& buf, int flags = 0) {
-        return recvfrom_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), flags);
+    recvfrom_operation recvfrom(B&& buf, int flags = 0) {
+        return recvfrom_operation(args("recvfrom", std::ranges::data(buf), std::ranges::size(buf), flags));
     }
 
     /// `co_await sendto(buf, addr)` → bytes sent (a whole datagram or an error).
     template <const_buffer B>
-    auto sendto(B&& buf, const address& addr, int flags = 0) {
-        return sendto_awaiter(*this, std::ranges::data(buf), std::ranges::size(buf), addr, flags);
+    sendto_operation sendto(B&& buf, const address& addr, int flags = 0) {
+        return sendto_operation({args("sendto", std::ranges::data(buf), std::ranges::size(buf), flags), addr});
     }
 
   private:
@@ -323,91 +327,11 @@ class socket {
         return detail::sys::getsockopt(fd_, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 ? fallback : v;
     }
 
-    // An awaiter for an operation on this socket: checks the socket is open
-    // when created, throws throw_error(res, name) when it fails.
-    struct op_awaiter : detail::io_awaiter {
-        op_awaiter(socket& s, const detail::op_type& type, const char* name, const void* buf = nullptr,
-                   std::size_t len = 0, int flags = 0)
-            : io_awaiter(s.open_scheduler(name), s.fd_, type, s.timeout_), name(name) {
-            op_.buf = const_cast<void*>(buf);
-            op_.len = len;
-            op_.flags = flags;
-        }
-        int result() {
-            int res = settle();
-            if (res < 0) fail(res, name);
-            return res;
-        }
-        const char* name;
-    };
-
-    struct transfer_awaiter : op_awaiter {
-        using op_awaiter::op_awaiter;
-        std::size_t await_resume() { return std::size_t(result()); }
-    };
-
-    // Nothing here points into the socket, which may be moved or destroyed
-    // while the recv waits.
-    struct recv_awaiter : transfer_awaiter {
-        recv_awaiter(socket& s, void* buf, std::size_t len, int flags)
-            : transfer_awaiter(s, s.type_ == SOCK_STREAM ? detail::ops::stream_recv : detail::ops::recv, "recv", buf,
-                               len, flags) {}
-    };
-
-    struct sendall_awaiter : op_awaiter {
-        using op_awaiter::op_awaiter;
-        std::size_t await_resume() {
-            result();
-            return op_.done;
-        }
-    };
-
-    // recvfrom and sendto run as recvmsg/sendmsg: the msghdr, the iovec and
-    // the peer address all live here, in the frame, for the kernel to use.
-    struct datagram_awaiter : op_awaiter {
-        datagram_awaiter(socket& s, const detail::op_type& type, const char* name, const void* buf, std::size_t len,
-                         int flags, const address& addr)
-            : op_awaiter(s, type, name, buf, len, flags), peer(addr) {
-            iov = {const_cast<void*>(buf), detail::sys::cap(len)};
-            msg.msg_name = peer.data();
-            msg.msg_namelen = &type == &detail::ops::recvfrom ? address::capacity() : peer.size();
-            msg.msg_iov = &iov;
-            msg.msg_iovlen = 1;
-            op_.msg = &msg;
-            op_.addrcap = msg.msg_namelen;
-        }
-        address peer;
-        iovec iov;
-        msghdr msg{};
-    };
-
-    struct recvfrom_awaiter : datagram_awaiter {
-        recvfrom_awaiter(socket& s, void* buf, std::size_t len, int flags)
-            : datagram_awaiter(s, detail::ops::recvfrom, "recvfrom", buf, len, flags, address()) {}
-        recvfrom_result await_resume() {
-            std::size_t n = std::size_t(result());
-            peer.resize(msg.msg_namelen);
-            return {n, peer};
-        }
-    };
-
-    // The address is copied into the awaiter: the caller's may be a temporary.
-    struct sendto_awaiter : datagram_awaiter {
-        sendto_awaiter(socket& s, const void* buf, std::size_t len, const address& addr, int flags)
-            : datagram_awaiter(s, detail::ops::sendto, "sendto", buf, len, flags, addr) {}
-        std::size_t await_resume() { return std::size_t(result()); }
-    };
-
-    struct connect_awaiter : op_awaiter {
-        connect_awaiter(socket& s, const address& addr) : op_awaiter(s, detail::ops::connect, "connect"), to(addr) {
-            op_.addr = to.data();
-            op_.addrlen = to.size();
-        }
-        void await_resume() {
-            if (int res = settle(); res < 0) fail(res, "connect to " + to.to_string());
-        }
-        address to;
-    };
+    // What an operation takes from the socket when it is made; throws when
+    // the socket is closed (or its scheduler gone).
+    detail::op_args args(const char* name, const void* buf = nullptr, std::size_t len = 0, int flags = 0) const {
+        return {&detail::loop_of(open_scheduler(name)), fd_, timeout_, name, const_cast<void*>(buf), len, flags};
+    }
 
     detail::scheduler_ref sched_; // knows when the scheduler is gone
     int fd_ = -1;
@@ -424,28 +348,29 @@ struct accept_result {
 };
 
 namespace detail {
-class accept_awaiter : public io_awaiter {
+/// `co_await sock.accept()` → accept_result{conn, address}.
+class accept_awaiter : public op_awaiter {
   public:
-    explicit accept_awaiter(cosock::socket& s)
-        : io_awaiter(s.open_scheduler("accept"), s.fd_, ops::accept, s.timeout_), family_(s.family_), type_(s.type_),
-          proto_(s.proto_) {
-        op_.addr = peer_.data();
-        op_.addrcap = address::capacity();
+    struct args {
+        op_args op;
+        int family, type, proto; // the listener's, which the connection shares
+    };
+    explicit accept_awaiter(const args& a)
+        : op_awaiter(a.op, ops::accept), family_(a.family), type_(a.type), proto_(a.proto) {
+        op().addr = peer_.data();
+        op().addrcap = address::capacity();
     }
     // A connection accepted for a frame destroyed before it resumed: nobody will
     // take it, so it is closed here.
     ~accept_awaiter() {
-        if (op_.state == op_state::queued && op_.res >= 0) sys::close(op_.res);
+        if (op().state == op_state::queued && op().res >= 0) sys::close(op().res);
     }
-    accept_awaiter(const accept_awaiter&) = delete;
-    accept_awaiter& operator=(const accept_awaiter&) = delete;
 
     accept_result await_resume() {
-        int fd = settle();
-        if (fd < 0) fail(fd, "accept");
-        peer_.resize(op_.addrlen);
+        int fd = result();
+        peer_.resize(op().addrlen);
         accept_result r{cosock::socket(), peer_};
-        r.conn.sched_ = loop_->ref();
+        r.conn.sched_ = event_loop().ref();
         r.conn.fd_ = fd;
         r.conn.family_ = family_;
         r.conn.type_ = type_;
@@ -459,7 +384,7 @@ class accept_awaiter : public io_awaiter {
 };
 } // namespace detail
 
-inline detail::accept_awaiter socket::accept() { return detail::accept_awaiter(*this); }
+inline accept_operation socket::accept() { return accept_operation({args("accept"), family_, type_, proto_}); }
 
 /// A connected pair of sockets, like Python's socket.socketpair().
 inline std::pair<socket, socket> socketpair(scheduler& s, int family = af_unix, int type = sock_stream, int proto = 0) {

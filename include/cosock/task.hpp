@@ -216,16 +216,6 @@ struct current_stop_token {
     std::stop_token await_resume() noexcept { return std::move(token); }
 };
 
-/// Makes `slot` call `f` when the stop token of the task behind `h` is
-/// triggered (nothing for a coroutine that is not a cosock task).
-template <class Promise, class F>
-void listen_for_stop(std::coroutine_handle<Promise> h, std::optional<std::stop_callback<F>>& slot, F f) {
-    if constexpr (std::is_base_of_v<promise_base, Promise>) {
-        const std::stop_token& token = h.promise().stop;
-        if (token.stop_possible()) slot.emplace(token, std::move(f));
-    }
-}
-
 /// A stop source that is also stopped when `outer` (or `also`) is: a scope
 /// (with_timeout, when_all, when_any) cancels its own tasks, and the caller can
 /// still cancel all.

@@ -15,7 +15,9 @@
 #include <utility>
 
 #include <cosock/detail/timer_heap.hpp>
+#include <cosock/detail/wait_slot.hpp>
 #include <cosock/error.hpp>
+#include <cosock/operation.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/task.hpp>
 
@@ -31,63 +33,48 @@ inline scheduler& running_scheduler(const char* what) {
 
 class sleep_awaiter {
   public:
-    explicit sleep_awaiter(clock::time_point when) : loop_(&loop_of(running_scheduler("sleep"))) {
-        timer_.when = when;
-        timer_.self = this;
-        timer_.fire = [](timer_node& t) noexcept {
-            sleep_awaiter& self = *static_cast<node&>(t).self;
-            self.loop_->schedule(self.wake_);
-        };
-    }
-    sleep_awaiter(const sleep_awaiter&) = delete;
-    ~sleep_awaiter() { settle(); }
+    struct args {
+        loop* where;
+        clock::time_point when;
+    };
+    explicit sleep_awaiter(const args& a) : slot_(*a.where), when_(a.when) {}
 
     bool await_ready() const noexcept { return false; }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        if constexpr (std::is_base_of_v<promise_base, Promise>)
-            if (h.promise().stop.stop_requested()) return !(cancelled_ = true);
-        wake_.handle = h;
-        loop_->add_timer(timer_);
-        listen_for_stop(h, on_stop_, wake_early{this});
+        const std::stop_token* token = stop_token_of(h);
+        if (token && token->stop_requested()) return !(cancelled_ = true);
+        slot_.node.handle = h;
+        slot_.start_deadline(this, when_);
+        slot_.listen(this, token);
         return true;
     }
     void await_resume() {
-        settle();
+        slot_.settle();
         if (cancelled_) throw cancelled_error("sleep");
     }
 
-  private:
-    struct node : timer_node {
-        sleep_awaiter* self;
-    };
-    struct wake_early {
-        sleep_awaiter* self;
-        void operator()() const noexcept {
-            if (!self->timer_.armed()) return; // already due
-            self->loop_->cancel_timer(self->timer_);
-            self->cancelled_ = true;
-            self->loop_->schedule(self->wake_);
+    /// The time has come, or a stop request came first.
+    void on_end(end_reason why) noexcept {
+        if (why == end_reason::stop) {
+            if (!slot_.deadline_pending()) return; // already due
+            cancelled_ = true;
+            slot_.disarm();
         }
-    };
-    void settle() noexcept {
-        on_stop_.reset();
-        loop_->cancel_timer(timer_);
-        if (wake_.state == op_state::queued) loop_->ready().erase(wake_);
+        slot_.resume_soon();
     }
 
-    loop* loop_;
-    node timer_;
-    ready_node wake_;
+  private:
+    wait_slot<sleep_awaiter> slot_;
+    clock::time_point when_;
     bool cancelled_ = false;
-    std::optional<std::stop_callback<wake_early>> on_stop_;
 };
 
-// Awaited as an lvalue: GCC would copy an xvalue operand, and awaiters are
-// not copyable (the kernel may hold their address).
-template <class Awaitable>
-auto as_task(Awaitable&& a) -> task<decltype(std::declval<Awaitable&>().await_resume())> {
-    co_return co_await static_cast<Awaitable&>(a);
+// The operation is moved into the task's frame, so the task may outlive the
+// expression that made it.
+template <class Operation>
+auto as_task(Operation op) -> task<decltype(std::move(op).operator co_await().await_resume())> {
+    co_return co_await std::move(op);
 }
 
 template <class T>
@@ -100,15 +87,17 @@ struct is_task<task<T>> : std::true_type {};
 /// `co_await sleep_until(t)`: resumes at or after `t`. Throws
 /// cancelled_error if the task's stop token is triggered first.
 template <class Clock, class Duration>
-detail::sleep_awaiter sleep_until(std::chrono::time_point<Clock, Duration> when) {
-    return detail::sleep_awaiter(detail::deadline_after(when - Clock::now(), "sleep_until"));
+operation<detail::sleep_awaiter> sleep_until(std::chrono::time_point<Clock, Duration> when) {
+    detail::loop& l = detail::loop_of(detail::running_scheduler("sleep_until"));
+    return operation<detail::sleep_awaiter>({&l, detail::deadline_after(when - Clock::now(), "sleep_until")});
 }
 
 /// `co_await sleep_for(d)`: resumes after `d` (zero or negative: at the next
 /// loop turn, like asyncio.sleep(0)). A NaN duration is std::invalid_argument.
 template <class Rep, class Period>
-detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
-    return detail::sleep_awaiter(detail::deadline_after(d, "sleep_for"));
+operation<detail::sleep_awaiter> sleep_for(std::chrono::duration<Rep, Period> d) {
+    detail::loop& l = detail::loop_of(detail::running_scheduler("sleep_for"));
+    return operation<detail::sleep_awaiter>({&l, detail::deadline_after(d, "sleep_for")});
 }
 
 /// Runs `t` with a deadline: when `limit` passes, `t` is stopped (its waiting
@@ -127,23 +116,16 @@ task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     std::stop_token own = t.valid() ? detail::stop_token_of(t) : std::stop_token{};
     detail::linked_stop_source source(caller, own);
 
-    struct deadline : detail::timer_node {
+    struct deadline {
         detail::linked_stop_source* source;
         bool fired = false;
-    } timer;
-    timer.source = &source;
-    timer.when = when;
-    timer.fire = [](detail::timer_node& n) noexcept {
-        auto& d = static_cast<deadline&>(n);
-        d.fired = true;
-        d.source->request_stop();
-    };
-    s.add_timer(timer);
-    struct disarm {
-        detail::loop& s;
-        detail::timer_node& t;
-        ~disarm() { s.cancel_timer(t); }
-    } guard{s, timer};
+        void on_end(detail::end_reason) noexcept {
+            fired = true;
+            source->request_stop();
+        }
+    } timer{&source};
+    detail::wait_slot<deadline> slot(s);
+    slot.start_deadline(&timer, when);
 
     try {
         co_return co_await std::move(t).with_stop_token(source.get_token());
@@ -154,11 +136,12 @@ task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
 }
 
 /// with_timeout for a single operation: `co_await with_timeout(sock.recv(buf), 2s)`.
-/// Await the result in the same expression (it refers to the operation).
-template <class Awaitable, class Rep, class Period>
-requires(!detail::is_task<std::remove_cvref_t<Awaitable>>::value) auto with_timeout(
-    Awaitable&& op, std::chrono::duration<Rep, Period> limit) {
-    return with_timeout(detail::as_task(std::forward<Awaitable>(op)), limit);
+/// The operation is moved into the returned task, which may be kept and
+/// awaited later.
+template <class Awaiter, class Rep, class Period>
+task<decltype(std::declval<Awaiter&>().await_resume())> with_timeout(operation<Awaiter> op,
+                                                                     std::chrono::duration<Rep, Period> limit) {
+    return with_timeout(detail::as_task(std::move(op)), limit);
 }
 
 } // namespace cosock

@@ -34,13 +34,13 @@ class retry_awaiter : public io_awaiter {
     /// owner can end the wait (io_awaiter::end) before going away.
     retry_awaiter(scheduler& s, int fd, const op_type& wait, const char* name, Step step, timeout_t timeout,
                   io_awaiter** slot = nullptr)
-        : io_awaiter(s, fd, wait, timeout), name_(name), step_(std::move(step)) {
+        : io_awaiter(loop_of(s), fd, wait, timeout), name_(name), step_(std::move(step)) {
         owner_slot_ = slot;
     }
     ~retry_awaiter() { leave_slot(); }
 
     bool await_ready() noexcept {
-        if (op_.fd >= 0) return false;
+        if (op().fd >= 0) return false;
         res_ = -EBADF; // detached: nothing to wait for
         return true;
     }
@@ -56,8 +56,8 @@ class retry_awaiter : public io_awaiter {
             // A stop, a deadline, a close, a failed wait, or no room to wait (zero timeout).
             if (int r = settle(); r < 0) fail(r, name_);
             if (never_waits()) throw_error(-EAGAIN, name_);
-            if (op_.ended_by == end_reason::closed) throw_error(-EBADF, name_); // its owner went: no step
-            res_ = step_();                                                     // woken: look again
+            if (op().ended_by == end_reason::closed) throw_error(-EBADF, name_); // its owner went: no step
+            res_ = step_();                                                      // woken: look again
         }
         if (res_ < 0 && res_ != -EAGAIN) throw_error(res_, name_);
         return res_;

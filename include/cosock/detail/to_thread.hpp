@@ -32,6 +32,7 @@
 #include <utility>
 
 #include <cosock/detail/io_op.hpp>
+#include <cosock/detail/wait_slot.hpp>
 #include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/task.hpp>
@@ -60,21 +61,20 @@ class to_thread_awaiter {
     static_assert(!std::is_void_v<result_type>, "to_thread: the call must return a value");
 
     to_thread_awaiter(Fn fn, const char* what)
-        : sched_(&running_scheduler(what)), state_(std::make_shared<shared>(std::move(fn))), what_(what) {}
+        : sched_(&running_scheduler(what)), slot_(loop_of(*sched_)), state_(std::make_shared<shared>(std::move(fn))),
+          what_(what) {}
     to_thread_awaiter(const to_thread_awaiter&) = delete;
     to_thread_awaiter& operator=(const to_thread_awaiter&) = delete;
     ~to_thread_awaiter() {
-        on_stop_.reset();
+        slot_.disarm();
         detach();
-        if (wake_.state == op_state::queued) loop_of(*sched_).ready().erase(wake_);
     }
 
     bool await_ready() const noexcept { return false; }
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        const std::stop_token* token = nullptr;
-        if constexpr (std::is_base_of_v<promise_base, Promise>) token = &h.promise().stop;
+        const std::stop_token* token = stop_token_of(h);
         if (token && token->stop_requested()) {
             phase_ = phase::cancelled;
             return false;
@@ -82,15 +82,23 @@ class to_thread_awaiter {
         state_->sched = sched_;
         state_->waiter = this;
         start_helper(); // may throw (no thread): nothing is registered then
-        loop_of(*sched_).expect_post(1);
+        slot_.owner_loop().expect_post(1);
         phase_ = phase::pending;
-        wake_.handle = h;
-        if (token && token->stop_possible()) on_stop_.emplace(*token, cancel_on_stop{this});
+        slot_.node.handle = h;
+        slot_.listen(this, token);
         return true;
     }
 
+    /// A stop request: resume now, with cancelled_error.
+    void on_end(end_reason) noexcept {
+        if (phase_ != phase::pending) return; // the result is already in
+        detach();
+        phase_ = phase::cancelled;
+        slot_.resume_soon();
+    }
+
     result_type await_resume() {
-        on_stop_.reset();
+        slot_.disarm();
         if (phase_ == phase::cancelled) throw cancelled_error(what_);
         if (state_->error) std::rethrow_exception(state_->error);
         return std::move(*state_->value);
@@ -107,16 +115,6 @@ class to_thread_awaiter {
         std::mutex mutex;                    // guards sched
         scheduler* sched = nullptr;          // null once nobody waits: post nothing
         to_thread_awaiter* waiter = nullptr; // loop thread only
-    };
-
-    struct cancel_on_stop {
-        to_thread_awaiter* self;
-        void operator()() const noexcept {
-            if (self->phase_ != phase::pending) return; // the result is already in
-            self->detach();
-            self->phase_ = phase::cancelled;
-            loop_of(*self->sched_).schedule(self->wake_);
-        }
     };
 
     void start_helper() {
@@ -158,8 +156,8 @@ class to_thread_awaiter {
         if (!self) return; // cancelled or destroyed after the helper posted
         st.waiter = nullptr;
         self->phase_ = phase::done;
-        loop_of(*self->sched_).expect_post(-1);
-        loop_of(*self->sched_).schedule(self->wake_);
+        self->slot_.owner_loop().expect_post(-1);
+        self->slot_.resume_soon();
     }
 
     // No result is wanted any more: tell the helper not to post, and stop
@@ -171,16 +169,15 @@ class to_thread_awaiter {
             state_->sched = nullptr;
         }
         state_->waiter = nullptr;
-        loop_of(*sched_).expect_post(-1);
+        slot_.owner_loop().expect_post(-1);
         phase_ = phase::idle;
     }
 
     scheduler* sched_;
+    wait_slot<to_thread_awaiter> slot_;
     std::shared_ptr<shared> state_;
     const char* what_;
     phase phase_ = phase::idle;
-    ready_node wake_;
-    std::optional<std::stop_callback<cancel_on_stop>> on_stop_;
 };
 
 /// Runs `fn` on a helper thread; see to_thread_awaiter. Keep the awaiter in a

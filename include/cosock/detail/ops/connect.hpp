@@ -2,6 +2,8 @@
 // the handshake is in progress, a wait for writability that reads SO_ERROR.
 #pragma once
 
+#include <cosock/address.hpp>
+#include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/common.hpp>
 
 namespace cosock::detail::ops {
@@ -39,3 +41,26 @@ inline constexpr op_type connect{
 };
 
 } // namespace cosock::detail::ops
+
+namespace cosock::detail {
+
+/// `co_await sock.connect(address)`: done once connected, else the exception.
+class connect_awaiter : public op_awaiter {
+  public:
+    struct args {
+        op_args op;
+        address to;
+    };
+    explicit connect_awaiter(const args& a) : op_awaiter(a.op, ops::connect), to_(a.to) {
+        op().addr = to_.data();
+        op().addrlen = to_.size();
+    }
+    void await_resume() {
+        if (int res = settle(); res < 0) fail(res, "connect to " + to_.to_string());
+    }
+
+  private:
+    address to_;
+};
+
+} // namespace cosock::detail

@@ -1,6 +1,7 @@
 // recv(buf, flags): one read into the caller's buffer.
 #pragma once
 
+#include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/common.hpp>
 
 namespace cosock::detail::ops {
@@ -28,3 +29,19 @@ inline constexpr op_type stream_recv = [] {
 }();
 
 } // namespace cosock::detail::ops
+
+namespace cosock::detail {
+
+/// `co_await sock.recv(buf)` → the bytes received.
+class recv_awaiter : public op_awaiter {
+  public:
+    recv_awaiter(const op_args& a, bool stream) : op_awaiter(a, stream ? ops::stream_recv : ops::recv) {}
+    struct args {
+        op_args op;
+        bool stream; // a stream socket: a short read says the queue was drained
+    };
+    explicit recv_awaiter(const args& a) : recv_awaiter(a.op, a.stream) {}
+    std::size_t await_resume() { return std::size_t(result()); }
+};
+
+} // namespace cosock::detail

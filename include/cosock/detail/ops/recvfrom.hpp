@@ -2,7 +2,9 @@
 // buffer and the room for the sender's address.
 #pragma once
 
+#include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/common.hpp>
+#include <cosock/detail/ops/message.hpp>
 
 namespace cosock::detail::ops {
 
@@ -26,3 +28,18 @@ inline constexpr op_type recvfrom{
 };
 
 } // namespace cosock::detail::ops
+
+namespace cosock::detail {
+
+/// `co_await sock.recvfrom(buf)` → recvfrom_result{size, address}.
+class recvfrom_awaiter : public message_awaiter {
+  public:
+    explicit recvfrom_awaiter(const op_args& a) : message_awaiter(a, ops::recvfrom, address(), address::capacity()) {}
+    recvfrom_result await_resume() {
+        std::size_t n = std::size_t(result());
+        peer_.resize(msg_.msg_namelen);
+        return {n, peer_};
+    }
+};
+
+} // namespace cosock::detail

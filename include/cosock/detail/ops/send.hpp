@@ -1,6 +1,7 @@
 // send(buf, flags): one write from the caller's buffer, perhaps partial.
 #pragma once
 
+#include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/common.hpp>
 
 namespace cosock::detail::ops {
@@ -20,3 +21,14 @@ inline constexpr op_type send{
 };
 
 } // namespace cosock::detail::ops
+
+namespace cosock::detail {
+
+/// `co_await sock.send(buf)` → the bytes sent, perhaps fewer than asked.
+class send_awaiter : public op_awaiter {
+  public:
+    explicit send_awaiter(const op_args& a) : op_awaiter(a, ops::send) {}
+    std::size_t await_resume() { return std::size_t(result()); }
+};
+
+} // namespace cosock::detail

@@ -2,6 +2,7 @@
 // progress, so a wait between writes resumes where the last one stopped.
 #pragma once
 
+#include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/common.hpp>
 
 namespace cosock::detail::ops {
@@ -37,3 +38,17 @@ inline constexpr op_type sendall{
 };
 
 } // namespace cosock::detail::ops
+
+namespace cosock::detail {
+
+/// `co_await sock.sendall(buf)` → every byte sent, or the exception.
+class sendall_awaiter : public op_awaiter {
+  public:
+    explicit sendall_awaiter(const op_args& a) : op_awaiter(a, ops::sendall) {}
+    std::size_t await_resume() {
+        result();
+        return op().done;
+    }
+};
+
+} // namespace cosock::detail

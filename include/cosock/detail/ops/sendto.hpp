@@ -2,7 +2,9 @@
 // the buffer and the destination.
 #pragma once
 
+#include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/common.hpp>
+#include <cosock/detail/ops/message.hpp>
 
 namespace cosock::detail::ops {
 
@@ -21,3 +23,18 @@ inline constexpr op_type sendto{
 };
 
 } // namespace cosock::detail::ops
+
+namespace cosock::detail {
+
+/// `co_await sock.sendto(buf, address)` → the bytes sent (a whole datagram).
+class sendto_awaiter : public message_awaiter {
+  public:
+    struct args {
+        op_args op;
+        address to; // a copy: the caller's may be a temporary
+    };
+    explicit sendto_awaiter(const args& a) : message_awaiter(a.op, ops::sendto, a.to, a.to.size()) {}
+    std::size_t await_resume() { return std::size_t(result()); }
+};
+
+} // namespace cosock::detail

@@ -1,0 +1,120 @@
+// wait_slot: what every suspended awaiter waits with besides its own work: the
+// node the loop resumes it through, a deadline on the loop's timers, and a
+// callback on its task's stop token. The deadline and the stop callback are
+// built only when used (an operation without them never writes or reads their
+// bytes, which keeps the frame lines an I/O touches few), and settle() takes
+// back whatever was built, so an awaiter whose frame is destroyed leaves
+// nothing behind in the scheduler.
+//
+// Used by io_awaiter (the node is its io_op), sleep, select's waiter,
+// to_thread and with_timeout. `Owner` is told why its wait ends early:
+// `owner->on_end(end_reason::deadline)` when the deadline passes,
+// `owner->on_end(end_reason::stop)` when the stop token is triggered, both on
+// the loop thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stop_token>
+#include <type_traits>
+
+#include <cosock/detail/io_op.hpp>
+#include <cosock/detail/timer_heap.hpp>
+#include <cosock/scheduler.hpp>
+#include <cosock/task.hpp>
+
+namespace cosock::detail {
+
+/// The stop token of the task behind `h`, or nullptr for a coroutine that is
+/// not a cosock task.
+template <class Promise>
+const std::stop_token* stop_token_of(std::coroutine_handle<Promise> h) noexcept {
+    if constexpr (std::is_base_of_v<promise_base, Promise>)
+        return &h.promise().stop;
+    else
+        return nullptr;
+}
+
+template <class Owner, class Node = ready_node>
+class wait_slot {
+  public:
+    explicit wait_slot(loop& l) noexcept : loop_(&l) {}
+    wait_slot(const wait_slot&) = delete;
+    wait_slot& operator=(const wait_slot&) = delete;
+    ~wait_slot() { settle(); }
+
+    loop& owner_loop() const noexcept { return *loop_; }
+
+    /// `owner->on_end(end_reason::deadline)` at `when`, unless settled first.
+    void start_deadline(Owner* owner, clock::time_point when) {
+        deadline& d = *std::construct_at(&deadline_.value);
+        d.owner = owner;
+        d.when = when;
+        d.fire = [](timer_node& t) noexcept { static_cast<deadline&>(t).owner->on_end(end_reason::deadline); };
+        extras_ |= has_deadline; // before add_timer: settle() must find it even if it throws
+        loop_->add_timer(d);
+    }
+    /// Whether the deadline was started and has not passed (nor been settled).
+    bool deadline_pending() const noexcept { return (extras_ & has_deadline) && deadline_.value.armed(); }
+
+    /// `owner->on_end(end_reason::stop)` when `token` is triggered, unless
+    /// settled first. Nothing for a null token or one that cannot be stopped.
+    /// A token already triggered calls it at once.
+    void listen(Owner* owner, const std::stop_token* token) {
+        if (!token || !token->stop_possible()) return;
+        std::construct_at(&on_stop_.value, *token, on_stop{owner});
+        extras_ |= has_stop_callback;
+    }
+
+    /// Puts the node on the ready queue: the loop resumes it next.
+    void resume_soon() noexcept { loop_->schedule(node); }
+
+    /// Drops the deadline and the stop callback: neither fires after this.
+    /// (A stop callback running on another thread is waited for.)
+    void disarm() noexcept {
+        if (!extras_) return;
+        if (extras_ & has_deadline) {
+            loop_->cancel_timer(deadline_.value); // a no-op once fired
+            std::destroy_at(&deadline_.value);
+        }
+        if (extras_ & has_stop_callback) std::destroy_at(&on_stop_.value);
+        extras_ = 0;
+    }
+
+    /// disarm(), and the node taken back from wherever it is: the backend
+    /// (an operation still waiting is cancelled) or the ready queue.
+    void settle() noexcept {
+        disarm();
+        if constexpr (std::is_base_of_v<io_op, Node>)
+            loop_->forget(node);
+        else if (node.state == op_state::queued)
+            loop_->ready().erase(node);
+        node.state = op_state::idle;
+    }
+
+    Node node;
+
+  private:
+    struct deadline : timer_node {
+        Owner* owner;
+    };
+    struct on_stop {
+        Owner* owner;
+        void operator()() const noexcept { owner->on_end(end_reason::stop); }
+    };
+    // Storage for a member built only when needed (extras_ says which are).
+    template <class T>
+    union built_on_demand {
+        built_on_demand() noexcept {}
+        ~built_on_demand() {}
+        T value;
+    };
+
+    static constexpr std::uint8_t has_deadline = 1, has_stop_callback = 2;
+    loop* loop_;
+    std::uint8_t extras_ = 0;
+    built_on_demand<deadline> deadline_;
+    built_on_demand<std::stop_callback<on_stop>> on_stop_;
+};
+
+} // namespace cosock::detail

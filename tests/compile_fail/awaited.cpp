@@ -1,0 +1,13 @@
+// The control: the same calls, awaited, compile without a warning.
+#include <chrono>
+#include <cosock/cosock.hpp>
+#include <string_view>
+
+cosock::task<> fine(cosock::socket& s) {
+    co_await s.sendall(std::string_view("kept"));
+    char buf[4];
+    auto op = cosock::with_timeout(s.recv(buf), std::chrono::seconds(1));
+    co_await std::move(op);
+    co_await cosock::sleep_for(std::chrono::milliseconds(1));
+}
+int main() {}
