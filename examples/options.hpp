@@ -154,7 +154,7 @@ inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, int sigfd) {
         int fd;
         ~closer() { ::close(fd); }
     } owned{sigfd};
-    std::vector<int> readers{sigfd}, none; // named: GCC 12 miscompiles a braced list inside co_await
+    std::vector<int> readers{sigfd}, none; // named, not braced inside co_await (README: Known compiler issues)
     for (;;) {
         co_await cosock::select(readers, none, none);
         signalfd_siginfo info;

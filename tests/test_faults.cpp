@@ -569,7 +569,7 @@ task<> measured_sendall(cosock::socket& c, std::string_view data, const std::str
 // Reads `n` bytes one at a time, letting every other task run between two.
 task<> one_byte_at_a_time(cosock::scheduler& s, cosock::socket& c, std::string& got, std::size_t n) {
     std::array<char, 1> byte;
-    while (got.size() < n) { // GCC 12 would await a co_await in `&&`'s right operand even when the left is false
+    while (got.size() < n) { // no co_await right of && (see GCC before 13 in task.hpp)
         if (co_await c.recv(byte) != 1) break;
         got += byte[0];
         co_await s.yield();

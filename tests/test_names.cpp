@@ -128,7 +128,7 @@ cosock::address refusing_address(cosock::socket& holder, const char* host = "127
 }
 
 // The candidates getaddrinfo would give for these addresses, in this order
-// (built outside the coroutines: GCC 12 rejects a braced list inside a co_await).
+// (built outside the coroutines: see GCC before 13 in task.hpp).
 template <class... Address>
 std::vector<cosock::addrinfo_entry> stream_entries(const Address&... a) {
     return {cosock::addrinfo_entry{a.family(), cosock::sock_stream, cosock::ipproto_tcp, "", a}...};

@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,4 +80,62 @@ BACKEND_TEST("an operation on a closed socket is refused when it is made, naming
     std::array<char, 4> buf;
     CHECK_THROWS_WITH_AS((void)b.recv(buf), doctest::Contains("recv"), std::system_error);
     CHECK_THROWS_WITH_AS((void)b.sendall(std::string_view("x")), doctest::Contains("sendall"), std::system_error);
+}
+
+BACKEND_TEST("a stored sleep_for counts from each await, not from when it was made") {
+    cosock::scheduler s{B::value};
+    s.run([&]() -> task<> {
+        auto nap = cosock::sleep_for(20ms);
+        co_await cosock::sleep_for(30ms); // longer than the nap: it has not started yet
+        auto start = std::chrono::steady_clock::now();
+        co_await nap;
+        co_await nap; // again: it sleeps again
+        CHECK(std::chrono::steady_clock::now() - start >= 40ms);
+    }());
+}
+
+BACKEND_TEST("an operation awaited on a scheduler other than its own is a logic_error, even once its own is gone") {
+    std::array<char, 4> buf;
+    std::optional<cosock::scheduler> first(std::in_place, B::value);
+    auto [a, b] = cosock::socketpair(*first);
+    auto op = b.recv(buf);
+    auto nap = first->run(
+        [&]() -> task<cosock::operation<cosock::detail::sleep_awaiter>> { co_return cosock::sleep_for(1ms); }());
+    cosock::scheduler second{B::value};
+    auto await_it = [](auto& o) -> task<> { co_await o; };
+    CHECK_THROWS_WITH_AS(second.run(await_it(op)), doctest::Contains("outside the scheduler"), std::logic_error);
+    CHECK_THROWS_WITH_AS(second.run(await_it(nap)), doctest::Contains("outside the scheduler"), std::logic_error);
+    first.reset(); // the socket outlives it; the stored operation refers to it
+    CHECK_THROWS_AS(second.run(await_it(op)), std::logic_error);
+}
+
+BACKEND_TEST("a task kept by the user, waiting when its scheduler is destroyed, can be destroyed afterwards") {
+    for (bool with_deadline : {false, true}) {
+        INFO("with_timeout: ", with_deadline);
+        std::array<char, 16> buf{};
+        std::optional<task<std::size_t>> kept;
+        std::optional<cosock::socket> keep;
+        {
+            cosock::scheduler s{B::value};
+            auto [x, y] = cosock::socketpair(s);
+            auto read = [](cosock::socket& x, std::array<char, 16>& b) -> task<std::size_t> {
+                co_return co_await x.recv(b);
+            };
+            if (with_deadline)
+                kept.emplace(cosock::with_timeout(x.recv(buf), 5s));
+            else
+                kept.emplace(read(x, buf));
+            auto waiter = [](task<std::size_t>& t) -> task<> {
+                try {
+                    (void)co_await std::move(t);
+                } catch (...) {
+                }
+            };
+            s.spawn(waiter(*kept));
+            s.run([]() -> task<> { co_await cosock::sleep_for(5ms); }());
+            keep.emplace(std::move(x));
+        }
+        kept.reset(); // under ASan: nothing of the scheduler is touched
+        CHECK(keep->fileno() >= 0);
+    }
 }

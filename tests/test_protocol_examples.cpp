@@ -304,7 +304,7 @@ BACKEND_TEST("examples: line_server stores, answers malformed commands with ERR 
 namespace {
 
 cosock::task<> chat_session(cosock::scheduler& s, int port) {
-    // Lists named, not braced in the co_await: GCC 12 miscompiles the latter.
+    // Lists named, not braced in the co_await (see GCC before 13 in task.hpp).
     std::vector<line_client*> nobody, just_a;
     line_client a = co_await chat_join(s, port, nobody);
     just_a.push_back(&a);

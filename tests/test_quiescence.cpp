@@ -165,7 +165,7 @@ task<> after_select_on_raw_descriptors(world& w) {
         co_await s.yield();
         REQUIRE(::write(fd, "p", 1) == 1);
     }(w.s, p[1]));
-    std::vector<int> readers{p[0]}, none; // named: GCC 12 miscompiles a braced list inside co_await
+    std::vector<int> readers{p[0]}, none; // named (see GCC before 13 in task.hpp)
     auto r = co_await cosock::select(readers, none, none);
     CHECK(r.readable.size() == 1);
     ::close(p[0]); // closed and its number free for the sockets below

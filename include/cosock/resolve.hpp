@@ -172,8 +172,7 @@ inline std::vector<addrinfo_entry> entries_or_throw(gai_answer a, const gai_requ
 
 inline task<std::vector<addrinfo_entry>> resolve(gai_request r) {
     if (std::optional<gai_answer> now = resolve_numeric(r)) co_return entries_or_throw(std::move(*now), r);
-    // Named, and awaited as an lvalue: GCC 12 copies temporaries of a co_await
-    // expression into the frame bytewise, which breaks the captured strings.
+    // Named, and awaited as an lvalue (see GCC before 13 in task.hpp).
     auto lookup = to_thread([r] { return call_getaddrinfo(r, 0, blocking_getaddrinfo.load()); }, "getaddrinfo");
     gai_answer later = co_await lookup;
     co_return entries_or_throw(std::move(later), r);

@@ -202,6 +202,12 @@ class scheduler final : private detail::task_owner, private detail::loop {
             p->start.handle.destroy();
         }
         forget(wake_);
+        // What is left belongs to frames the scheduler does not own (a task
+        // kept by the user): their operations ended above; leaving them
+        // queued or timed nowhere, so that destroying them later finds
+        // nothing to take back here.
+        while (detail::ready_node* n = ready_.pop_front()) n->state = detail::op_state::idle;
+        timers_.clear();
         anchor_->sched = nullptr; // sockets that outlive the scheduler close without it
     }
 

@@ -200,11 +200,21 @@ inline task<void> promise<void>::get_return_object() noexcept {
     return task<void>{std::coroutine_handle<promise>::from_promise(*this)};
 }
 
+// GCC before 13 and co_await. The one note on it; code that works around it
+// says "see GCC before 13 in task.hpp".
+// - A temporary in the full-expression of a co_await (a braced list, a value
+//   an awaiter hands back, a lambda capturing a std::string) may be copied
+//   into the frame bytewise and destroyed twice (GCC bugs 99576 and 100611,
+//   fixed in GCC 13). cosock keeps such values in named variables, each in a
+//   statement of its own; user code built with GCC 12 must do the same with
+//   braced lists (README, "Known compiler issues").
+// - A co_await in the right operand of && or || runs even when the left
+//   operand decides the result (seen with GCC 12.2; not matched to a report):
+//   cosock never writes one.
+
 /// `co_await current_stop_token{}`: the awaiting task's stop token, without
 /// suspending. Give it a statement of its own (`std::stop_token t = co_await
-/// current_stop_token{};`): GCC 12 copies temporaries that share a full
-/// expression with a co_await bytewise, and a stop_token copied so is released
-/// twice.
+/// current_stop_token{};`; see GCC before 13, above).
 struct current_stop_token {
     std::stop_token token;
     bool await_ready() const noexcept { return false; }

@@ -33,17 +33,21 @@ inline scheduler& running_scheduler(const char* what) {
 
 class sleep_awaiter {
   public:
+    /// Until `when`, or (relative) for `delay` from the moment it is awaited.
     struct args {
         loop* where;
         clock::time_point when;
+        clock::duration delay;
+        bool relative;
     };
-    explicit sleep_awaiter(const args& a) : slot_(*a.where), when_(a.when) {}
+    explicit sleep_awaiter(const args& a) : slot_(*a.where), when_(a.relative ? after(a.delay) : a.when) {}
 
     bool await_ready() const noexcept { return false; }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
         const std::stop_token* token = stop_token_of(h);
         if (token && token->stop_requested()) return !(cancelled_ = true);
+        slot_.check_running("sleep");
         slot_.node.handle = h;
         slot_.start_deadline(this, when_);
         slot_.listen(this, token);
@@ -89,15 +93,17 @@ struct is_task<task<T>> : std::true_type {};
 template <class Clock, class Duration>
 operation<detail::sleep_awaiter> sleep_until(std::chrono::time_point<Clock, Duration> when) {
     detail::loop& l = detail::loop_of(detail::running_scheduler("sleep_until"));
-    return operation<detail::sleep_awaiter>({&l, detail::deadline_after(when - Clock::now(), "sleep_until")});
+    return operation<detail::sleep_awaiter>(
+        {&l, detail::deadline_after(when - Clock::now(), "sleep_until"), {}, false});
 }
 
-/// `co_await sleep_for(d)`: resumes after `d` (zero or negative: at the next
-/// loop turn, like asyncio.sleep(0)). A NaN duration is std::invalid_argument.
+/// `co_await sleep_for(d)`: resumes `d` after it is awaited (zero or negative:
+/// at the next loop turn, like asyncio.sleep(0)); a value awaited again
+/// sleeps again. A NaN duration is std::invalid_argument.
 template <class Rep, class Period>
 operation<detail::sleep_awaiter> sleep_for(std::chrono::duration<Rep, Period> d) {
     detail::loop& l = detail::loop_of(detail::running_scheduler("sleep_for"));
-    return operation<detail::sleep_awaiter>({&l, detail::deadline_after(d, "sleep_for")});
+    return operation<detail::sleep_awaiter>({&l, {}, detail::delay_of(d, "sleep_for"), true});
 }
 
 /// Runs `t` with a deadline: when `limit` passes, `t` is stopped (its waiting
@@ -111,7 +117,7 @@ task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     detail::clock::time_point when = detail::deadline_after(limit, "with_timeout");
     detail::loop& s = detail::loop_of(detail::running_scheduler("with_timeout"));
     // Stopped by the deadline, by the caller's token, or by the task's own.
-    // (Each token in a statement of its own: see current_stop_token.)
+    // (Each token in a statement of its own: see GCC before 13 in task.hpp.)
     std::stop_token caller = co_await detail::current_stop_token{};
     std::stop_token own = t.valid() ? detail::stop_token_of(t) : std::stop_token{};
     detail::linked_stop_source source(caller, own);

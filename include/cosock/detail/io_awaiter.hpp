@@ -90,6 +90,7 @@ class io_awaiter {
             o.ended_by = end_reason::stop;
             return false;
         }
+        slot_.check_running("a socket operation");
         start how = event_loop().first_step(o);
         if (timeout_ == timeout_t::zero()) { // never waits; never overtakes the ops waiting ahead
             if (how == start::behind_others)

@@ -1,5 +1,6 @@
 // poll(2): no descriptor limit, but the kernel scans every registered
 // descriptor on each wait, so a wait costs O(descriptors of interest).
+// Made by backend.hpp; driven through io_backend (see readiness_backend).
 #pragma once
 
 #include <system_error>

@@ -1,5 +1,6 @@
 // select(2): available everywhere, but an fd_set holds only descriptors below
 // FD_SETSIZE; a larger one is refused with an error, never written past the set.
+// Made by backend.hpp; driven through io_backend (see readiness_backend).
 #pragma once
 
 #include <string>

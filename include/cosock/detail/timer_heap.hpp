@@ -22,16 +22,22 @@ inline clock::time_point after(clock::duration d) noexcept {
     return d >= clock::time_point::max() - now ? clock::time_point::max() : now + d;
 }
 
-/// The deadline `d` from now on the loop's clock, rounded up to its tick:
-/// zero or negative is now, beyond about 30 years never. A NaN duration is an
-/// std::invalid_argument naming `what`.
+/// `d` on the loop's clock, rounded up to its tick: zero or negative is zero,
+/// beyond about 30 years the longest the clock can wait (never, in
+/// practice). A NaN duration is an std::invalid_argument naming `what`.
 template <class Rep, class Period>
-clock::time_point deadline_after(std::chrono::duration<Rep, Period> d, const char* what) {
+clock::duration delay_of(std::chrono::duration<Rep, Period> d, const char* what) {
     long double seconds = std::chrono::duration<long double>(d).count(); // no overflow, whatever d
     if (seconds != seconds) throw std::invalid_argument(std::string(what) + ": the duration is NaN");
-    if (seconds <= 0) return clock::now();
-    if (seconds >= 1e9L) return clock::time_point::max();
-    return after(std::chrono::ceil<clock::duration>(d));
+    if (seconds <= 0) return clock::duration::zero();
+    if (seconds >= 1e9L) return clock::duration::max();
+    return std::chrono::ceil<clock::duration>(d);
+}
+
+/// The deadline `d` from now (see delay_of).
+template <class Rep, class Period>
+clock::time_point deadline_after(std::chrono::duration<Rep, Period> d, const char* what) {
+    return after(delay_of(d, what));
 }
 
 struct timer_node {
@@ -52,6 +58,13 @@ class timer_heap {
         heap_.push_back(&t);
         t.index = heap_.size() - 1;
         up(t.index);
+    }
+
+    /// Forgets every timer, each left disarmed (its owner finds nothing to
+    /// cancel).
+    void clear() noexcept {
+        for (timer_node* t : heap_) t->index = timer_node::npos;
+        heap_.clear();
     }
 
     void erase(timer_node& t) noexcept {

@@ -181,8 +181,7 @@ class to_thread_awaiter {
 };
 
 /// Runs `fn` on a helper thread; see to_thread_awaiter. Keep the awaiter in a
-/// named variable and `co_await` that: GCC 12 copies a by-value argument of a
-/// co_await expression bytewise, which corrupts a lambda capturing strings.
+/// named variable and `co_await` that (see GCC before 13 in task.hpp).
 template <class Fn>
 to_thread_awaiter<Fn> to_thread(Fn fn, const char* what) {
     return to_thread_awaiter<Fn>(std::move(fn), what);

@@ -1,7 +1,10 @@
 // io_uring: the completion backend. A waiting op becomes one SQE whose user
 // data is the op itself; its CQE completes it. All SQEs of a loop iteration go
-// to the kernel in the one io_uring_enter that also waits. Sends are submitted
-// untried too while other tasks are ready: they ride that system call.
+// to the kernel in the one io_uring_enter that also waits. Small sends are
+// submitted untried too while other tasks are ready: they ride that system
+// call. A large send is tried at once: a submission the socket buffer cannot
+// take whole goes to the kernel's worker threads, which costs more than the
+// direct call and a poll for the rest.
 //
 // The kernel serves two recvs (or sends) on one socket in no promised order,
 // and a send it finishes in parts would interleave with another. So per
@@ -107,7 +110,7 @@ class uring_backend final : public io_backend {
                 return start::untried;
             }
         }
-        return send && others_ready ? start::untried : start::now;
+        return send && others_ready && op.len - op.done <= small_send ? start::untried : start::now;
     }
 
     void arm(io_op& op) override {
@@ -218,6 +221,8 @@ class uring_backend final : public io_backend {
     std::size_t waiting() const noexcept override { return waiting_; }
 
   private:
+    static constexpr std::size_t small_send = 4096;
+
     static std::system_error refused(int r) {
         const char* why = r == -EPERM    ? " (refused: the kernel.io_uring_disabled sysctl or a seccomp profile)"
                           : r == -ENOSYS ? " (the kernel has no io_uring, or a seccomp profile hides it)"

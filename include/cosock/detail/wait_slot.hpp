@@ -15,7 +15,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <stop_token>
+#include <string>
 #include <type_traits>
 
 #include <cosock/detail/io_op.hpp>
@@ -70,11 +72,13 @@ class wait_slot {
     void resume_soon() noexcept { loop_->schedule(node); }
 
     /// Drops the deadline and the stop callback: neither fires after this.
-    /// (A stop callback running on another thread is waited for.)
+    /// (A stop callback running on another thread is waited for.) Touches
+    /// the loop only for what is still registered there: a scheduler that is
+    /// destroyed first leaves nothing registered (see ~scheduler).
     void disarm() noexcept {
         if (!extras_) return;
         if (extras_ & has_deadline) {
-            loop_->cancel_timer(deadline_.value); // a no-op once fired
+            if (deadline_.value.armed()) loop_->cancel_timer(deadline_.value);
             std::destroy_at(&deadline_.value);
         }
         if (extras_ & has_stop_callback) std::destroy_at(&on_stop_.value);
@@ -85,16 +89,32 @@ class wait_slot {
     /// (an operation still waiting is cancelled) or the ready queue.
     void settle() noexcept {
         disarm();
+        if (node.state == op_state::idle) return;
         if constexpr (std::is_base_of_v<io_op, Node>)
             loop_->forget(node);
-        else if (node.state == op_state::queued)
+        else
             loop_->ready().erase(node);
         node.state = op_state::idle;
+    }
+
+    /// Throws std::logic_error unless the loop this slot waits on is the one
+    /// running on this thread: an operation made on one scheduler is awaited
+    /// on it (its scheduler may be gone, or not be running here).
+    void check_running(const char* what) const {
+        scheduler* s = scheduler::current();
+        if (!s || &loop_of(*s) != loop_) [[unlikely]]
+            not_running(what);
     }
 
     Node node;
 
   private:
+    [[noreturn]] [[gnu::cold, gnu::noinline]] static void not_running(const char* what) {
+        throw std::logic_error(std::string("cosock: ") + what +
+                               ": awaited outside the scheduler it was made on (is that scheduler running on this "
+                               "thread, or was it destroyed?)");
+    }
+
     struct deadline : timer_node {
         Owner* owner;
     };

@@ -1,5 +1,6 @@
 // accept(): a new non-blocking, close-on-exec descriptor and the peer's
-// address, written into room the awaiter holds (op.addr, op.addrcap).
+// address, written into room the awaiter holds (op.addr, op.addrcap). The
+// awaiter makes a cosock::socket, so it lives in socket.hpp.
 #pragma once
 
 #include <cosock/detail/ops/common.hpp>

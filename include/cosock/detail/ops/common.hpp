@@ -1,8 +1,9 @@
 // What the operations in this folder share: liburing when cosock is built
 // with it, and the dead ends an op can meet after a readiness report.
-// Each file here defines one operation's op_type (see io_op.hpp); the
-// awaiters in socket.hpp, file_object.hpp and select.hpp give it to the
-// backends in the op record.
+// Each file here is one operation: its op_type, which the backends run (see
+// io_op.hpp), and for a socket operation its awaiter, which socket.hpp's
+// methods return inside a cosock::operation. Adding an operation adds a file
+// here and a method on the socket.
 #pragma once
 
 #include <cerrno>

@@ -1,4 +1,5 @@
-// Pure readiness: nothing to perform. A reported readiness may be spurious;
+// Pure readiness, for file objects (retry_awaiter), select() and the
+// scheduler's wake-up descriptor: nothing to perform. A reported readiness may be spurious;
 // the waiter tries its own step (a file object's read, select's poll) and
 // waits again, armed `tried`.
 #pragma once
