@@ -125,7 +125,7 @@ class io_awaiter {
     /// The op's result once resumed, with the deadline and stop callback gone;
     /// an op ended by its deadline reads -ETIMEDOUT, one whose descriptor was
     /// closed -EBADF (see ended_result).
-    int settle() noexcept {
+    [[gnu::always_inline]] int settle() noexcept {
         slot_.disarm();
         return ended_result(op());
     }

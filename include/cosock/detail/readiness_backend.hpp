@@ -125,7 +125,8 @@ class readiness_backend : public io_backend {
     /// Performs the ops of a descriptor reported ready; errors count as both
     /// directions. `fresh`: the kernel has just reported it ready, so an op
     /// that still says EAGAIN is checked for a dead end (see dead_end).
-    void dispatch(int fd, bool readable, bool writable, ready_queue& ready, bool fresh) noexcept {
+    [[gnu::always_inline]] void dispatch(int fd, bool readable, bool writable, ready_queue& ready,
+                                         bool fresh) noexcept {
         fd_state& st = fds_[std::size_t(fd)];
         std::uint8_t& f = flags_[std::size_t(fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();

@@ -75,21 +75,18 @@ class wait_slot {
     /// (A stop callback running on another thread is waited for.) Touches
     /// the loop only for what is still registered there: a scheduler that is
     /// destroyed first leaves nothing registered (see ~scheduler).
-    void disarm() noexcept {
-        if (!extras_) return;
-        if (extras_ & has_deadline) {
-            if (deadline_.value.armed()) loop_->cancel_timer(deadline_.value);
-            std::destroy_at(&deadline_.value);
-        }
-        if (extras_ & has_stop_callback) std::destroy_at(&on_stop_.value);
-        extras_ = 0;
+    [[gnu::always_inline]] void disarm() noexcept {
+        if (extras_) drop_extras();
     }
 
     /// disarm(), and the node taken back from wherever it is: the backend
     /// (an operation still waiting is cancelled) or the ready queue.
-    void settle() noexcept {
+    [[gnu::always_inline]] void settle() noexcept {
         disarm();
-        if (node.state == op_state::idle) return;
+        if (node.state != op_state::idle) take_back();
+    }
+
+    [[gnu::noinline]] void take_back() noexcept {
         if constexpr (std::is_base_of_v<io_op, Node>)
             loop_->forget(node);
         else
@@ -109,6 +106,15 @@ class wait_slot {
     Node node;
 
   private:
+    [[gnu::noinline]] void drop_extras() noexcept {
+        if (extras_ & has_deadline) {
+            if (deadline_.value.armed()) loop_->cancel_timer(deadline_.value);
+            std::destroy_at(&deadline_.value);
+        }
+        if (extras_ & has_stop_callback) std::destroy_at(&on_stop_.value);
+        extras_ = 0;
+    }
+
     [[noreturn]] [[gnu::cold, gnu::noinline]] static void not_running(const char* what) {
         throw std::logic_error(std::string("cosock: ") + what +
                                ": awaited outside the scheduler it was made on (is that scheduler running on this "

@@ -34,7 +34,7 @@ class op_awaiter : public io_awaiter {
         op().flags = a.flags;
     }
     /// The result, or the exception for a failure.
-    int result() {
+    [[gnu::always_inline]] int result() {
         int res = settle();
         if (res < 0) fail(res, name_);
         return res;
