@@ -35,12 +35,11 @@ namespace cosock::detail {
 /// `co_await sock.recv(buf)` → the bytes received.
 class recv_awaiter : public op_awaiter {
   public:
-    recv_awaiter(const op_args& a, bool stream) : op_awaiter(a, stream ? ops::stream_recv : ops::recv) {}
     struct args {
         op_args op;
         bool stream; // a stream socket: a short read says the queue was drained
     };
-    explicit recv_awaiter(const args& a) : recv_awaiter(a.op, a.stream) {}
+    explicit recv_awaiter(const args& a) : op_awaiter(a.op, a.stream ? ops::stream_recv : ops::recv) {}
     std::size_t await_resume() { return std::size_t(result()); }
 };
 
