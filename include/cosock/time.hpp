@@ -81,11 +81,6 @@ auto as_task(Operation op) -> task<decltype(std::move(op).operator co_await().aw
     co_return co_await std::move(op);
 }
 
-template <class T>
-struct is_task : std::false_type {};
-template <class T>
-struct is_task<task<T>> : std::true_type {};
-
 } // namespace detail
 
 /// `co_await sleep_until(t)`: resumes at or after `t`. Throws
