@@ -12,5 +12,6 @@
 #include <cosock/select.hpp>
 #include <cosock/socket.hpp>
 #include <cosock/task.hpp>
+#include <cosock/threads.hpp>
 #include <cosock/time.hpp>
 #include <cosock/when.hpp>

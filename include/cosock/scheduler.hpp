@@ -2,6 +2,10 @@
 // chosen at run time, and it owns the frames of spawned tasks.
 //
 // A scheduler is single-threaded: create it, spawn and run on one thread.
+// Other threads reach it through three doors only, each taking one mutex and
+// waking the loop through its eventfd: post() (a function, or a task to
+// spawn), stop(), and the incoming queue cosock's own awaiters use to resume
+// a coroutine here from elsewhere (resume_on, channels: loop::post_node).
 // Methods not marked noexcept may throw std::system_error (a failed wait) or
 // std::logic_error (misuse, named in the message).
 #pragma once
@@ -114,6 +118,43 @@ class loop {
         op.state = op_state::idle;
     }
 
+    /// From any thread: `n` is resumed on this loop's thread soon (its
+    /// callback called, or its handle resumed), in the order posted. Until
+    /// then it is `posted`; take_back_posted() withdraws it.
+    void post_node(ready_node& n) noexcept {
+        bool was_empty;
+        {
+            std::lock_guard lock(post_mutex_);
+            was_empty = incoming_.empty();
+            n.state = op_state::posted;
+            incoming_.push_back(n);
+            incoming_count_.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (was_empty) sys::eventfd_add(wake_fd_, 1);
+    }
+    /// Withdraws `n` (its frame is being destroyed) wherever post_node put
+    /// it: still incoming, or already in the ready queue. On the loop thread.
+    void take_back_posted(ready_node& n) noexcept {
+        {
+            std::lock_guard lock(post_mutex_);
+            if (n.state == op_state::posted) {
+                incoming_.erase(n);
+                incoming_count_.fetch_sub(1, std::memory_order_relaxed);
+                n.state = op_state::idle;
+                return;
+            }
+        }
+        if (n.state == op_state::queued) ready_.erase(n);
+        n.state = op_state::idle;
+    }
+    /// Ends every operation waiting in the backend (they resume, if ever,
+    /// with their cancellation), as destroying the scheduler does first.
+    void cancel_io() noexcept { io_->cancel_all(ready_); }
+    /// A task this scheduler owns left for another scheduler's thread
+    /// (+1), or came back or ended there (-1): while any is away, run()
+    /// waits for it. On the loop thread.
+    void count_away(int delta) noexcept { away_ += delta; }
+
   protected:
     // The wake-up descriptor is made first, so that with few descriptors left
     // `automatic` falls back to a backend that needs none of its own.
@@ -131,6 +172,10 @@ class loop {
     timer_heap timers_;
     unsigned inline_budget_ = inline_budget;
     int expected_posts_ = 0;
+    int away_ = 0;
+    std::mutex post_mutex_;               // guards incoming_ (and the scheduler's posted functions)
+    intrusive_list<ready_node> incoming_; // nodes posted from other threads
+    std::atomic<std::size_t> incoming_count_{0};
 
   private:
     static int make_wake_fd() {
@@ -196,12 +241,14 @@ class scheduler final : private detail::task_owner, private detail::loop {
         // backend can; then the frames go, and their awaiters, finding their
         // ops completed, only take them off the ready queue.
         io_->cancel_all(ready_);
+        drop_incoming();
         while (detail::promise_base* p = detached_.pop_front()) {
             if (p->start.state == detail::op_state::queued) ready_.erase(p->start);
             p->owner = nullptr;
             p->start.handle.destroy();
         }
         forget(wake_);
+        drop_incoming(); // what the frames just destroyed may have posted
         // What is left belongs to frames the scheduler does not own (a task
         // kept by the user): their operations ended above; leaving them
         // queued or timed nowhere, so that destroying them later finds
@@ -213,6 +260,9 @@ class scheduler final : private detail::task_owner, private detail::loop {
 
     /// The scheduler running on this thread, or nullptr outside run().
     static scheduler* current() noexcept { return current_; }
+
+    /// Whether a run() is active, on whichever thread; from any thread.
+    bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
 
     /// The backend in use (never `automatic`).
     backend backend_kind() const noexcept { return kind_; }
@@ -230,9 +280,13 @@ class scheduler final : private detail::task_owner, private detail::loop {
         task<T> owner{h};
         run_guard guard{*this, &h.promise().start};
         h.promise().start.handle = h;
+        h.promise().start.task = &h.promise();
+        h.promise().owner = this;
         schedule(h.promise().start);
-        while (!h.done()) {
-            if (stop_requested_)
+        // While the task runs on another scheduler's thread (resume_on) its
+        // frame is that thread's to read: done() is asked only once it is back.
+        while (h.promise().away || !h.done()) {
+            if (stop_requested_.load(std::memory_order_relaxed))
                 throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                         "cosock::scheduler::run: stopped before the task finished");
             if (!turn())
@@ -245,20 +299,18 @@ class scheduler final : private detail::task_owner, private detail::loop {
     /// Runs spawned tasks until stop() is called or no work is left.
     void run() {
         run_guard guard{*this, nullptr};
-        while (!stop_requested_ && turn()) {
+        while (!stop_requested_.load(std::memory_order_relaxed) && turn()) {
         }
     }
 
     /// Starts `t` detached: the scheduler owns it and destroys it when it ends.
     /// Its result is discarded; an exception goes to the exception handler.
+    /// On the scheduler's thread (or before it runs); from another thread
+    /// use post(task).
     template <class T>
     void spawn(task<T> t) {
-        auto h = t.release();
-        if (!h) throw std::logic_error("cosock::scheduler::spawn: the task is empty");
-        detail::promise_base& p = h.promise();
-        p.owner = this;
-        p.start.handle = h;
-        detached_.push_back(p);
+        detail::promise_base& p = adopt(std::move(t), "spawn");
+        keep(p);
         schedule(p.start);
     }
 
@@ -280,22 +332,69 @@ class scheduler final : private detail::task_owner, private detail::loop {
         detail::sys::eventfd_add(wake_fd_, 1);
     }
 
+    /// spawn() from any thread: `t` starts on this scheduler's thread soon,
+    /// in the order posted (a connection handed to another thread's
+    /// scheduler, say). No allocation: the task's own frame carries it. The
+    /// same lifetime rule as post(function) holds.
+    template <class T>
+    void post(task<T> t) {
+        detail::promise_base& p = adopt(std::move(t), "post");
+        p.start.callback = [](detail::ready_node& n) {
+            auto& p = promise_of_start(n);
+            scheduler& s = static_cast<scheduler&>(*p.owner);
+            p.start.callback = nullptr;
+            s.keep(p);
+            p.start.handle.resume();
+        };
+        post_node(p.start);
+    }
+
     /// Makes the current run() return after the batch being run; the next
     /// run() starts afresh. Spawned tasks stay suspended, not destroyed.
-    void stop() noexcept { stop_requested_ = true; }
+    /// From any thread: a loop waiting on another thread wakes to return.
+    void stop() noexcept {
+        stop_requested_.store(true, std::memory_order_relaxed);
+        if (current_ != this) detail::sys::eventfd_add(wake_fd_, 1);
+    }
 
     /// Replaces the handler for exceptions escaping spawned tasks. The handler
     /// runs on the loop thread; if it throws, the exception leaves run().
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
 
-    /// How many spawned tasks have not finished yet.
+    /// How many spawned tasks have not finished yet. On the loop thread.
     std::size_t spawned_count() const noexcept { return detached_.size(); }
+
+    /// How many tasks this scheduler holds: spawned and not finished, plus
+    /// those posted to it and not started yet. From any thread (a relaxed
+    /// count, for choosing the least loaded of several schedulers).
+    std::size_t load() const noexcept {
+        return spawned_.load(std::memory_order_relaxed) + incoming_count_.load(std::memory_order_relaxed);
+    }
 
     /// The loop's counters since the scheduler was created. Read it on the
     /// loop thread.
     scheduler_stats stats() const noexcept { return stats_; }
 
   private:
+    template <class T>
+    detail::promise_base& adopt(task<T> t, const char* what) {
+        auto h = t.release();
+        if (!h) throw std::logic_error(std::string("cosock::scheduler::") + what + ": the task is empty");
+        detail::promise_base& p = h.promise();
+        p.owner = this;
+        p.detached = true;
+        p.start.handle = h;
+        p.start.task = &p;
+        return p;
+    }
+    static detail::promise_base& promise_of_start(detail::ready_node& n) noexcept {
+        return *static_cast<detail::promise_base::start_node&>(n).task;
+    }
+    void keep(detail::promise_base& p) noexcept {
+        detached_.push_back(p);
+        spawned_.store(detached_.size(), std::memory_order_relaxed);
+    }
+
     struct yield_awaiter {
         scheduler& s;
         detail::ready_node node;
@@ -319,6 +418,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
         run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r), outer(current_) {
             if (s.running_) throw std::logic_error("cosock::scheduler::run: already running");
             if (s.io_->orphaned()) detail::io_backend::refuse_after_fork();
+            s.io_->bind_thread();
             if (s.wake_.state == detail::op_state::idle) s.io_->arm(s.wake_);
             s.running_ = true;
             current_ = &s;
@@ -326,14 +426,15 @@ class scheduler final : private detail::task_owner, private detail::loop {
         ~run_guard() {
             if (root && root->state == detail::op_state::queued) s.ready_.erase(*root);
             s.running_ = false;
-            s.stop_requested_ = false;
+            s.stop_requested_.store(false, std::memory_order_relaxed);
             current_ = outer;
         }
     };
 
     // Anything that can still make progress, apart from the wake-up op.
     bool has_work() const noexcept {
-        return !ready_.empty() || !timers_.empty() || expected_posts_ > 0 ||
+        return !ready_.empty() || !timers_.empty() || expected_posts_ > 0 || away_ > 0 ||
+               incoming_count_.load(std::memory_order_relaxed) > 0 ||
                io_->waiting() > (wake_.state == detail::op_state::waiting ? 1u : 0u);
     }
 
@@ -353,7 +454,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
         fire_timers();
         // Run about one batch (frames destroyed meanwhile leave the queue, so
         // the count may overshoot into new arrivals, harmlessly), then poll I/O.
-        for (std::size_t n = ready_.size(); n > 0 && !stop_requested_; --n) {
+        for (std::size_t n = ready_.size(); n > 0 && !stop_requested_.load(std::memory_order_relaxed); --n) {
             detail::ready_node* node = ready_.pop_front();
             if (!node) break;
             node->state = detail::op_state::idle;
@@ -378,13 +479,16 @@ class scheduler final : private detail::task_owner, private detail::loop {
         }
     }
 
-    // The wake-up op completed: drain the eventfd, run what was posted, re-arm.
+    // The wake-up op completed: drain the eventfd, queue what other threads
+    // posted, run the posted functions, re-arm.
     void run_posted() {
         detail::sys::eventfd_take(wake_fd_);
         std::vector<std::function<void()>> batch;
         {
             std::lock_guard lock(post_mutex_);
             batch.swap(posted_);
+            while (detail::ready_node* n = incoming_.pop_front()) schedule(*n);
+            incoming_count_.store(0, std::memory_order_relaxed);
         }
         io_->arm(wake_);
         for (auto& fn : batch) try {
@@ -394,10 +498,37 @@ class scheduler final : private detail::task_owner, private detail::loop {
             }
     }
 
+    // A task this scheduler owns ended, maybe on another scheduler's thread
+    // (resume_on): then it comes back here to be counted and destroyed.
     void task_finished(detail::promise_base& p) noexcept override {
+        if (current_ != this) {
+            p.start.callback = [](detail::ready_node& n) {
+                auto& p = promise_of_start(n);
+                auto& s = static_cast<scheduler&>(*p.owner);
+                p.away = false;
+                s.count_away(-1);
+                s.finished_here(p);
+            };
+            post_node(p.start);
+            return;
+        }
+        finished_here(p);
+    }
+    void finished_here(detail::promise_base& p) noexcept {
+        if (!p.detached) return; // run()'s own task: run() sees it done
         detached_.erase(p);
+        spawned_.store(detached_.size(), std::memory_order_relaxed);
         if (p.exception) failures_.push_back(std::move(p.exception));
         p.start.handle.destroy();
+    }
+    detail::loop& owner_loop() noexcept override { return *this; }
+
+    // Nodes posted from other threads and not yet queued: left idle, their
+    // frames are someone else's to destroy (see ~scheduler).
+    void drop_incoming() noexcept {
+        std::lock_guard lock(post_mutex_);
+        while (detail::ready_node* n = incoming_.pop_front()) n->state = detail::op_state::idle;
+        incoming_count_.store(0, std::memory_order_relaxed);
     }
 
     void deliver_exceptions() {
@@ -424,14 +555,14 @@ class scheduler final : private detail::task_owner, private detail::loop {
     detail::intrusive_list<detail::promise_base> detached_;
     std::vector<std::exception_ptr> failures_;
     exception_handler handler_;
-    bool running_ = false;
-    bool stop_requested_ = false;
+    std::atomic<bool> running_{false};
+    std::atomic<bool> stop_requested_{false};
+    std::atomic<std::size_t> spawned_{0}; // detached_.size(), readable from any thread
     scheduler_stats stats_;
     struct wake_op : detail::io_op {
         scheduler* owner = nullptr;
-    } wake_; // waits on wake_fd_ while a run() is active
-    std::mutex post_mutex_;
-    std::vector<std::function<void()>> posted_;
+    } wake_;                                    // waits on wake_fd_ while a run() is active
+    std::vector<std::function<void()>> posted_; // guarded by post_mutex_
     static inline thread_local scheduler* current_ = nullptr;
 
     friend detail::loop& detail::loop_of(scheduler&) noexcept;

@@ -178,6 +178,27 @@ class socket {
         return std::exchange(fd_, -1);
     }
 
+    /// Hands the socket to another scheduler, e.g. a connection accepted on
+    /// one thread and served on another (with scheduler::post(task) or
+    /// resume_on). Call it on the thread of the socket's current scheduler,
+    /// or while that scheduler runs nowhere: the old backend forgets the
+    /// descriptor (operations still waiting on it resume with EBADF, as after
+    /// detach()); the new one takes it up at its first operation. File
+    /// objects made from the socket move with it. Throws std::logic_error
+    /// when called from another thread while the old scheduler runs, and
+    /// std::system_error(EBADF) for a closed socket.
+    void move_to(scheduler& other) {
+        int fd = open_fd("move_to");
+        scheduler* old = sched_.get();
+        if (old == &other) return;
+        if (old && scheduler::current() != old && old->running())
+            throw std::logic_error("move_to: the socket's scheduler is running on another thread; hand the socket "
+                                   "over from that thread");
+        if (old) release(*old, fd, false);
+        sched_ = detail::loop_of(other).ref();
+        if (shared_) shared_.rebind(sched_);
+    }
+
     /// Python's makefile(mode, buffering, *, encoding, newline): a buffered
     /// file object reading ("r"), writing ("w") or both ("rw"), in text or, with
     /// "b", binary mode. buffering: -1 the default size, 0 unbuffered (binary

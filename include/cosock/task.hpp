@@ -30,9 +30,13 @@ struct promise_base;
 template <class T>
 const std::stop_token& stop_token_of(const task<T>& t) noexcept;
 
-/// Who is told when a detached (spawned) task finishes: the scheduler.
+class loop;
+
+/// The scheduler a task that is not awaited by another belongs to (a spawned
+/// task, or the one run() runs): told when it finishes, wherever it runs then.
 struct task_owner {
     virtual void task_finished(promise_base& p) noexcept = 0;
+    virtual loop& owner_loop() noexcept = 0;
 
   protected:
     ~task_owner() = default;
@@ -69,10 +73,17 @@ struct promise_base : list_node {
 
     std::coroutine_handle<> continuation; // the awaiting coroutine, if any
     std::exception_ptr exception;
-    task_owner* owner = nullptr; // set while the task is detached
-    std::stop_token stop;        // cancels the task's waiting operations; inherited by the tasks it awaits
+    task_owner* owner = nullptr;  // for a task no other awaits: its scheduler (see task_owner)
+    promise_base* root = nullptr; // the task at the bottom of this one's chain of awaiters; nullptr: itself
+    bool detached = false;        // spawned: its scheduler destroys the frame when it ends
+    bool away = false;            // a root task running on another scheduler's thread (see resume_on)
+    std::stop_token stop;         // cancels the task's waiting operations; inherited by the tasks it awaits
     phase where = phase::idle;
-    ready_node start; // how a scheduler queues this task's first resume
+    // How a scheduler queues this task's first resume (and, from another
+    // thread, its start or its end: see scheduler::post and task_finished).
+    struct start_node : ready_node {
+        promise_base* task = nullptr;
+    } start;
 };
 
 template <class T>
@@ -172,8 +183,11 @@ class [[nodiscard]] task {
         template <class Caller>
         bool await_suspend(std::coroutine_handle<Caller> caller) noexcept {
             auto& p = h.promise();
-            if constexpr (std::is_base_of_v<detail::promise_base, Caller>)
-                if (!p.stop.stop_possible()) p.stop = caller.promise().stop;
+            if constexpr (std::is_base_of_v<detail::promise_base, Caller>) {
+                auto& cp = caller.promise();
+                if (!p.stop.stop_possible()) p.stop = cp.stop;
+                p.root = cp.root ? cp.root : &cp;
+            }
             p.continuation = caller;
             p.where = detail::promise_base::phase::inline_start;
             h.resume();

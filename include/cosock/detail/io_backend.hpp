@@ -81,6 +81,10 @@ class io_backend {
     /// Completes every waiting op with -ECANCELED, in as few kernel round
     /// trips as it can: the scheduler is going away with their frames.
     virtual void cancel_all(ready_queue& ready) noexcept = 0;
+    /// A run() starts on this thread. A backend bound to one thread (io_uring:
+    /// a single issuer) binds to the first, and throws std::logic_error on
+    /// another.
+    virtual void bind_thread() {}
 
     /// True in a fork() child of the process that made the backend: the
     /// kernel objects behind it (an epoll set, a ring) are shared with the

@@ -25,6 +25,7 @@ enum class op_state : std::uint8_t {
     idle,    // not known to the scheduler
     waiting, // registered with the backend
     queued,  // completed, in the ready queue
+    posted,  // handed to a scheduler from another thread, not yet in its ready queue
 };
 
 /// Something the run loop can resume: linked into the ready queue when due.

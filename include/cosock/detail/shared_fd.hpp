@@ -50,6 +50,9 @@ class shared_fd {
     timeout_t timeout() const noexcept { return b_->timeout; }
     void set_timeout(timeout_t t) noexcept { b_->timeout = t; }
 
+    /// The descriptor now belongs to another scheduler (socket::move_to).
+    void rebind(const scheduler_ref& s) noexcept { b_->sched = s; }
+
     /// Hands the descriptor to someone else: no owner will close it, and the
     /// others see -1 (their operations fail with EBADF, as in Python).
     void disown() noexcept { b_->fd = -1; }

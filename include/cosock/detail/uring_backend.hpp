@@ -29,11 +29,16 @@
 
 #ifdef COSOCK_HAS_LIBURING
 
+#include <cstdio>
+#include <cstdlib>
 #include <liburing.h>
 #include <poll.h>
 #include <string>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <system_error>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <cosock/detail/foreign_fds.hpp>
@@ -48,8 +53,8 @@ class uring_backend final : public io_backend {
     /// std::system_error saying why when the kernel refuses io_uring.
     explicit uring_backend(unsigned entries = 1024) {
         int r = -EINVAL;
-        for (unsigned flags :
-             {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, unsigned(IORING_SETUP_COOP_TASKRUN), 0u}) {
+        for (unsigned flags : {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+                               unsigned(IORING_SETUP_COOP_TASKRUN), 0u}) {
             io_uring_params p{};
             // A roomy completion queue: a burst of cancellations (each makes
             // two completions) would otherwise overflow into the kernel's
@@ -80,9 +85,6 @@ class uring_backend final : public io_backend {
             io_uring_queue_exit(&ring_);
             throw std::system_error(err, std::system_category(), "io_uring backend: epoll_create1");
         }
-        // A registered ring fd spares io_uring_enter its file lookup (5.18+);
-        // older kernels refuse, and the ring works as before.
-        (void)io_uring_register_ring_fd(&ring_);
     }
     ~uring_backend() override {
         sys::close(aux_epfd_);
@@ -138,6 +140,7 @@ class uring_backend final : public io_backend {
         intrusive_list<io_op>& line = unlink(op);
         op.state = op_state::idle;
         if (in_ring) {
+            if (!on_issuer_thread()) wrong_thread("an operation's frame destroyed");
             request_cancel(op);
             // The op's own CQE (cancelled, or completed just before) is the
             // kernel saying it is done with the buffer; only then may the
@@ -210,6 +213,7 @@ class uring_backend final : public io_backend {
         bool any = false;
         for (fd_ops& q : fds_) any |= end_ops(q, end_reason::none, false, ready);
         if (!any) return;
+        if (!on_issuer_thread()) wrong_thread("destroyed");
         while (in_kernel_ > 0) {
             int r = io_uring_submit_and_wait(&ring_, 1);
             if (r < 0 && r != -EINTR && r != -EBUSY) std::terminate(); // cannot free the frames safely
@@ -220,8 +224,41 @@ class uring_backend final : public io_backend {
 
     std::size_t waiting() const noexcept override { return waiting_; }
 
+    // The ring is made disabled and enabled by the first thread that runs
+    // it, which becomes its single issuer: a scheduler may be made on one
+    // thread and run on another (scheduler_group makes each on its own).
+    void bind_thread() override {
+        if (issuer_ == std::thread::id()) {
+            if (flags_ & IORING_SETUP_R_DISABLED)
+                // (the system call: liburing 2.3 declares io_uring_enable_rings but does not export it)
+                if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0)
+                    throw std::system_error(errno, std::system_category(), "io_uring_register(ENABLE_RINGS)");
+            // A registered ring fd spares io_uring_enter its file lookup
+            // (5.18+); it is the registering thread's, so it is registered
+            // here. Older kernels refuse, and the ring works as before.
+            (void)io_uring_register_ring_fd(&ring_);
+            issuer_ = std::this_thread::get_id();
+        } else if (issuer_ != std::this_thread::get_id()) {
+            throw std::logic_error("cosock::scheduler: its io_uring backend runs on the thread that first ran it; "
+                                   "run each scheduler on one thread (scheduler_group makes one per thread)");
+        }
+    }
+
   private:
     static constexpr std::size_t small_send = 4096;
+
+    bool on_issuer_thread() const noexcept {
+        return issuer_ == std::thread::id() || issuer_ == std::this_thread::get_id();
+    }
+    // Only the ring's thread can reap the completions that say the kernel is
+    // done with an operation's buffer; freeing it without them is not safe.
+    [[noreturn]] static void wrong_thread(const char* what) noexcept {
+        std::fprintf(stderr,
+                     "cosock: io_uring backend %s on another thread than the one that ran it, with operations in "
+                     "flight: a scheduler is made, run and destroyed on one thread\n",
+                     what);
+        std::abort();
+    }
 
     static std::system_error refused(int r) {
         const char* why = r == -EPERM    ? " (refused: the kernel.io_uring_disabled sysctl or a seccomp profile)"
@@ -479,6 +516,7 @@ class uring_backend final : public io_backend {
     io_uring ring_{};
     io_uring_probe* probe_ = nullptr; // the opcodes this kernel has
     unsigned flags_ = 0;
+    std::thread::id issuer_; // the thread that runs the ring; none until the first run()
     std::vector<fd_ops> fds_;
     std::size_t waiting_ = 0;   // ops known to the backend
     std::size_t in_kernel_ = 0; // SQEs of ops the kernel has not answered yet

@@ -90,7 +90,7 @@ class wait_slot {
         if constexpr (std::is_base_of_v<io_op, Node>)
             loop_->forget(node);
         else
-            loop_->ready().erase(node);
+            loop_->take_back_posted(node); // in the ready queue, or posted from another thread
         node.state = op_state::idle;
     }
 

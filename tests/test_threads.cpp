@@ -1,0 +1,367 @@
+// Several schedulers on several threads: resume_on, post(task), socket
+// hand-over, scheduler_group. Built with ThreadSanitizer too (scripts/test.sh).
+#include "backends.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using cosock::task;
+
+namespace {
+
+std::size_t descriptors_open() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
+// Each byte of connection `id`'s stream is a function of its position, so a
+// byte lost, repeated or taken from another connection shows.
+char pattern(std::size_t id, std::size_t i) { return char('a' + (id * 7 + i * 13) % 26); }
+
+task<> echo(cosock::socket conn) {
+    std::array<char, 4096> buf;
+    while (std::size_t n = co_await conn.recv(buf)) co_await conn.sendall(std::string_view(buf.data(), n));
+}
+
+// Sends `bytes` of connection `id`'s pattern in uneven pieces and checks
+// every byte that comes back.
+task<> client(cosock::address to, std::size_t id, std::size_t bytes, std::atomic<std::size_t>& checked) {
+    cosock::socket c{*cosock::scheduler::current()};
+    co_await c.connect(to);
+    std::string out(bytes, '\0');
+    for (std::size_t i = 0; i < bytes; ++i) out[i] = pattern(id, i);
+    std::size_t sent = 0, got = 0;
+    std::array<char, 8192> buf;
+    while (got < bytes) {
+        if (sent < bytes) {
+            std::size_t piece = std::min<std::size_t>(bytes - sent, 1 + (id + sent) % 3000);
+            co_await c.sendall(std::string_view(out).substr(sent, piece));
+            sent += piece;
+        }
+        while (got < sent) {
+            std::size_t n = co_await c.recv(buf);
+            REQUIRE(n > 0);
+            for (std::size_t k = 0; k < n; ++k)
+                if (buf[k] != pattern(id, got + k)) FAIL("connection " << id << " byte " << got + k << " differs");
+            got += n;
+        }
+    }
+    checked.fetch_add(got);
+}
+
+// A wait that never ends: keeps a loop up until it is stopped.
+task<> forever(cosock::scheduler& s) {
+    auto [a, b] = cosock::socketpair(s);
+    std::array<char, 1> c;
+    co_await a.recv(c);
+}
+
+} // namespace
+
+// A group of one thread whose scheduler waits for ever: the "other thread" of
+// the tests below (a scheduler is made, run and destroyed on one thread).
+struct other_thread {
+    std::atomic<std::thread::id> id;
+    cosock::scheduler_group g;
+    explicit other_thread(cosock::backend which) : g(1, {.which = which}) {
+        g.start([this](cosock::scheduler& s, std::size_t) -> task<> {
+            id = std::this_thread::get_id();
+            co_await forever(s);
+        });
+        while (id.load() == std::thread::id()) std::this_thread::yield();
+    }
+    ~other_thread() { g.stop(); }
+    cosock::scheduler& operator*() { return g[0]; }
+};
+
+BACKEND_TEST("resume_on moves a coroutine to another scheduler's thread and back, and run() waits while it is away") {
+    cosock::scheduler home{B::value};
+    other_thread t(B::value);
+    cosock::scheduler& other = *t;
+    auto body = [&]() -> task<int> {
+        std::vector<bool> where;
+        for (int i = 0; i < 100; ++i) {
+            co_await cosock::resume_on(other);
+            where.push_back(std::this_thread::get_id() == t.id.load());
+            co_await cosock::resume_on(home);
+            where.push_back(std::this_thread::get_id() != t.id.load());
+        }
+        co_await cosock::resume_on(home); // already here: no hop
+        co_await cosock::resume_on(other);
+        // run()'s own task ends on the other thread; run() returns its value here.
+        co_return int(std::count(where.begin(), where.end(), true));
+    };
+    int right = home.run(body());
+    CHECK(right == 200);
+}
+
+BACKEND_TEST("a spawned task that ends on another scheduler's thread is counted and destroyed at home") {
+    cosock::scheduler home{B::value};
+    other_thread t(B::value);
+    cosock::scheduler& other = *t;
+    std::atomic<int> destroyed{0};
+    struct guard {
+        std::atomic<int>& n;
+        ~guard() { ++n; }
+    };
+    auto away = [&](int) -> task<> {
+        guard g{destroyed};
+        co_await cosock::resume_on(other);
+        co_await other.yield();
+    };
+    for (int i = 0; i < 50; ++i) home.spawn(away(i));
+    home.run(); // returns only once every spawned task came back and ended
+    CHECK(home.spawned_count() == 0);
+    CHECK(destroyed == 50);
+}
+
+BACKEND_TEST("post(task) starts a task from another thread, in the order posted") {
+    cosock::scheduler s{B::value};
+    std::vector<int> order;
+    auto job = [&](int i) -> task<> {
+        order.push_back(i);
+        co_return;
+    };
+    std::atomic<bool> done{false};
+    auto root = [&]() -> task<> {
+        while (!done.load()) co_await cosock::sleep_for(1ms);
+    };
+    std::thread poster([&] {
+        for (int i = 0; i < 1000; ++i) s.post(job(i));
+        s.post([&] { done = true; });
+    });
+    s.run(root());
+    poster.join();
+    s.run(); // what was posted after the last turn
+    REQUIRE(order.size() == 1000);
+    std::vector<int> expect(1000);
+    std::iota(expect.begin(), expect.end(), 0);
+    CHECK(order == expect);
+    CHECK_THROWS_AS(s.post(task<>{}), std::logic_error);
+}
+
+BACKEND_TEST("socket::move_to hands a connection to a scheduler on another thread, which serves it") {
+    cosock::scheduler a{B::value};
+    other_thread tb(B::value);
+    cosock::scheduler& b = *tb;
+    std::atomic<std::size_t> checked{0};
+    auto main = [&]() -> task<> {
+        cosock::socket srv = listener(a);
+        auto addr = srv.getsockname();
+        a.spawn(client(addr, 1, 200000, checked));
+        auto [conn, peer] = co_await srv.accept();
+        std::array<char, 3> first;
+        std::size_t n = co_await conn.recv(first); // used here first: registered with a's backend
+        REQUIRE(n > 0);
+        conn.move_to(b);
+        auto serve = [](cosock::socket c, std::string head) -> task<> {
+            co_await c.sendall(head);
+            co_await echo(std::move(c));
+        };
+        b.post(serve(std::move(conn), std::string(first.data(), n)));
+        while (checked.load() == 0) co_await cosock::sleep_for(1ms);
+    };
+    a.run(main());
+    CHECK(checked == 200000);
+}
+
+BACKEND_TEST(
+    "socket::move_to from another thread while the socket's scheduler runs is refused; a closed socket says EBADF") {
+    cosock::scheduler b{B::value};
+    {
+        other_thread ta(B::value);
+        auto [x, y] = cosock::socketpair(*ta);
+        CHECK_THROWS_AS(x.move_to(b), std::logic_error);
+    }
+    cosock::scheduler a{B::value}; // runs nowhere: its sockets may move from any thread
+    auto [x, y] = cosock::socketpair(a);
+    x.move_to(b);
+    cosock::socket closed;
+    CHECK(error_of([&] { closed.move_to(b); }) == EBADF);
+}
+
+namespace {
+
+// How many connections each thread of a group served.
+struct tally {
+    std::mutex m;
+    std::map<const cosock::scheduler*, std::size_t> served;
+    void add(const cosock::scheduler* s) {
+        std::lock_guard lock(m);
+        ++served[s];
+    }
+};
+
+task<> counted_echo(cosock::socket conn, tally& t) {
+    t.add(cosock::scheduler::current());
+    co_await echo(std::move(conn));
+}
+
+// A loopback port held by a socket that never listens, so that listeners with
+// SO_REUSEPORT can share it and it takes no connections itself.
+struct reserved_port {
+    cosock::scheduler s{cosock::backend::poll};
+    cosock::socket probe{s};
+    int port;
+    reserved_port() {
+        probe.setsockopt(cosock::sol_socket, cosock::so_reuseport, 1);
+        probe.bind({"127.0.0.1", 0});
+        port = probe.getsockname().port();
+    }
+};
+
+// Runs `clients` clients of `bytes` each, at most `parallel` at a time, on a
+// scheduler of this thread; returns the bytes checked.
+std::size_t run_clients(cosock::backend which, cosock::address to, std::size_t clients, std::size_t bytes,
+                        std::size_t parallel) {
+    cosock::scheduler s{which};
+    std::atomic<std::size_t> checked{0};
+    auto batch = [&](std::size_t first, std::size_t n) -> task<> {
+        for (std::size_t id = first; id < clients; id += n) co_await client(to, id, bytes, checked);
+    };
+    for (std::size_t k = 0; k < std::min(parallel, clients); ++k) s.spawn(batch(k, std::min(parallel, clients)));
+    s.run();
+    return checked.load();
+}
+
+} // namespace
+
+BACKEND_TEST("scheduler_group: a SO_REUSEPORT listener per thread; threads x connections echo every byte") {
+    constexpr std::size_t threads = 3;
+    std::size_t clients = B::value == cosock::backend::select ? 60 : 150;
+    reserved_port port;
+    tally t;
+    std::atomic<std::size_t> listening{0};
+    cosock::scheduler_group g(threads, {.which = B::value});
+    g.start([&](cosock::scheduler& s, std::size_t) -> task<> {
+        cosock::socket srv{s};
+        srv.setsockopt(cosock::sol_socket, cosock::so_reuseport, 1);
+        srv.bind({"127.0.0.1", port.port});
+        srv.listen(1024);
+        ++listening;
+        for (;;) {
+            auto [conn, peer] = co_await srv.accept();
+            s.spawn(counted_echo(std::move(conn), t));
+        }
+    });
+    while (listening.load() < threads) std::this_thread::yield();
+    CHECK(run_clients(B::value, {"127.0.0.1", port.port}, clients, 20000, 50) == clients * 20000);
+    g.stop();
+    g.join();
+    CHECK(t.served.size() == threads); // each thread served some (the kernel spreads them)
+    std::size_t total = 0;
+    for (auto& [s, n] : t.served) total += n;
+    CHECK(total == clients);
+}
+
+BACKEND_TEST("scheduler_group: one acceptor hands 10,000 connections to the other schedulers, each byte checked") {
+    constexpr std::size_t threads = 3;
+    std::size_t clients = 10000, parallel = B::value == cosock::backend::select ? 150 : 500;
+    tally t;
+    std::atomic<int> port{0};
+    cosock::scheduler_group g(threads, {.which = B::value});
+    g.start([&](cosock::scheduler& s, std::size_t i) -> task<> {
+        if (i != 0) co_return; // the others serve what they are handed
+        cosock::socket srv = listener(s);
+        srv.listen(1024);
+        port = srv.getsockname().port();
+        for (bool least = false;; least = !least) {
+            auto [conn, peer] = co_await srv.accept();
+            // Round robin and least loaded in turn, never this thread.
+            cosock::scheduler* to = &(least ? g.least_loaded() : g.next());
+            while (to == &s) to = &g.next();
+            conn.move_to(*to);
+            to->post(counted_echo(std::move(conn), t));
+        }
+    });
+    while (port.load() == 0) std::this_thread::yield();
+    CHECK(run_clients(B::value, {"127.0.0.1", port.load()}, clients, 100, parallel) == clients * 100);
+    g.stop();
+    g.join();
+    std::size_t total = 0;
+    for (auto& [s, n] : t.served) {
+        CHECK(s != &g[0]);
+        total += n;
+    }
+    CHECK(t.served.size() == threads - 1);
+    CHECK(total == clients);
+}
+
+BACKEND_TEST("scheduler_group: stopped from another thread with thousands of operations in flight, it frees every "
+             "frame and descriptor") {
+    std::size_t per_thread = B::value == cosock::backend::select ? 150 : 2000;
+    std::size_t before = descriptors_open();
+    std::atomic<std::size_t> waiting{0}, frames{0};
+    struct frame_guard {
+        std::atomic<std::size_t>& n;
+        explicit frame_guard(std::atomic<std::size_t>& c) : n(c) { ++n; }
+        ~frame_guard() { --n; }
+    };
+    {
+        cosock::scheduler_group g(2, {.which = B::value});
+        auto waiter = [&](cosock::scheduler& on) -> task<> {
+            frame_guard f{frames};
+            co_await cosock::resume_on(on); // some wait on the other thread's scheduler
+            auto [a, b] = cosock::socketpair(on);
+            std::array<char, 8> buf;
+            ++waiting;
+            co_await a.recv(buf);
+            FAIL("a recv nobody writes to completed");
+        };
+        g.start([&](cosock::scheduler& s, std::size_t i) -> task<> {
+            for (std::size_t k = 0; k < per_thread; ++k) s.spawn(waiter(k % 10 == 0 ? g[1 - i] : s));
+            co_return;
+        });
+        while (waiting.load() < 2 * per_thread) std::this_thread::yield();
+        CHECK(frames.load() == 2 * per_thread);
+        std::thread stopper([&] { g.stop(); });
+        stopper.join();
+        g.join();
+        CHECK(frames.load() == 0);
+    }
+    CHECK(descriptors_open() == before);
+}
+
+BACKEND_TEST("scheduler_group: an exception escaping one thread's function stops the others and reaches join()") {
+    cosock::scheduler_group g(3, {.which = B::value});
+    g.start([](cosock::scheduler& s, std::size_t i) -> task<> {
+        if (i == 1) {
+            co_await cosock::sleep_for(5ms);
+            throw std::runtime_error("thread 1 failed");
+        }
+        co_await forever(s);
+    });
+    CHECK_THROWS_WITH_AS(g.join(), "thread 1 failed", std::runtime_error);
+}
+
+BACKEND_TEST("scheduler_group: it ends by itself once every function and what it spawned have ended") {
+    std::atomic<int> ran{0};
+    cosock::scheduler_group g(4, {.which = B::value, .pin = true});
+    g.run([&](cosock::scheduler& s, std::size_t) -> task<> {
+        s.spawn([](std::atomic<int>& n) -> task<> {
+            co_await cosock::sleep_for(2ms);
+            ++n;
+        }(ran));
+        co_await cosock::sleep_for(1ms);
+        ++ran;
+    });
+    CHECK(ran == 8);
+}
+
+TEST_CASE("scheduler_group refuses bad input, naming it") {
+    CHECK_THROWS_WITH_AS(cosock::scheduler_group(0), doctest::Contains("not 0"), std::invalid_argument);
+    cosock::scheduler_group g(2, {.which = cosock::backend::poll});
+    CHECK_THROWS_WITH_AS(g[2], doctest::Contains("no scheduler 2"), std::out_of_range);
+    g.start([](cosock::scheduler&, std::size_t) -> task<> { co_return; });
+    CHECK_THROWS_AS(g.start([](cosock::scheduler&, std::size_t) -> task<> { co_return; }), std::logic_error);
+    g.join();
+}
