@@ -70,6 +70,17 @@ class scheduler_ref {
 } // namespace detail
 
 namespace detail {
+/// State that a part of cosock above the loop keeps per scheduler (signal.hpp's
+/// signal port): made on first use by loop::service(), destroyed with the
+/// scheduler, after the frames it owns and before its backend.
+class loop_service {
+  public:
+    loop_service() = default;
+    loop_service(const loop_service&) = delete;
+    loop_service& operator=(const loop_service&) = delete;
+    virtual ~loop_service() = default;
+};
+
 /// What cosock's awaiters and sockets use of a scheduler: its backend, ready
 /// queue and timers. Not API: a scheduler inherits it privately, so user code
 /// cannot reach it; cosock reaches it through loop_of(scheduler&).
@@ -113,6 +124,18 @@ class loop {
             ready_.erase(op);
         op.state = op_state::idle;
     }
+    /// This loop's `Service` (a loop_service made from the loop), made on
+    /// first use.
+    template <class Service>
+    Service& service() {
+        static const char key = 0; // one address per Service in the program
+        for (auto& [k, made] : services_)
+            if (k == &key) return static_cast<Service&>(*made);
+        auto made = std::make_unique<Service>(*this);
+        Service& s = *made;
+        services_.emplace_back(&key, std::move(made));
+        return s;
+    }
 
   protected:
     // The wake-up descriptor is made first, so that with few descriptors left
@@ -131,6 +154,7 @@ class loop {
     timer_heap timers_;
     unsigned inline_budget_ = inline_budget;
     int expected_posts_ = 0;
+    std::vector<std::pair<const void*, std::unique_ptr<loop_service>>> services_;
 
   private:
     static int make_wake_fd() {
@@ -202,6 +226,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
             p->start.handle.destroy();
         }
         forget(wake_);
+        services_.clear();
         // What is left belongs to frames the scheduler does not own (a task
         // kept by the user): their operations ended above; leaving them
         // queued or timed nowhere, so that destroying them later finds
