@@ -74,15 +74,17 @@ task<int> until(int sig) { co_return co_await cosock::wait_signal({sig}); }
 
 } // namespace
 
-BACKEND_TEST("wait_signal returns the number of a signal raised in its thread, sent to the process, or to another "
-             "thread") {
+BACKEND_TEST("wait_signal returns the number of a signal raised in its thread, or sent from another thread to the "
+             "process, to the loop's thread or to itself") {
     test_signals guard;
-    using sender = void (*)();
+    using sender = void (*)(pthread_t loop);
     const std::pair<const char*, sender> ways[] = {
-        {"raise()", [] { ::raise(SIGUSR2); }},
-        {"kill(getpid()) from another thread", [] { std::thread([] { ::kill(::getpid(), SIGUSR2); }).join(); }},
-        {"pthread_kill() of another thread",
-         [] { std::thread([] { ::pthread_kill(::pthread_self(), SIGUSR2); }).join(); }},
+        {"raise()", [](pthread_t) { ::raise(SIGUSR2); }},
+        {"kill(getpid())", [](pthread_t) { std::thread([] { ::kill(::getpid(), SIGUSR2); }).join(); }},
+        {"pthread_kill() of the loop's thread",
+         [](pthread_t loop) { std::thread([loop] { ::pthread_kill(loop, SIGUSR2); }).join(); }},
+        {"pthread_kill() of the sending thread",
+         [](pthread_t) { std::thread([] { ::pthread_kill(::pthread_self(), SIGUSR2); }).join(); }},
     };
     for (auto [how, send] : ways) {
         std::string name = how;
@@ -91,7 +93,7 @@ BACKEND_TEST("wait_signal returns the number of a signal raised in its thread, s
         int got = s.run([](cosock::scheduler& s, sender send) -> task<int> {
             s.spawn([](cosock::scheduler& s, sender send) -> task<> {
                 while (!caught(SIGUSR2)) co_await s.yield();
-                send();
+                send(::pthread_self());
             }(s, send));
             co_return co_await cosock::wait_signal({SIGUSR1, SIGUSR2});
         }(s, send));
@@ -238,6 +240,28 @@ BACKEND_TEST("a frame destroyed while it waits for a signal leaves nothing behin
     outliving.reset();
     CHECK(open_descriptors() == descriptors);
     CHECK(uncaught == 0);
+}
+
+BACKEND_TEST("a signal_set destroyed under a waiting task ends its wait with EBADF") {
+    test_signals guard;
+    cosock::scheduler s{B::value};
+    auto set = std::make_unique<cosock::signal_set>(s, cosock::signal_list{SIGUSR1});
+    int error = s.run([](cosock::scheduler& s, std::unique_ptr<cosock::signal_set>& set) -> task<int> {
+        int error = 0;
+        s.spawn([](cosock::signal_set& set, int& error) -> task<> {
+            try {
+                co_await set.wait();
+            } catch (const std::system_error& e) {
+                error = e.code().value();
+            }
+        }(*set, error));
+        co_await s.yield(); // it waits
+        set.reset();
+        while (error == 0) co_await s.yield();
+        co_return error;
+    }(s, set));
+    CHECK(error == EBADF);
+    CHECK_FALSE(caught(SIGUSR1));
 }
 
 BACKEND_TEST("the disposition a signal had comes back when its last set goes, unless the program replaced it") {
