@@ -84,7 +84,8 @@ class signal_set {
   public:
     /// Catches `signals` for `s` from now on. Throws std::invalid_argument,
     /// naming the value, for an empty list, a number outside 1 to NSIG - 1,
-    /// SIGKILL or SIGSTOP; std::system_error when no eventfd can be made.
+    /// SIGKILL or SIGSTOP; std::system_error when no eventfd can be made;
+    /// std::runtime_error when 128 other schedulers wait for signals already.
     signal_set(scheduler& s, signal_list signals)
         : signal_set(&detail::loop_of(s), detail::signal_mask(signals, "cosock::signal_set")) {}
     signal_set(const signal_set&) = delete;
