@@ -7,24 +7,22 @@
 
 #include <cosock/address.hpp>
 #include <cosock/scheduler.hpp>
-#include <cosock/select.hpp>
+#include <cosock/signal.hpp>
 #include <cosock/socket.hpp>
 #include <cosock/time.hpp>
 
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <signal.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <sys/signalfd.h>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 namespace example {
@@ -149,17 +147,9 @@ inline cosock::task<cosock::accept_result> accept_patiently(cosock::socket& srv,
 }
 
 namespace detail {
-inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, int sigfd) {
-    struct closer {
-        int fd;
-        ~closer() { ::close(fd); }
-    } owned{sigfd};
-    std::vector<int> readers{sigfd}, none; // named, not braced inside co_await (README: Known compiler issues)
+inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, std::unique_ptr<cosock::signal_set> usr1) {
     for (;;) {
-        co_await cosock::select(readers, none, none);
-        signalfd_siginfo info;
-        while (::read(sigfd, &info, sizeof info) == sizeof info) {
-        }
+        co_await usr1->wait();
         cosock::scheduler_stats st = s.stats();
         std::printf("stats: waits %llu resumes %llu\n", static_cast<unsigned long long>(st.waits),
                     static_cast<unsigned long long>(st.resumes));
@@ -171,18 +161,11 @@ inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, int sigfd) {
 /// `kill -USR1 PID` makes a server print its loop's counters on stdout as one
 /// line, "stats: waits N resumes M", flushed. An idle server's waits hardly
 /// grow; a spinning loop's grow fast. Spawn it before run():
-/// `s.spawn(example::report_stats_on_sigusr1(s));`. It blocks SIGUSR1 when
-/// called, so the signal goes to a signalfd the loop waits on like a socket
-/// instead of ending the process; call it before any thread starts, since
-/// threads inherit the mask.
+/// `s.spawn(example::report_stats_on_sigusr1(s));`. SIGUSR1 is caught from the
+/// call on (a cosock::signal_set), so one sent as soon as the server has
+/// started prints its line instead of ending the process.
 inline cosock::task<> report_stats_on_sigusr1(cosock::scheduler& s) {
-    sigset_t usr1;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    ::sigprocmask(SIG_BLOCK, &usr1, nullptr);
-    int fd = ::signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd < 0) throw std::system_error(errno, std::system_category(), "signalfd");
-    return detail::print_stats_on_signal(s, fd);
+    return detail::print_stats_on_signal(s, std::make_unique<cosock::signal_set>(s, cosock::signal_list{SIGUSR1}));
 }
 
 } // namespace example

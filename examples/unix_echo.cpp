@@ -23,7 +23,6 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
@@ -45,14 +44,9 @@ task<> accept_loop(cosock::scheduler& s, cosock::socket& srv) {
     for (;;) s.spawn(handle((co_await example::accept_patiently(srv, "unix_echo")).conn));
 }
 
-// A signalfd turns SIGINT and SIGTERM into a readable descriptor, which the
-// loop can wait on like a socket; a signal handler could do almost nothing.
-task<> until_signal(int sigfd) {
-    std::vector<int> readers{sigfd}, none;
-    co_await cosock::select(readers, none, none);
-    signalfd_siginfo info{};
-    (void)!::read(sigfd, &info, sizeof info);
-    std::fprintf(stderr, "unix_echo: %s, stopping\n", ::strsignal(static_cast<int>(info.ssi_signo)));
+task<> until_signal(cosock::signal_set& stop_signals) {
+    int sig = co_await stop_signals.wait();
+    std::fprintf(stderr, "unix_echo: %s, stopping\n", ::strsignal(sig));
 }
 
 // A socket file left by a server that is gone refuses connections: remove it.
@@ -73,7 +67,10 @@ task<> remove_stale(cosock::scheduler& s, const cosock::address& where) {
     throw std::runtime_error("a server is already listening on " + where.path());
 }
 
-task<> serve(cosock::scheduler& s, cosock::address where, int sigfd) {
+task<> serve(cosock::scheduler& s, cosock::address where) {
+    // Caught from here on (a set, not a single wait_signal): a signal sent as
+    // soon as the listening line is out stops the server cleanly too.
+    cosock::signal_set stop_signals{s, {SIGINT, SIGTERM}};
     if (!where.is_abstract()) co_await remove_stale(s, where);
     cosock::socket srv = cosock::create_server(s, where);
     struct remove_at_exit { // also when the loop fails: the file would be stale
@@ -87,7 +84,7 @@ task<> serve(cosock::scheduler& s, cosock::address where, int sigfd) {
     // Whichever ends first cancels the other: a signal stops the accept loop.
     std::vector<task<>> both;
     both.push_back(accept_loop(s, srv));
-    both.push_back(until_signal(sigfd));
+    both.push_back(until_signal(stop_signals));
     co_await cosock::when_any(std::move(both));
 }
 
@@ -135,16 +132,8 @@ int main(int argc, char** argv) {
     try {
         cosock::scheduler s{opt.backend()};
         if (!server.empty()) return s.run(client(s, where, opt.positional()));
-        sigset_t stop_signals;
-        sigemptyset(&stop_signals);
-        sigaddset(&stop_signals, SIGINT);
-        sigaddset(&stop_signals, SIGTERM);
-        ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr); // delivered to the signalfd instead
-        int sigfd = ::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (sigfd < 0) throw std::system_error(errno, std::system_category(), "signalfd");
         s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
-        s.run(serve(s, where, sigfd));
-        ::close(sigfd);
+        s.run(serve(s, where));
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "unix_echo: %s\n", e.what());

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <deque>
 #include <fcntl.h>
 #include <string>
@@ -315,6 +316,20 @@ task<> after_close(world& w) {
     w.s.spawn(recv_forever(*c));
 }
 
+task<> after_signal(world& w) {
+    {
+        cosock::signal_set set{w.s, {SIGUSR1}};
+        ::raise(SIGUSR1);
+        CHECK(co_await set.wait() == SIGUSR1);
+    }
+    w.s.spawn([]() -> task<> {
+        co_await cosock::wait_signal({SIGUSR2});
+        FAIL("nobody sends SIGUSR2");
+    }());
+    auto [a, b] = w.pair();
+    w.s.spawn(recv_forever(*a));
+}
+
 task<> after_when_all(world& w) {
     auto [a, b] = w.pair();
     auto [c, d] = w.pair();
@@ -375,6 +390,7 @@ BACKEND_TEST("an idle loop sleeps after an operation of any kind has ended, in a
         {"timeouts", after_timeout},
         {"a stop request", after_stop},
         {"a close under a waiting recv", after_close},
+        {"a signal, and a wait for another", after_signal},
         {"when_all", after_when_all},
         {"when_any", after_when_any},
     };

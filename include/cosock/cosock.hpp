@@ -10,6 +10,7 @@
 #include <cosock/resolve.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/select.hpp>
+#include <cosock/signal.hpp>
 #include <cosock/socket.hpp>
 #include <cosock/task.hpp>
 #include <cosock/threads.hpp>

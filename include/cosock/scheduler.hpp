@@ -74,6 +74,17 @@ class scheduler_ref {
 } // namespace detail
 
 namespace detail {
+/// State that a part of cosock above the loop keeps per scheduler (signal.hpp's
+/// signal port): made on first use by loop::service(), destroyed with the
+/// scheduler, after the frames it owns and before its backend.
+class loop_service {
+  public:
+    loop_service() = default;
+    loop_service(const loop_service&) = delete;
+    loop_service& operator=(const loop_service&) = delete;
+    virtual ~loop_service() = default;
+};
+
 /// What cosock's awaiters and sockets use of a scheduler: its backend, ready
 /// queue and timers. Not API: a scheduler inherits it privately, so user code
 /// cannot reach it; cosock reaches it through loop_of(scheduler&).
@@ -116,6 +127,18 @@ class loop {
         else if (op.state == op_state::queued)
             ready_.erase(op);
         op.state = op_state::idle;
+    }
+    /// This loop's `Service` (a loop_service made from the loop), made on
+    /// first use.
+    template <class Service>
+    Service& service() {
+        static const char key = 0; // one address per Service in the program
+        for (auto& [k, made] : services_)
+            if (k == &key) return static_cast<Service&>(*made);
+        auto made = std::make_unique<Service>(*this);
+        Service& s = *made;
+        services_.emplace_back(&key, std::move(made));
+        return s;
     }
 
     /// From any thread: `n` is resumed on this loop's thread soon (its
@@ -176,6 +199,7 @@ class loop {
     std::mutex post_mutex_;               // guards incoming_ (and the scheduler's posted functions)
     intrusive_list<ready_node> incoming_; // nodes posted from other threads
     std::atomic<std::size_t> incoming_count_{0};
+    std::vector<std::pair<const void*, std::unique_ptr<loop_service>>> services_;
 
   private:
     static int make_wake_fd() {
@@ -249,6 +273,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
         }
         forget(wake_);
         drop_incoming(); // what the frames just destroyed may have posted
+        services_.clear();
         // What is left belongs to frames the scheduler does not own (a task
         // kept by the user): their operations ended above; leaving them
         // queued or timed nowhere, so that destroying them later finds
