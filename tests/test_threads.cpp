@@ -365,3 +365,21 @@ TEST_CASE("scheduler_group refuses bad input, naming it") {
     CHECK_THROWS_AS(g.start([](cosock::scheduler&, std::size_t) -> task<> { co_return; }), std::logic_error);
     g.join();
 }
+
+BACKEND_TEST("scheduler_group: stop_on ends the group when the signal arrives, and does not keep a finished group up") {
+    {
+        std::atomic<int> started{0};
+        cosock::scheduler_group g(2, {.which = B::value});
+        g.stop_on({SIGUSR2});
+        g.start([&](cosock::scheduler& s, std::size_t) -> task<> {
+            ++started;
+            co_await forever(s);
+        });
+        while (started.load() < 2) std::this_thread::yield();
+        ::kill(::getpid(), SIGUSR2); // caught since stop_on
+        g.join();                    // returns: the signal stopped it
+    }
+    cosock::scheduler_group g(2, {.which = B::value});
+    g.stop_on({SIGUSR2});
+    g.run([](cosock::scheduler&, std::size_t) -> task<> { co_return; }); // ends by itself
+}

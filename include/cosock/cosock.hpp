@@ -3,6 +3,7 @@
 
 #include <cosock/address.hpp>
 #include <cosock/buffer.hpp>
+#include <cosock/channel.hpp>
 #include <cosock/constants.hpp>
 #include <cosock/create.hpp>
 #include <cosock/error.hpp>

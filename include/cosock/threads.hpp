@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -31,8 +32,11 @@
 #include <utility>
 #include <vector>
 
+#include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
+#include <cosock/signal.hpp>
 #include <cosock/task.hpp>
+#include <cosock/time.hpp>
 
 namespace cosock {
 
@@ -196,6 +200,20 @@ class scheduler_group {
         start(std::move(fn));
         join();
     }
+    /// Stops the group when one of `signals` arrives (e.g. {SIGINT, SIGTERM}):
+    /// caught from this call on, watched by a task on the first thread. Once
+    /// every function has ended the watch ends too, so it does not keep the
+    /// group up. Call it before start() (std::logic_error after); throws what
+    /// signal_set throws for a bad signal.
+    void stop_on(signal_list signals) {
+        {
+            std::lock_guard lock(mutex_);
+            if (started_) throw std::logic_error("cosock::scheduler_group::stop_on: call it before start()");
+        }
+        // The first scheduler runs nowhere yet: its set may be made here.
+        slots_[0]->spawn(watch(std::make_unique<signal_set>(*slots_[0], signals)));
+    }
+
     /// Ends every thread's loop soon; from any thread, once or many times.
     void stop() noexcept {
         std::lock_guard lock(mutex_);
@@ -249,13 +267,23 @@ class scheduler_group {
         }
         {
             std::lock_guard lock(mutex_);
-            if (++ended_ == slots_.size())
+            if (++ended_ == slots_.size()) {
                 for (scheduler* other : slots_) other->post([other] { detail::loop_of(*other).expect_post(-1); });
+                slots_[0]->post([this] { watching_.request_stop(); });
+            }
         }
         try {
             if (!stopping_.load(std::memory_order_relaxed)) s.run();
         } catch (...) {
             fail(std::current_exception());
+        }
+    }
+
+    task<> watch(std::unique_ptr<signal_set> set) {
+        try {
+            co_await detail::as_task(set->wait()).with_stop_token(watching_.get_token());
+            stop();
+        } catch (const cancelled_error&) { // every function ended first
         }
     }
 
@@ -301,6 +329,7 @@ class scheduler_group {
     std::atomic<bool> stopping_{false};
     std::atomic<std::size_t> next_{0};
     std::exception_ptr failure_;
+    std::stop_source watching_; // ends stop_on's watch (requested on the first thread)
 };
 
 } // namespace cosock
