@@ -107,17 +107,23 @@ class io_awaiter {
             }
             o.tried = true;
         }
-        wait(h, token);
+        if (timeout_ <= timeout_t::zero() && !(token && token->stop_possible())) [[likely]] {
+            o.handle = h; // no deadline, no stop callback: the rest of wait()
+            event_loop().arm(o);
+        } else {
+            wait(h, token);
+        }
         return true;
     }
 
     /// The op waits: the backend takes it, the deadline starts, the stop
-    /// token is listened to. Out of line: the path of an op that completes
-    /// at once stays short.
+    /// token is listened to. Out of line, for an op with a deadline or a
+    /// stop token that can be triggered: begin() hands any other op to the
+    /// backend itself.
     template <class Promise>
     [[gnu::noinline]] void wait(std::coroutine_handle<Promise> h, const std::stop_token* token) {
         op().handle = h;
-        event_loop().io().arm(op());
+        event_loop().arm(op());
         if (timeout_ > timeout_t::zero()) slot_.start_deadline(this, after(timeout_));
         slot_.listen(this, token);
     }
