@@ -52,6 +52,8 @@ struct io_op;
 
 /// What an operation is and how each backend family runs it.
 struct op_type {
+    /// The operation as error messages name it ("recv", …).
+    const char* name = "";
     direction dir = direction::read;
     /// It moves a stream's bytes: it waits behind the earlier ops of its
     /// direction, so sends leave and receives are served in call order.

@@ -10,6 +10,7 @@ inline int perform_recv(io_op& op) noexcept { return sys::recv(op.fd, op.buf, op
 
 /// A recv on a datagram socket (or any other not a stream).
 inline constexpr op_type recv{
+    .name = "recv",
     .dir = direction::read,
     .moves_data = true,
     .perform = perform_recv,

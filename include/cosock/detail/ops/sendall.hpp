@@ -8,6 +8,7 @@
 namespace cosock::detail::ops {
 
 inline constexpr op_type sendall{
+    .name = "sendall",
     .dir = direction::write,
     .moves_data = true,
     .perform =
