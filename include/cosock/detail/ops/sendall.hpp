@@ -14,7 +14,7 @@ inline constexpr op_type sendall{
     .perform =
         [](io_op& op) noexcept {
             do {
-                int r = sys::send(op.fd, static_cast<char*>(op.buf) + op.done, op.len - op.done, op.flags);
+                int r = sys::send_rest_of(op);
                 if (r < 0) return r;
                 op.done += std::size_t(r);
             } while (op.done < op.len);
