@@ -83,7 +83,7 @@ class loop {
     /// How `op`, just started, begins (see io_backend::first_step). `now`
     /// only while the coroutine has fairness budget left: each resumed
     /// coroutine gets some, so one fed by a busy peer cannot starve the others.
-    start first_step(const io_op& op) noexcept {
+    [[gnu::always_inline]] start first_step(const io_op& op) noexcept {
         // A readiness backend's is called directly (it ignores others_ready).
         start how =
             readiness_ ? readiness_->readiness_backend::first_step(op, false) : io_->first_step(op, !ready_.empty());

@@ -53,7 +53,7 @@ class io_awaiter {
     /// only when it must wait, handing the record to the backend, starting
     /// the deadline and listening to the task's stop token.
     template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) {
+    [[gnu::always_inline]] bool await_suspend(std::coroutine_handle<Promise> h) {
         return begin(h, [this] { return op().res = op().type->perform(op()); });
     }
 
@@ -82,7 +82,7 @@ class io_awaiter {
     /// ready") as the one try of the operation. False: it finished without
     /// waiting (op().res, or the attempt's own record, holds the outcome).
     template <class Promise, class Attempt>
-    bool begin(std::coroutine_handle<Promise> h, Attempt attempt) {
+    [[gnu::always_inline]] bool begin(std::coroutine_handle<Promise> h, Attempt attempt) {
         io_op& o = op();
         const std::stop_token* token = stop_token_of(h);
         if (token && token->stop_requested()) {

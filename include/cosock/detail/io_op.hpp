@@ -128,7 +128,7 @@ inline int ended_result(const io_op& op) noexcept {
 
 /// True when a completed step of `op` with result `res` filled less than its
 /// buffer in a way that says the receive queue is empty (see op_type).
-inline bool drained_by(const io_op& op, int res) noexcept {
+[[gnu::always_inline]] inline bool drained_by(const io_op& op, int res) noexcept {
     return op.type->short_means_drained && res > 0 && std::size_t(res) < op.len && !(op.flags & MSG_PEEK);
 }
 

@@ -26,7 +26,7 @@ namespace cosock::detail {
 class readiness_backend : public io_backend {
   public:
     // Final: the scheduler calls it without a virtual call (see loop::first_step).
-    start first_step(const io_op& op, bool) noexcept final {
+    [[gnu::always_inline]] start first_step(const io_op& op, bool) noexcept final {
         if (std::size_t(op.fd) >= fds_.size()) [[unlikely]]
             return start::now;
         const fd_state& st = fds_[std::size_t(op.fd)];
