@@ -1,5 +1,6 @@
-// The test binary's global operator new counts its calls (see alloc_count.hpp).
-// new[], nothrow new and the sized deletes default to these two.
+// The test binary's global operator new counts its calls (see alloc_count.hpp),
+// over-aligned ones too (the readiness backends' descriptor table). new[],
+// nothrow new and the sized deletes default to these.
 #include "alloc_count.hpp"
 
 #include <cstdlib>
@@ -34,3 +35,11 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void* operator new(std::size_t n, std::align_val_t align) {
+    ++count;
+    std::size_t a = std::size_t(align);
+    if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a + (n ? 0 : a))) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }

@@ -98,12 +98,22 @@ class loop {
     /// How `op`, just started, begins (see io_backend::first_step). `now`
     /// only while the coroutine has fairness budget left: each resumed
     /// coroutine gets some, so one fed by a busy peer cannot starve the others.
-    start first_step(const io_op& op) noexcept {
-        start how = io_->first_step(op, !ready_.empty());
+    [[gnu::always_inline]] start first_step(const io_op& op) noexcept {
+        // A readiness backend's is called directly (it ignores others_ready).
+        start how =
+            readiness_ ? readiness_->readiness_backend::first_step(op, false) : io_->first_step(op, !ready_.empty());
         if (how != start::now) return how;
         if (inline_budget_ == 0) return start::untried;
         --inline_budget_;
         return how;
+    }
+    /// Hands `op` to the backend to wait (see io_backend::arm); epoll's is
+    /// called directly.
+    [[gnu::always_inline]] void arm(io_op& op) {
+        if (epoll_)
+            epoll_->arm_here(op);
+        else
+            io_->arm(op);
     }
     /// A reference to the scheduler that knows when it is gone (for sockets).
     const scheduler_ref& ref() const noexcept { return anchor_ref_; }
@@ -181,14 +191,20 @@ class loop {
   protected:
     // The wake-up descriptor is made first, so that with few descriptors left
     // `automatic` falls back to a backend that needs none of its own.
-    explicit loop(cosock::backend which) : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)) {}
+    explicit loop(cosock::backend which)
+        : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)),
+          readiness_(kind_ == cosock::backend::io_uring ? nullptr : static_cast<readiness_backend*>(io_.get())),
+          epoll_(kind_ == cosock::backend::epoll ? static_cast<epoll_backend*>(io_.get()) : nullptr) {}
     ~loop() { sys::close(wake_fd_); }
 
     static constexpr unsigned inline_budget = 64;
 
     cosock::backend kind_ = cosock::backend::automatic;
-    int wake_fd_;                        // an eventfd that post() writes to
-    std::unique_ptr<io_backend> io_;     // outlives every frame the scheduler destroys
+    int wake_fd_;                    // an eventfd that post() writes to
+    std::unique_ptr<io_backend> io_; // outlives every frame the scheduler destroys
+    // The same backend, for the calls made without a virtual call (or null).
+    readiness_backend* readiness_; // select, poll or epoll
+    epoll_backend* epoll_;
     scheduler_anchor* anchor_ = nullptr; // owned by anchor_ref_ and the sockets' references
     scheduler_ref anchor_ref_;
     ready_queue ready_;

@@ -351,7 +351,7 @@ class socket {
     // What an operation takes from the socket when it is made; throws when
     // the socket is closed (or its scheduler gone).
     detail::op_args args(const char* name, const void* buf = nullptr, std::size_t len = 0, int flags = 0) const {
-        return {&detail::loop_of(open_scheduler(name)), fd_, timeout_, name, const_cast<void*>(buf), len, flags};
+        return {&detail::loop_of(open_scheduler(name)), fd_, timeout_, const_cast<void*>(buf), len, flags};
     }
 
     detail::scheduler_ref sched_; // knows when the scheduler is gone

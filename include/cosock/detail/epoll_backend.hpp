@@ -35,18 +35,20 @@ class epoll_backend final : public readiness_backend {
 
     const char* name() const noexcept override { return "epoll"; }
 
-    void arm(io_op& op) override {
+    void arm(io_op& op) override { arm_here(op); }
+
+    /// arm(), for the scheduler's direct call: the common case (an owned op
+    /// on a registered descriptor) inline, the rest out of line.
+    [[gnu::always_inline]] void arm_here(io_op& op) {
         std::size_t fd = std::size_t(op.fd);
-        std::uint8_t f = fd < flags_.size() ? flags_[fd] : 0;
-        if ((f & (registered | transient)) != registered) { // not registered, or only for a foreign op
-            if (orphaned()) refuse_after_fork();            // the epoll set is shared with the parent
-            if (!(f & registered))
-                enroll(op.fd, op.foreign);
-            else if (!op.foreign)
-                adopt(op.fd);
+        if (fd < fds_.size() && (fds_[fd].flags & (registered | transient)) == registered && !op.foreign) [[likely]] {
+            fd_state& st = fds_[fd];
+            st.of(op.type->dir).push_back(op);
+            armed(op, st);
+            if (!(st.flags & drained_bit(op.type->dir))) recheck(st, op.fd);
+            return;
         }
-        readiness_backend::arm(op);
-        if (!(flags_[fd] & drained_bit(op.type->dir))) recheck(op.fd);
+        arm_other(op);
     }
 
     void cancel(io_op& op, ready_queue& ready) noexcept override {
@@ -55,8 +57,8 @@ class epoll_backend final : public readiness_backend {
     }
 
     void release_fd(int fd, bool closing, ready_queue& ready) noexcept override {
-        if (fd < 0 || std::size_t(fd) >= flags_.size()) return;
-        std::uint8_t flags = flags_[std::size_t(fd)];
+        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
+        std::uint8_t flags = fds_[std::size_t(fd)].flags;
         readiness_backend::release_fd(fd, closing, ready); // forgets the flags
         if (!(flags & registered)) return;
         // A closed descriptor leaves the epoll set by itself; a detached one
@@ -76,18 +78,24 @@ class epoll_backend final : public readiness_backend {
         for (int i = 0; i < n; ++i) {
             int fd = events_[std::size_t(i)].data.fd;
             std::uint32_t ev = events_[std::size_t(i)].events;
-            std::uint8_t& f = flags_[std::size_t(fd)];
-            if (!(f & registered)) continue;
-            bool err = ev & (EPOLLERR | EPOLLHUP);
-            if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) f |= sticky;
-            if (err || (ev & (EPOLLIN | EPOLLRDHUP))) f &= std::uint8_t(~drained_read);
-            if (err || (ev & EPOLLOUT)) f &= std::uint8_t(~drained_write);
-            run_ready(fd, ready, true);
+            fd_state& st = fds_[std::size_t(fd)];
+            std::uint8_t f = st.flags;
+            if (!(f & registered)) [[unlikely]]
+                continue;
+            if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) [[unlikely]] {
+                f |= sticky;
+                if (ev & (EPOLLERR | EPOLLHUP)) ev |= EPOLLIN | EPOLLOUT; // errors count as both directions
+            }
+            if (ev & (EPOLLIN | EPOLLRDHUP)) f &= std::uint8_t(~drained_read);
+            if (ev & EPOLLOUT) f &= std::uint8_t(~drained_write);
+            st.flags = f;
+            run_ready(st, ready, true);
         }
         if (std::size_t(n) == events_.size()) events_.resize(events_.size() * 2);
+        if (recheck_.empty()) return;
         // Ops armed while their descriptor may already have been ready.
         std::vector<int> again = std::exchange(recheck_, std::move(spare_));
-        for (int fd : again) run_ready(fd, ready, false);
+        for (int fd : again) run_ready(fds_[std::size_t(fd)], ready, false);
         again.clear();
         spare_ = std::move(again);
     }
@@ -96,17 +104,36 @@ class epoll_backend final : public readiness_backend {
     static constexpr std::uint8_t registered = first_free_bit, queued = first_free_bit << 1,
                                   transient = first_free_bit << 2; // registered for a foreign descriptor
 
+    // arm() for a descriptor not registered (or registered only for a
+    // foreign op), or for a foreign op.
+    [[gnu::noinline]] void arm_other(io_op& op) {
+        std::size_t fd = std::size_t(op.fd);
+        std::uint8_t f = fd < fds_.size() ? fds_[fd].flags : 0;
+        if ((f & (registered | transient)) != registered) { // not registered, or only for a foreign op
+            if (orphaned()) refuse_after_fork();            // the epoll set is shared with the parent
+            if (!(f & registered))
+                enroll(op.fd, op.foreign);
+            else if (!op.foreign)
+                adopt(op.fd);
+        }
+        if (op.foreign) add_foreign(op.fd);
+        fd_state& st = fds_[fd];
+        st.of(op.type->dir).push_back(op);
+        armed(op, st);
+        if (!(st.flags & drained_bit(op.type->dir))) recheck(st, op.fd);
+    }
+
     // The first op on `fd` registers it; an owned descriptor stays registered
     // until it is released. The registration itself reports the current
     // readiness as an edge.
     void enroll(int fd, bool foreign) {
-        hold(fd);
+        hold_fd(fds_, fd);
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
         if (int r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev); r < 0)
             throw std::system_error(-r, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
-        flags_[std::size_t(fd)] = foreign ? registered | transient : registered;
+        fds_[std::size_t(fd)].flags = foreign ? registered | transient : registered;
     }
 
     // An owned op waits on a descriptor registered as foreign: cosock owns it
@@ -119,37 +146,42 @@ class epoll_backend final : public readiness_backend {
         int r = sys::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
         if (r == -ENOENT) r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
         if (r < 0) throw std::system_error(-r, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
-        std::uint8_t& f = flags_[std::size_t(fd)];
+        std::uint8_t& f = fds_[std::size_t(fd)].flags;
         f = std::uint8_t(f & ~(transient | drained_read | drained_write));
     }
 
     // A foreign descriptor with no op waiting leaves the epoll set, so that no
     // registration outlives what cosock knows of it.
     void drop_if_unused(int fd, bool still_open) noexcept {
-        std::uint8_t& f = flags_[std::size_t(fd)];
-        if ((f & (transient | has_readers | has_writers)) != transient) return;
+        fd_state& st = fds_[std::size_t(fd)];
+        if (!(st.flags & transient) || !st.idle()) return;
         if (still_open && !orphaned()) sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-        f = 0;
+        st.flags = 0;
     }
 
     // Its registration went with the file that was closed.
     void forget_gone(int fd) noexcept override { drop_if_unused(fd, false); }
 
-    void recheck(int fd) {
-        std::uint8_t& flags = flags_[std::size_t(fd)];
-        if (flags & queued) return;
+    [[gnu::noinline]] void recheck(fd_state& st, int fd) {
+        if (st.flags & queued) return;
         recheck_.push_back(fd);
-        flags |= queued;
+        st.flags |= queued;
     }
 
-    // `edge`: reported by the last epoll_wait, not a recheck of a guess (a
-    // reported end of stream or error stays as good as an edge).
-    void run_ready(int fd, ready_queue& ready, bool edge) noexcept {
-        std::uint8_t& flags = flags_[std::size_t(fd)];
-        flags &= std::uint8_t(~queued);
-        if (!(flags & registered)) return; // released since
-        dispatch(fd, !(flags & drained_read), !(flags & drained_write), ready, edge || (flags & sticky));
-        drop_if_unused(fd, true);
+    // Performs the ops of the directions not known to be drained, as
+    // dispatch does (without interest to follow). `edge`: reported by the
+    // last epoll_wait, not a recheck of a guess (a reported end of stream or
+    // error stays as good as an edge). The write side's flag is read once the
+    // reads ran, which cannot change it.
+    [[gnu::always_inline]] void run_ready(fd_state& st, ready_queue& ready, bool edge) noexcept {
+        std::uint8_t f = st.flags = std::uint8_t(st.flags & ~queued);
+        if (!(f & registered)) [[unlikely]]
+            return; // released since
+        if (!(f & drained_read) && !st.readers.empty()) run<direction::read>(st, ready, edge || (st.flags & sticky));
+        if (!(st.flags & drained_write) && !st.writers.empty())
+            run<direction::write>(st, ready, edge || (st.flags & sticky));
+        if (st.flags & transient) [[unlikely]]
+            drop_if_unused(int(&st - fds_.data()), true);
     }
 
     int epfd_;

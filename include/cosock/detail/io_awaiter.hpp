@@ -53,7 +53,7 @@ class io_awaiter {
     /// only when it must wait, handing the record to the backend, starting
     /// the deadline and listening to the task's stop token.
     template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) {
+    [[gnu::always_inline]] bool await_suspend(std::coroutine_handle<Promise> h) {
         return begin(h, [this] { return op().res = op().type->perform(op()); });
     }
 
@@ -82,7 +82,7 @@ class io_awaiter {
     /// ready") as the one try of the operation. False: it finished without
     /// waiting (op().res, or the attempt's own record, holds the outcome).
     template <class Promise, class Attempt>
-    bool begin(std::coroutine_handle<Promise> h, Attempt attempt) {
+    [[gnu::always_inline]] bool begin(std::coroutine_handle<Promise> h, Attempt attempt) {
         io_op& o = op();
         const std::stop_token* token = stop_token_of(h);
         if (token && token->stop_requested()) {
@@ -107,17 +107,23 @@ class io_awaiter {
             }
             o.tried = true;
         }
-        wait(h, token);
+        if (timeout_ <= timeout_t::zero() && !(token && token->stop_possible())) [[likely]] {
+            o.handle = h; // no deadline, no stop callback: the rest of wait()
+            event_loop().arm(o);
+        } else {
+            wait(h, token);
+        }
         return true;
     }
 
     /// The op waits: the backend takes it, the deadline starts, the stop
-    /// token is listened to. Out of line: the path of an op that completes
-    /// at once stays short.
+    /// token is listened to. Out of line, for an op with a deadline or a
+    /// stop token that can be triggered: begin() hands any other op to the
+    /// backend itself.
     template <class Promise>
     [[gnu::noinline]] void wait(std::coroutine_handle<Promise> h, const std::stop_token* token) {
         op().handle = h;
-        event_loop().io().arm(op());
+        event_loop().arm(op());
         if (timeout_ > timeout_t::zero()) slot_.start_deadline(this, after(timeout_));
         slot_.listen(this, token);
     }

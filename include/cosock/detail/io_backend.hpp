@@ -1,7 +1,9 @@
 // io_backend: the seam between the scheduler and the operating system, which
 // select, poll, epoll and io_uring implement. The scheduler's loop calls wait();
 // the awaiters call first_step, arm, cancel and abort; sockets call release_fd.
-// There is one virtual call per arm/wait, never one per byte; each backend
+// There is at most one virtual call per arm/wait, never one per byte (the
+// scheduler calls a readiness backend's first_step and epoll's arm directly,
+// knowing which backend it made); each backend
 // completes operations by setting io_op::res and linking the op into the
 // ready queue.
 #pragma once

@@ -53,6 +53,8 @@ struct io_op;
 
 /// What an operation is and how each backend family runs it.
 struct op_type {
+    /// The operation as error messages name it ("recv", …).
+    const char* name = "";
     direction dir = direction::read;
     /// It moves a stream's bytes: it waits behind the earlier ops of its
     /// direction, so sends leave and receives are served in call order.
@@ -127,7 +129,7 @@ inline int ended_result(const io_op& op) noexcept {
 
 /// True when a completed step of `op` with result `res` filled less than its
 /// buffer in a way that says the receive queue is empty (see op_type).
-inline bool drained_by(const io_op& op, int res) noexcept {
+[[gnu::always_inline]] inline bool drained_by(const io_op& op, int res) noexcept {
     return op.type->short_means_drained && res > 0 && std::size_t(res) < op.len && !(op.flags & MSG_PEEK);
 }
 

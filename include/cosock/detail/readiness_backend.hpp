@@ -10,9 +10,9 @@
 // system call that would say EAGAIN. Every way an op ends teaches it: a failed
 // first try (the op is armed `tried`), a failed try at dispatch, a short recv.
 //
-// What an op's start needs (the guesses, whether ops wait in each direction)
-// is one byte per descriptor in a table of its own, apart from the lists:
-// with thousands of connections it stays in cache.
+// Everything kept per descriptor (the guesses and both lists) is one entry of
+// one table, indexed by the descriptor, one cache line each: an op's start,
+// its arm and a dispatch each check one bound and touch one line.
 #pragma once
 
 #include <cstdint>
@@ -25,41 +25,41 @@ namespace cosock::detail {
 
 class readiness_backend : public io_backend {
   public:
-    start first_step(const io_op& op, bool) noexcept override {
-        if (std::size_t(op.fd) >= flags_.size()) return start::now;
-        std::uint8_t f = flags_[std::size_t(op.fd)];
+    // Final: the scheduler calls it without a virtual call (see loop::first_step).
+    [[gnu::always_inline]] start first_step(const io_op& op, bool) noexcept final {
+        if (std::size_t(op.fd) >= fds_.size()) [[unlikely]]
+            return start::now;
+        const fd_state& st = fds_[std::size_t(op.fd)];
         direction d = op.type->dir;
-        if (f & (d == direction::read ? has_readers : has_writers)) return start::behind_others;
-        if (op.flags & MSG_OOB) return start::now; // urgent data raises no readiness: only a try tells
-        return f & drained_bit(d) ? start::untried : start::now;
+        if (!st.of(d).empty()) return start::behind_others;
+        // Urgent data raises no readiness: only a try tells.
+        return (st.flags & drained_bit(d)) && !(op.flags & MSG_OOB) ? start::untried : start::now;
     }
 
     void arm(io_op& op) override {
-        hold(op.fd);
-        if (op.foreign) foreign_.add(op.fd);
+        hold_fd(fds_, op.fd);
         fd_state& st = fds_[std::size_t(op.fd)];
-        bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
-        intrusive_list<io_op>& list = st.of(op.type->dir);
+        op_fifo& list = st.of(op.type->dir);
+        bool first = list.empty();
+        if (op.foreign) foreign_.add(op.fd);
         list.push_back(op);
-        try {
-            update(op.fd, st, was_r, was_w);
-        } catch (...) {
-            list.erase(op);
-            if (op.foreign) foreign_.remove(op.fd);
-            throw;
-        }
-        if (op.tried) flags_[std::size_t(op.fd)] |= drained_bit(op.type->dir);
-        op.state = op_state::waiting;
-        ++waiting_;
+        if (first && follows_interest_) try {
+                interest(op.fd, !st.readers.empty(), !st.writers.empty());
+            } catch (...) {
+                list.erase(op);
+                if (op.foreign) foreign_.remove(op.fd);
+                throw;
+            }
+        armed(op, st);
     }
 
     void cancel(io_op& op, ready_queue&) noexcept override {
         fd_state& st = fds_[std::size_t(op.fd)];
-        bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
-        st.of(op.type->dir).erase(op);
+        op_fifo& list = st.of(op.type->dir);
+        list.erase(op);
         op.state = op_state::idle;
         left(op);
-        update(op.fd, st, was_r, was_w);
+        if (list.empty() && follows_interest_) interest(op.fd, !st.readers.empty(), !st.writers.empty());
     }
 
     void abort(io_op& op, ready_queue& ready) noexcept override {
@@ -70,13 +70,13 @@ class readiness_backend : public io_backend {
     void release_fd(int fd, bool, ready_queue& ready) noexcept override {
         if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
         fail_all(fd, -ECANCELED, end_reason::closed, ready);
-        flags_[std::size_t(fd)] = 0;
+        fds_[std::size_t(fd)].flags = 0;
     }
 
     // A short read is only a guess that the queue is empty; after the end of
     // the stream or an error (sticky) no edge would come to correct it.
     void completed_at_once(const io_op& op, int res) noexcept override {
-        if (drained_by(op, res) && std::size_t(op.fd) < flags_.size()) note_short_read(flags_[std::size_t(op.fd)]);
+        if (drained_by(op, res) && std::size_t(op.fd) < fds_.size()) note_short_read(fds_[std::size_t(op.fd)].flags);
     }
 
     void cancel_all(ready_queue& ready) noexcept override {
@@ -92,31 +92,72 @@ class readiness_backend : public io_backend {
     /// epoll registers each descriptor once and is not told.
     explicit readiness_backend(bool follows_interest = true) noexcept : follows_interest_(follows_interest) {}
 
-    // flags_ bits used here; a backend may use the bits from first_free_bit up.
-    // drained_*: an op was told EAGAIN in that direction (or a recv came back
-    // short) and no readiness has been reported since.
+    // fd_state::flags bits used here; a backend may use the bits from
+    // first_free_bit up. drained_*: an op was told EAGAIN in that direction
+    // (or a recv came back short) and no readiness has been reported since.
     static constexpr std::uint8_t drained_read = 1, drained_write = 2;
     // The descriptor reported its end or an error: a state, not an event, so
     // no further edge will come, and a short read is no reason to wait.
     static constexpr std::uint8_t sticky = 4;
-    static constexpr std::uint8_t has_readers = 8, has_writers = 16; // its lists are not empty
-    static constexpr std::uint8_t first_free_bit = 32;
+    static constexpr std::uint8_t first_free_bit = 8;
 
-    struct fd_state {
-        intrusive_list<io_op> readers;
-        intrusive_list<io_op> writers;
-        intrusive_list<io_op>& of(direction d) noexcept { return d == direction::read ? readers : writers; }
+    /// The ops waiting in one direction, oldest first (linked through their
+    /// list_node, which no other list uses while they wait).
+    class op_fifo {
+      public:
+        bool empty() const noexcept { return head_ == nullptr; }
+        io_op* front() const noexcept { return static_cast<io_op*>(head_); }
+        static io_op* next(io_op& op) noexcept { return static_cast<io_op*>(op.next); }
+        void push_back(io_op& op) noexcept {
+            op.prev = tail_;
+            op.next = nullptr;
+            (tail_ ? tail_->next : head_) = &op;
+            tail_ = &op;
+        }
+        /// Unlinks the front op, leaving its links for the next list to set.
+        void drop_front() noexcept {
+            head_ = head_->next;
+            (head_ ? head_->prev : tail_) = nullptr;
+        }
+        void erase(io_op& op) noexcept {
+            (op.prev ? op.prev->next : head_) = op.next;
+            (op.next ? op.next->prev : tail_) = op.prev;
+            op.prev = op.next = nullptr;
+        }
+        io_op* pop_front() noexcept {
+            io_op* op = front();
+            if (op) erase(*op);
+            return op;
+        }
+
+      private:
+        list_node* head_ = nullptr;
+        list_node* tail_ = nullptr;
+    };
+
+    struct alignas(64) fd_state {
+        op_fifo readers;
+        op_fifo writers;
+        std::uint8_t flags = 0; // the bits above
+        op_fifo& of(direction d) noexcept { return d == direction::read ? readers : writers; }
+        const op_fifo& of(direction d) const noexcept { return d == direction::read ? readers : writers; }
+        bool idle() const noexcept { return readers.empty() && writers.empty(); }
     };
 
     static std::uint8_t drained_bit(direction d) noexcept {
         return d == direction::read ? drained_read : drained_write;
     }
 
-    /// Makes both tables hold `fd`.
-    void hold(int fd) {
-        hold_fd(fds_, fd);
-        hold_fd(flags_, fd);
+    /// The end of an arm: `op`, just linked into its list in `st`, waits.
+    [[gnu::always_inline]] void armed(io_op& op, fd_state& st) noexcept {
+        if (op.tried) st.flags |= drained_bit(op.type->dir);
+        op.state = op_state::waiting;
+        ++waiting_;
     }
+
+    /// An op on a descriptor cosock does not own is about to wait on it. May
+    /// throw (allocation) before recording it.
+    [[gnu::noinline]] void add_foreign(int fd) { foreign_.add(fd); }
 
     /// The directions of interest changed for `fd`. Only adding interest may
     /// throw (allocation); removing it never does.
@@ -127,23 +168,20 @@ class readiness_backend : public io_backend {
     /// that still says EAGAIN is checked for a dead end (see dead_end).
     [[gnu::always_inline]] void dispatch(int fd, bool readable, bool writable, ready_queue& ready,
                                          bool fresh) noexcept {
-        fd_state& st = fds_[std::size_t(fd)];
-        std::uint8_t& f = flags_[std::size_t(fd)];
+        dispatch(fds_[std::size_t(fd)], fd, readable, writable, ready, fresh);
+    }
+    [[gnu::always_inline]] void dispatch(fd_state& st, int fd, bool readable, bool writable, ready_queue& ready,
+                                         bool fresh) noexcept {
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         if (readable) {
-            f &= std::uint8_t(~drained_read);
-            bool short_read = false;
-            if (run(st.readers, ready, fresh, short_read))
-                f |= drained_read;
-            else if (short_read)
-                note_short_read(f);
+            st.flags &= std::uint8_t(~drained_read);
+            if (was_r) run<direction::read>(st, ready, fresh);
         }
         if (writable) {
-            f &= std::uint8_t(~drained_write);
-            bool unused = false;
-            if (run(st.writers, ready, fresh, unused)) f |= drained_write;
+            st.flags &= std::uint8_t(~drained_write);
+            if (was_w) run<direction::write>(st, ready, fresh);
         }
-        update(fd, st, was_r, was_w);
+        if (follows_interest_) update(fd, st, was_r, was_w);
     }
 
     /// Completes every op waiting on `fd` with `res`, ended by `why`.
@@ -156,7 +194,7 @@ class readiness_backend : public io_backend {
                 if (op->ended_by == end_reason::none) op->ended_by = why;
                 complete(*op, res, ready);
             }
-        update(fd, st, was_r, was_w);
+        if (follows_interest_) update(fd, st, was_r, was_w);
     }
 
     /// Before the loop blocks: ends with EBADF the ops on foreign descriptors
@@ -170,7 +208,7 @@ class readiness_backend : public io_backend {
             bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
             for (auto* list : {&st.readers, &st.writers})
                 for (io_op* op = list->front(); op;) {
-                    io_op* next = intrusive_list<io_op>::next(*op);
+                    io_op* next = op_fifo::next(*op);
                     if (op->foreign) {
                         list->erase(*op);
                         left(*op);
@@ -178,7 +216,7 @@ class readiness_backend : public io_backend {
                     }
                     op = next;
                 }
-            update(fd, st, was_r, was_w);
+            if (follows_interest_) update(fd, st, was_r, was_w);
             forget_gone(fd);
             ended = true;
         });
@@ -188,43 +226,50 @@ class readiness_backend : public io_backend {
     /// A foreign descriptor's ops were ended by end_gone_foreign.
     virtual void forget_gone(int /*fd*/) noexcept {}
 
-    std::vector<fd_state> fds_;
-    std::vector<std::uint8_t> flags_; // per descriptor: the bits above
+    std::vector<fd_state> fds_; // per descriptor; grown by hold_fd
 
-  private:
-    // True when an op found the direction not ready after all; `short_read`
-    // when a recv emptied the receive queue (see op_type::short_means_drained).
-    bool run(intrusive_list<io_op>& list, ready_queue& ready, bool fresh, bool& short_read) noexcept {
-        while (io_op* op = list.front()) {
+    // Performs the ops of one direction in order, from the first (there is
+    // one), until one says the direction is not ready after all (which marks
+    // it drained) or none is left. A recv that emptied the receive queue as
+    // the last one marks it drained too (see op_type::short_means_drained).
+    template <direction D>
+    [[gnu::always_inline]] void run(fd_state& st, ready_queue& ready, bool fresh) noexcept {
+        op_fifo& list = st.of(D);
+        io_op* op = list.front();
+        bool short_read = false;
+        do {
             const op_type& t = *op->type;
             int res = t.perform(*op);
-            if (res == -EAGAIN && !(fresh && t.dead_end && t.dead_end(*op, res))) return true; // FIFO: later ops wait
-            list.erase(*op);
+            if (res == -EAGAIN && !(fresh && t.dead_end && t.dead_end(*op, res))) [[unlikely]] {
+                st.flags |= drained_bit(D); // FIFO: later ops wait
+                return;
+            }
+            list.drop_front();
             left(*op);
             complete(*op, res, ready);
-            short_read = drained_by(*op, res);
-        }
-        return false;
+            if constexpr (D == direction::read) short_read = drained_by(*op, res);
+            op = list.front();
+        } while (op);
+        if (short_read) note_short_read(st.flags);
     }
 
     static void note_short_read(std::uint8_t& f) noexcept {
         if (!(f & sticky)) f |= drained_read;
     }
 
+  private:
     // `op` no longer waits.
     void left(const io_op& op) noexcept {
         --waiting_;
-        if (op.foreign) foreign_.remove(op.fd);
+        if (op.foreign) [[unlikely]]
+            foreign_.remove(op.fd);
     }
 
-    // The lists of `fd` changed: keeps has_readers and has_writers, and tells
-    // the backend when the directions waited for changed.
-    void update(int fd, fd_state& st, bool was_r, bool was_w) {
+    // The lists of `fd` changed (a backend that follows interest): tells it
+    // when the directions waited for changed. Removing interest never throws.
+    void update(int fd, const fd_state& st, bool was_r, bool was_w) noexcept {
         bool r = !st.readers.empty(), wr = !st.writers.empty();
-        if (r == was_r && wr == was_w) return;
-        std::uint8_t& f = flags_[std::size_t(fd)];
-        f = std::uint8_t((f & ~(has_readers | has_writers)) | (r ? has_readers : 0) | (wr ? has_writers : 0));
-        if (follows_interest_) interest(fd, r, wr);
+        if (r != was_r || wr != was_w) interest(fd, r, wr);
     }
 
     std::size_t waiting_ = 0;

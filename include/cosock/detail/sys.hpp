@@ -75,6 +75,20 @@ inline int recv(int fd, void* buf, std::size_t len, int flags) noexcept {
 inline int send(int fd, const void* buf, std::size_t len, int flags) noexcept {
     return int(retry([&] { return ::send(fd, buf, cap(len), flags | MSG_NOSIGNAL); }));
 }
+/// recv() and send() of an operation's record (its fd, buf, len, flags; a
+/// send starts at its `done`), read again at each try: only the record is
+/// kept across the call, which keeps the usual single try short.
+template <class Op>
+inline int recv_of(const Op& op) noexcept {
+    return int(retry([&op] { return ::recv(op.fd, op.buf, cap(op.len), op.flags); }));
+}
+template <class Op>
+inline int send_rest_of(const Op& op) noexcept {
+    return int(retry([&op] {
+        return ::send(op.fd, static_cast<const char*>(op.buf) + op.done, cap(op.len - op.done),
+                      op.flags | MSG_NOSIGNAL);
+    }));
+}
 inline int recvmsg(int fd, msghdr* msg, int flags) noexcept {
     return int(retry([&] { return ::recvmsg(fd, msg, flags); }));
 }

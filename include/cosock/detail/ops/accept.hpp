@@ -8,6 +8,7 @@
 namespace cosock::detail::ops {
 
 inline constexpr op_type accept{
+    .name = "accept",
     .dir = direction::read,
     .yields_fd = true,
     .perform =

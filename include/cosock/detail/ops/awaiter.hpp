@@ -17,7 +17,6 @@ struct op_args {
     loop* where;
     int fd;
     timeout_t timeout;
-    const char* name; // the operation, as error messages name it
     void* buf = nullptr;
     std::size_t len = 0;
     int flags = 0;
@@ -28,7 +27,7 @@ class op_awaiter : public io_awaiter {
     using args = op_args;
 
   protected:
-    op_awaiter(const op_args& a, const op_type& type) : io_awaiter(*a.where, a.fd, type, a.timeout), name_(a.name) {
+    op_awaiter(const op_args& a, const op_type& type) : io_awaiter(*a.where, a.fd, type, a.timeout) {
         op().buf = a.buf;
         op().len = a.len;
         op().flags = a.flags;
@@ -36,10 +35,9 @@ class op_awaiter : public io_awaiter {
     /// The result, or the exception for a failure.
     [[gnu::always_inline]] int result() {
         int res = settle();
-        if (res < 0) fail(res, name_);
+        if (res < 0) fail(res, op().type->name);
         return res;
     }
-    const char* name_;
 };
 
 } // namespace cosock::detail

@@ -10,6 +10,7 @@ namespace cosock::detail::ops {
 
 /// The handshake goes on in the kernel: writability ends it, SO_ERROR says how.
 inline constexpr op_type connect_wait{
+    .name = "connect",
     .dir = direction::write,
     .perform =
         [](io_op& op) noexcept {
@@ -24,6 +25,7 @@ inline constexpr op_type connect_wait{
 /// has nothing to wait for: no readiness tells when the backlog has room. It
 /// fails with EAGAIN, as Python's connect does.
 inline constexpr op_type connect{
+    .name = "connect",
     .dir = direction::write,
     .waits_on_eagain = false,
     .perform =

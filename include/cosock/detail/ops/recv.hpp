@@ -6,10 +6,11 @@
 
 namespace cosock::detail::ops {
 
-inline int perform_recv(io_op& op) noexcept { return sys::recv(op.fd, op.buf, op.len, op.flags); }
+inline int perform_recv(io_op& op) noexcept { return sys::recv_of(op); }
 
 /// A recv on a datagram socket (or any other not a stream).
 inline constexpr op_type recv{
+    .name = "recv",
     .dir = direction::read,
     .moves_data = true,
     .perform = perform_recv,

@@ -9,6 +9,7 @@
 namespace cosock::detail::ops {
 
 inline constexpr op_type recvfrom{
+    .name = "recvfrom",
     .dir = direction::read,
     .moves_data = true,
     .perform =

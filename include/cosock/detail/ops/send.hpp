@@ -7,6 +7,7 @@
 namespace cosock::detail::ops {
 
 inline constexpr op_type send{
+    .name = "send",
     .dir = direction::write,
     .moves_data = true,
     .perform = [](io_op& op) noexcept { return sys::send(op.fd, op.buf, op.len, op.flags); },

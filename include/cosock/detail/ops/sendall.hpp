@@ -8,12 +8,13 @@
 namespace cosock::detail::ops {
 
 inline constexpr op_type sendall{
+    .name = "sendall",
     .dir = direction::write,
     .moves_data = true,
     .perform =
         [](io_op& op) noexcept {
             do {
-                int r = sys::send(op.fd, static_cast<char*>(op.buf) + op.done, op.len - op.done, op.flags);
+                int r = sys::send_rest_of(op);
                 if (r < 0) return r;
                 op.done += std::size_t(r);
             } while (op.done < op.len);

@@ -9,6 +9,7 @@
 namespace cosock::detail::ops {
 
 inline constexpr op_type sendto{
+    .name = "sendto",
     .dir = direction::write,
     .moves_data = true,
     .perform = [](io_op& op) noexcept { return sys::sendmsg(op.fd, op.msg, op.flags); },
