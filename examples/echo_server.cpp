@@ -1,8 +1,11 @@
 // The echo server of Python's socket-module documentation: every byte a client
 // sends comes back to it, one task per connection.
 //
-//   echo_server [--backend NAME] [--host IP] [--port N]
+//   echo_server [--backend NAME] [--host IP] [--port N] [--threads N]
 //
+// --threads N (default 1) serves from N threads, each with its own scheduler
+// and its own listening socket on the same port (SO_REUSEPORT: the kernel
+// spreads the connections); SIGINT or SIGTERM stops them all cleanly.
 // --host is a numeric IPv4 or IPv6 address (default 127.0.0.1; "::" or
 // "0.0.0.0" for every interface), --port defaults to 7000 and 0 lets the
 // kernel pick one. The first line printed is "listening on HOST:PORT (BACKEND)".
@@ -19,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 using cosock::task;
 
@@ -41,11 +45,33 @@ task<> serve(cosock::scheduler& s, cosock::socket srv) {
     }
 }
 
+// --threads N: a scheduler_group, a SO_REUSEPORT listener per thread, all
+// made before the threads run (a scheduler that runs nowhere yet may have
+// sockets made for it from here).
+int serve_threads(const example::options& opt, const cosock::address& where, std::size_t threads) {
+    cosock::scheduler_group g(threads, {.which = opt.backend()});
+    std::vector<cosock::socket> listeners;
+    cosock::address at = where;
+    for (std::size_t i = 0; i < threads; ++i) {
+        listeners.push_back(cosock::create_server(g[i], at, {.reuse_port = true}));
+        at = listeners.back().getsockname(); // port 0: the others take the port the first was given
+    }
+    example::announce(listeners[0], g[0]);
+    g.stop_on({SIGINT, SIGTERM});
+    g.run([&](cosock::scheduler& s, std::size_t i) -> task<> {
+        s.spawn(example::report_stats_on_sigusr1(s));
+        co_await serve(s, std::move(listeners[i]));
+    });
+    return 0;
+}
+
 int main(int argc, char** argv) {
-    example::options opt(argc, argv, "[--host IP] [--port N]", {"--host", "--port"});
+    example::options opt(argc, argv, "[--host IP] [--port N] [--threads N]", {"--host", "--port", "--threads"});
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
     const cosock::address where = opt.server_address(7000);
+    auto threads = std::size_t(opt.number("--threads", 1, 1, 1024));
     try {
+        if (threads > 1) return serve_threads(opt, where, threads);
         cosock::scheduler s{opt.backend()};
         // create_server sets SO_REUSEADDR, so a restarted server need not wait
         // for the old connections' TIME_WAIT to end.

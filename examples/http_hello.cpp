@@ -2,8 +2,11 @@
 // server owes a client that sends something else: 400, 404, 413, 431, 501.
 //
 //   http_hello [--backend NAME] [--host ADDR] [--port N] [--idle SECONDS]
-//              [--request-timeout SECONDS] [--max-connections N]
+//              [--request-timeout SECONDS] [--max-connections N] [--threads N]
 //
+// --threads N (default 1) serves from N threads, each with its own scheduler
+// and a SO_REUSEPORT listener on the same port; --max-connections then counts
+// per thread. SIGINT or SIGTERM stops them all cleanly.
 // Slow clients cannot hold it. A request head must arrive whole within
 // --request-timeout (default 10 s) of its first byte (for a connection's
 // first, of the accept), and the body after it within as long again after the
@@ -29,6 +32,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <sys/resource.h>
 
@@ -163,20 +167,41 @@ long long default_max_connections() {
 } // namespace
 
 int main(int argc, char** argv) {
-    example::options opt(argc, argv,
-                         "[--host ADDR] [--port N] [--idle SECONDS] [--request-timeout SECONDS] [--max-connections N]",
-                         {"--host", "--port", "--idle", "--request-timeout", "--max-connections"});
+    example::options opt(
+        argc, argv,
+        "[--host ADDR] [--port N] [--idle SECONDS] [--request-timeout SECONDS] [--max-connections N] [--threads N]",
+        {"--host", "--port", "--idle", "--request-timeout", "--max-connections", "--threads"});
     limits lim{opt.duration("--idle", 60), opt.duration("--request-timeout", 10),
                opt.number("--max-connections", default_max_connections(), 1, 1000000)};
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
     const cosock::address where = opt.server_address(8080);
-    long long open_connections = 0; // outlives the scheduler, which may destroy connections' frames
+    auto threads = std::size_t(opt.number("--threads", 1, 1, 1024));
+    // Per thread, outliving the schedulers, which may destroy connections' frames.
+    std::vector<long long> open_connections(threads, 0);
     try {
-        cosock::scheduler s{opt.backend()};
-        cosock::socket srv = cosock::create_server(s, where);
-        example::announce(srv, s);
-        s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
-        s.run(serve(s, std::move(srv), lim, open_connections));
+        if (threads == 1) {
+            cosock::scheduler s{opt.backend()};
+            cosock::socket srv = cosock::create_server(s, where);
+            example::announce(srv, s);
+            s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
+            s.run(serve(s, std::move(srv), lim, open_connections[0]));
+            return 1; // serve() only ever ends with an error
+        }
+        // A scheduler_group: the listeners are made before the threads run.
+        cosock::scheduler_group g(threads, {.which = opt.backend()});
+        std::vector<cosock::socket> listeners;
+        cosock::address at = where;
+        for (std::size_t i = 0; i < threads; ++i) {
+            listeners.push_back(cosock::create_server(g[i], at, {.reuse_port = true}));
+            at = listeners.back().getsockname(); // port 0: the others share the port the first was given
+        }
+        example::announce(listeners[0], g[0]);
+        g.stop_on({SIGINT, SIGTERM});
+        g.run([&](cosock::scheduler& s, std::size_t i) -> cosock::task<> {
+            s.spawn(example::report_stats_on_sigusr1(s));
+            co_await serve(s, std::move(listeners[i]), lim, open_connections[i]);
+        });
+        return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_hello: %s\n", e.what());
         return 1;

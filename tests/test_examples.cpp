@@ -3,6 +3,9 @@
 // example clients, or curl), then stopped. Every one runs on every backend.
 #include "backends.hpp"
 #include "child_process.hpp"
+#include "example_clients.hpp"
+
+#include <filesystem>
 
 #include <string>
 
@@ -208,4 +211,55 @@ BACKEND_TEST("examples: port_probe tells open, closed and timed-out ports apart"
         CHECK(status == 2);
         CHECK_MESSAGE(out.find("bad target '" + bad + "'") != std::string::npos, out);
     }
+}
+
+namespace {
+std::size_t threads_of(pid_t pid) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task"))
+        ++n;
+    return n;
+}
+} // namespace
+
+BACKEND_TEST("examples: echo_server and http_hello --threads 2 serve from two threads and stop cleanly on SIGTERM") {
+    std::string echo_path = need_example("echo_server"), http_path = need_example("http_hello");
+    if (echo_path.empty() || http_path.empty()) return;
+    const std::string backend = backend_name(B::value);
+    {
+        running_server server({echo_path, "--backend", backend, "--port", "0", "--threads", "2"});
+        CHECK(threads_of(server.proc.pid()) == 3); // the main thread waits in join()
+        cosock::scheduler s{B::value};
+        s.run([](cosock::scheduler& s, int port) -> cosock::task<> {
+            for (int i = 0; i < 40; ++i) {
+                cosock::socket c{s};
+                c.settimeout(10s);
+                co_await c.connect({"127.0.0.1", port});
+                std::string text = "client " + std::to_string(i) + std::string(std::size_t(i) * 1000, 'x');
+                CHECK(co_await echo_of(c, text) == text);
+            }
+        }(s, server.port));
+        CHECK(server.proc.stop() == 0); // SIGTERM stops the group: a clean exit
+        // A clean stop ended the pending accepts: the port is free at once (a
+        // killed io_uring server's stays busy for a while).
+        CHECK_NOTHROW(cosock::create_server(s, {"127.0.0.1", server.port}));
+    }
+    {
+        running_server server({http_path, "--backend", backend, "--port", "0", "--threads", "2"});
+        cosock::scheduler s{B::value};
+        s.run([](cosock::scheduler& s, int port) -> cosock::task<> {
+            for (int i = 0; i < 10; ++i) {
+                line_client c = co_await connect_to(s, port);
+                auto answers = co_await exchange(c.f, get_root + get_root, 2);
+                REQUIRE(answers.size() == 2);
+                CHECK(answers[0].status == 200);
+                CHECK(answers[1].body == "Hello, World!\n");
+            }
+        }(s, server.port));
+        CHECK(server.proc.stop() == 0);
+    }
+    auto [status, out] = run_to_end({echo_path, "--threads", "0"}, true);
+    CHECK(status == 2);
+    CHECK(out.find("'0'") != std::string::npos);
 }

@@ -300,7 +300,15 @@ class scheduler final : private detail::task_owner, private detail::loop {
     }
 
     /// The scheduler running on this thread, or nullptr outside run().
-    static scheduler* current() noexcept { return current_; }
+    /// (Out of line with clang: it may keep a thread_local's address across a
+    /// coroutine's suspension, and after resume_on the coroutine would read
+    /// the old thread's value. GCC reads it afresh.)
+#ifdef __clang__
+    [[gnu::noinline]]
+#endif
+    static scheduler* current() noexcept {
+        return current_;
+    }
 
     /// Whether a run() is active, on whichever thread; from any thread.
     bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
