@@ -48,9 +48,9 @@ inline bool parse_integer(std::string_view s, long long& out) {
     unsigned long long v = 0;
     for (; i < s.size(); ++i) {
         if (s[i] < '0' || s[i] > '9') return false;
-        unsigned d = static_cast<unsigned>(s[i] - '0');
-        if (v > (ULLONG_MAX - d) / 10) return false;
-        v = v * 10 + d;
+        // Up to 19 digits fit in 64 bits; a 20th may overflow, which the checks catch.
+        if (__builtin_mul_overflow(v, 10ull, &v) || __builtin_add_overflow(v, static_cast<unsigned>(s[i] - '0'), &v))
+            return false;
     }
     constexpr unsigned long long max = LLONG_MAX;
     if (negative) {
@@ -63,11 +63,13 @@ inline bool parse_integer(std::string_view s, long long& out) {
     return true;
 }
 
+/// ASCII lower case, as Redis compares command names (no locale).
+constexpr char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 inline bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
+        if (lower(a[i]) != lower(b[i])) return false;
     return true;
 }
 
@@ -314,9 +316,7 @@ class request_parser {
 /// '\' quoting the next character. An unterminated '[' ends with the pattern.
 /// Iterative, so no pattern takes more than O(pattern × text) steps.
 inline bool glob_match(std::string_view pat, std::string_view text, bool nocase = false) {
-    auto fold = [nocase](char c) {
-        return static_cast<int>(static_cast<signed char>(nocase ? std::tolower(static_cast<unsigned char>(c)) : c));
-    };
+    auto fold = [nocase](char c) { return static_cast<int>(static_cast<signed char>(nocase ? lower(c) : c)); };
     // Whether the element at pat[p] matches c; `next` is the element after it.
     auto element = [&](std::size_t p, char ch, std::size_t& next) {
         const std::size_t n = pat.size();
@@ -926,11 +926,10 @@ inline constexpr command table[] = {
 
 /// The command named `name`, in any case, or nullptr.
 inline const command* find(std::span<const command> in, std::string_view name) {
-    char lower[16];
-    if (name.size() > sizeof lower) return nullptr;
-    for (std::size_t i = 0; i < name.size(); ++i)
-        lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
-    std::string_view key(lower, name.size());
+    char folded[16];
+    if (name.size() > sizeof folded) return nullptr;
+    for (std::size_t i = 0; i < name.size(); ++i) folded[i] = lower(name[i]);
+    std::string_view key(folded, name.size());
     for (const command& c : in)
         if (c.name == key) return &c;
     return nullptr;
