@@ -82,6 +82,13 @@ cosock::task<> serve_client(cosock::socket conn, server& srv) {
         // unfinished request once a batch has run.
         std::size_t cap = read_size, start = 0, end = 0;
         auto buf = std::make_unique_for_overwrite<char[]>(cap);
+        auto sent = [&] { // after each send: a big reply's memory is not kept
+            ++srv.stats.writes;
+            if (out.capacity() > 4 * output_limit)
+                std::string().swap(out);
+            else
+                out.clear();
+        };
         bool open = true;
         while (open) {
             if (start == end) {
@@ -120,17 +127,12 @@ cosock::task<> serve_client(cosock::socket conn, server& srv) {
                 open = !me.quit;
                 if (open && out.size() >= output_limit) { // a client that does not read holds no more than this
                     co_await conn.sendall(out);
-                    ++srv.stats.writes;
-                    out.clear();
+                    sent();
                 }
             }
             if (!out.empty()) {
                 co_await conn.sendall(out);
-                ++srv.stats.writes;
-                if (out.capacity() > 4 * output_limit)
-                    std::string().swap(out); // the memory of one big reply is not kept
-                else
-                    out.clear();
+                sent();
             }
             srv.db.purge_expired(32); // a few keys whose deadline passed, so none stays for long
         }

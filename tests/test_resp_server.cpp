@@ -1053,6 +1053,53 @@ BACKEND_TEST("examples: resp_server's memory stays bounded while clients never r
     CHECK(server.proc.stop() == 128 + SIGTERM); // still running
 }
 
+namespace {
+
+// A 64 MiB value goes in and comes out again: the connection's input buffer
+// grows for the request and its output buffer for the reply, and each lets go
+// of that memory once done (64 MiB is above glibc's largest mmap threshold,
+// so what is freed leaves the process).
+cosock::task<> big_value(cosock::scheduler& s, int port, pid_t server) {
+    cosock::socket c = co_await resp_connect(s, port);
+    auto ping = [&]() -> cosock::task<> { // once answered, the batch before it has ended
+        co_await c.sendall(std::string_view("PING\r\n"));
+        CHECK(co_await read_bytes(c, 7) == "+PONG\r\n");
+    };
+    co_await ping();
+    const long start = resident_kib(server);
+    const std::string value(64 << 20, 'v');
+    const std::string set =
+        "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$" + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+    co_await c.sendall(set);
+    CHECK(co_await read_bytes(c, 5) == "+OK\r\n");
+    co_await ping();
+    const long stored = resident_kib(server);
+    co_await c.sendall(std::string_view("GET big\r\n"));
+    const std::string head = "$" + std::to_string(value.size()) + "\r\n";
+    std::string reply = co_await read_bytes(c, head.size() + value.size() + 2);
+    CHECK(reply == head + value + "\r\n");
+    co_await ping();
+    const long after_get = resident_kib(server);
+    co_await c.sendall(std::string_view("DEL big\r\n"));
+    CHECK(co_await read_bytes(c, 4) == ":1\r\n");
+    co_await ping();
+    const long after_del = resident_kib(server);
+    MESSAGE("resident KiB: " << start << " at first, " << stored << " with 64 MiB stored, " << after_get
+                             << " after GET, " << after_del << " after DEL");
+    CHECK(stored - start < 80 * 1024);     // the value, not also the request's buffer
+    CHECK(after_get - stored < 16 * 1024); // the reply's buffer is gone
+    CHECK(after_del - start < 16 * 1024);
+}
+
+} // namespace
+
+BACKEND_TEST("examples: resp_server lets go of a big request's and a big reply's memory") {
+    START_RESP_SERVER(server);
+    cosock::scheduler s{B::value};
+    s.run(big_value(s, server.port, server.proc.pid()));
+    CHECK(server.proc.stop() == 128 + SIGTERM);
+}
+
 BACKEND_TEST("examples: resp_server sleeps when idle") {
     START_RESP_SERVER(server);
     cosock::scheduler s{B::value};
