@@ -3,20 +3,22 @@
 # only those missing. Uses sudo when not run as root.
 #   required: meson ninja-build g++ pkg-config doctest-dev liburing-dev
 #   when apt has them: clang-16 and its sanitizer/libFuzzer runtime (the clang
-#   test build and the fuzz targets), curl (a smoke test drives http_hello with it)
+#   test build and the fuzz targets), curl (a smoke test drives http_hello with it),
+#   redis-tools and redis-server (redis-cli drives resp_server in the tests; the
+#   benchmark compares it with redis-server through redis-benchmark)
 # With --bench, what bench/run.py needs instead:
 #   required: meson ninja-build g++ pkg-config liburing-dev
 #   when apt has them: libasio-dev (the Asio echo server), wrk and nginx (the
-#   HTTP table and its reference)
+#   HTTP table and its reference), redis-tools and redis-server (bench/redis.py)
 set -euo pipefail
 
 required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev)
-optional=(clang-16 libclang-rt-16-dev curl)
+optional=(clang-16 libclang-rt-16-dev curl redis-tools redis-server)
 case "${1:-}" in
 "") ;;
 --bench)
     required=(meson ninja-build g++ pkg-config liburing-dev)
-    optional=(libasio-dev wrk nginx) ;;
+    optional=(libasio-dev wrk nginx redis-tools redis-server) ;;
 *) echo "usage: scripts/deps.sh [--bench]" >&2; exit 2 ;;
 esac
 

@@ -61,6 +61,20 @@ inline bool on_path(const std::string& program) {
     return false;
 }
 
+/// True when `program` is on PATH. Otherwise the caller skips the part that
+/// needs it, and this says so loudly, naming the Debian package to install;
+/// under CI=true a missing program fails the test instead, since a check CI is
+/// meant to run must not vanish silently (scripts/deps.sh installs it).
+inline bool need_program(const std::string& program, const std::string& package) {
+    if (on_path(program)) return true;
+    const char* ci = std::getenv("CI");
+    if (ci != nullptr && std::string(ci) == "true")
+        FAIL_CHECK(program << " is not on PATH, and CI=true: install " << package << " (scripts/deps.sh does)");
+    else
+        MESSAGE("SKIPPED: " << program << " is not on PATH (apt-get install " << package << ")");
+    return false;
+}
+
 /// What a child is given besides its arguments, for tests of descriptor limits.
 struct child_setup {
     /// When > 0, its RLIMIT_NOFILE soft limit: it runs out of descriptors there.

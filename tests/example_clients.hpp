@@ -1,13 +1,18 @@
 // Clients for the tests that start the example servers: a server's process
-// and port, a line-oriented connection, and HTTP responses read one by one.
+// and port, a line-oriented connection, HTTP responses read one by one, and
+// what the tests read about a server process (its loop's counters, its memory).
 #pragma once
 
 #include "backends.hpp"
 #include "child_process.hpp"
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -119,4 +124,37 @@ inline cosock::task<std::string> echo_of(cosock::socket& c, std::string text) {
     }
     got.resize(have);
     co_return got;
+}
+
+struct loop_stats {
+    unsigned long long waits = 0, resumes = 0;
+};
+
+/// Sends SIGUSR1 and reads the line of counters the server prints for it.
+inline loop_stats stats_of(child_process& p) {
+    ::kill(p.pid(), SIGUSR1);
+    while (std::optional<std::string> line = p.read_line()) {
+        loop_stats st;
+        if (std::sscanf(line->c_str(), "stats: waits %llu resumes %llu", &st.waits, &st.resumes) == 2) return st;
+    }
+    FAIL("the server ended without printing its counters");
+    return {};
+}
+
+/// The waits the server's loop makes in an idle second: a handful at most.
+inline void check_sleeps(child_process& p) {
+    loop_stats before = stats_of(p);
+    std::this_thread::sleep_for(1s); // a window to count in, not a synchronisation
+    loop_stats after = stats_of(p);
+    MESSAGE("in an idle second: " << after.waits - before.waits << " waits, " << after.resumes - before.resumes
+                                  << " resumes");
+    CHECK(after.waits - before.waits <= 5);
+}
+
+/// The resident memory of a process in KiB, from /proc/PID/status; -1 if unknown.
+inline long resident_kib(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+    return -1;
 }

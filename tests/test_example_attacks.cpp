@@ -129,14 +129,6 @@ BACKEND_TEST("examples: chat_server refuses a client whose descriptor its backen
 
 namespace {
 
-/// The resident memory of a process in KiB, from /proc/PID/status; -1 if unknown.
-long resident_kib(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
-    return -1;
-}
-
 // `keys` keys of 1000 bytes: 20,000 make a KEYS reply of 20 MB.
 cosock::task<> fill_store(line_client& c, int keys) {
     auto send_all = [&]() -> cosock::task<> {

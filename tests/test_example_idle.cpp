@@ -14,31 +14,6 @@
 
 namespace {
 
-struct loop_stats {
-    unsigned long long waits = 0, resumes = 0;
-};
-
-/// Sends SIGUSR1 and reads the line of counters the server prints for it.
-loop_stats stats_of(child_process& p) {
-    ::kill(p.pid(), SIGUSR1);
-    while (std::optional<std::string> line = p.read_line()) {
-        loop_stats st;
-        if (std::sscanf(line->c_str(), "stats: waits %llu resumes %llu", &st.waits, &st.resumes) == 2) return st;
-    }
-    FAIL("the server ended without printing its counters");
-    return {};
-}
-
-/// The waits the server's loop makes in an idle second: a handful at most.
-void check_sleeps(child_process& p) {
-    loop_stats before = stats_of(p);
-    std::this_thread::sleep_for(1s); // a window to count in, not a synchronisation
-    loop_stats after = stats_of(p);
-    MESSAGE("in an idle second: " << after.waits - before.waits << " waits, " << after.resumes - before.resumes
-                                  << " resumes");
-    CHECK(after.waits - before.waits <= 5);
-}
-
 cosock::task<> connect_and_echo(cosock::socket& c, cosock::address where) {
     c.settimeout(30s);
     co_await c.connect(where);
