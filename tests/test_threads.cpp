@@ -3,15 +3,15 @@
 #include "backends.hpp"
 
 #include <atomic>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <numeric>
 #include <set>
 #include <string>
+#include <sys/syscall.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -389,4 +389,24 @@ BACKEND_TEST("scheduler_group: stop_on ends the group when the signal arrives, a
     cosock::scheduler_group g(2, {.which = B::value});
     g.stop_on({SIGUSR2});
     g.run([](cosock::scheduler&, std::size_t) -> task<> { co_return; }); // ends by itself
+}
+
+BACKEND_TEST("tasks posted to a scheduler that is destroyed before it runs them are destroyed with it") {
+    std::atomic<int> alive{0};
+    struct guard {
+        std::atomic<int>& n;
+        explicit guard(std::atomic<int>& c) : n(c) { ++n; }
+        guard(const guard& o) : n(o.n) { ++n; }
+        ~guard() { --n; }
+    };
+    auto job = [](guard) -> task<> { co_return; };
+    {
+        cosock::scheduler s{B::value};
+        std::thread poster([&] {
+            for (int i = 0; i < 100; ++i) s.post(job(guard{alive}));
+        });
+        poster.join();
+        CHECK(alive.load() == 100); // each frame holds its guard
+    }
+    CHECK(alive.load() == 0);
 }

@@ -306,7 +306,8 @@ class scheduler final : private detail::task_owner, private detail::loop {
 #ifdef __clang__
     [[gnu::noinline]]
 #endif
-    static scheduler* current() noexcept {
+    static scheduler*
+    current() noexcept {
         return current_;
     }
 
@@ -388,13 +389,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
     template <class T>
     void post(task<T> t) {
         detail::promise_base& p = adopt(std::move(t), "post");
-        p.start.callback = [](detail::ready_node& n) {
-            auto& p = promise_of_start(n);
-            scheduler& s = static_cast<scheduler&>(*p.owner);
-            p.start.callback = nullptr;
-            s.keep(p);
-            p.start.handle.resume();
-        };
+        p.start.callback = &posted_task; // a mark: run_posted() adopts it
         post_node(p.start);
     }
 
@@ -536,7 +531,13 @@ class scheduler final : private detail::task_owner, private detail::loop {
         {
             std::lock_guard lock(post_mutex_);
             batch.swap(posted_);
-            while (detail::ready_node* n = incoming_.pop_front()) schedule(*n);
+            while (detail::ready_node* n = incoming_.pop_front()) {
+                if (n->callback == &posted_task) { // a task posted to start here: now this scheduler's
+                    n->callback = nullptr;
+                    keep(promise_of_start(*n));
+                }
+                schedule(*n);
+            }
             incoming_count_.store(0, std::memory_order_relaxed);
         }
         io_->arm(wake_);
@@ -574,11 +575,21 @@ class scheduler final : private detail::task_owner, private detail::loop {
 
     // Nodes posted from other threads and not yet queued: left idle, their
     // frames are someone else's to destroy (see ~scheduler).
+    // Tasks posted and not started are destroyed here (outside the lock:
+    // their frames may take back nodes of their own).
     void drop_incoming() noexcept {
-        std::lock_guard lock(post_mutex_);
-        while (detail::ready_node* n = incoming_.pop_front()) n->state = detail::op_state::idle;
-        incoming_count_.store(0, std::memory_order_relaxed);
+        detail::intrusive_list<detail::ready_node> left;
+        {
+            std::lock_guard lock(post_mutex_);
+            while (detail::ready_node* n = incoming_.pop_front()) left.push_back(*n);
+            incoming_count_.store(0, std::memory_order_relaxed);
+        }
+        while (detail::ready_node* n = left.pop_front()) {
+            n->state = detail::op_state::idle;
+            if (n->callback == &posted_task) n->handle.destroy();
+        }
     }
+    static void posted_task(detail::ready_node&) noexcept {}
 
     void deliver_exceptions() {
         while (!failures_.empty()) {
