@@ -222,3 +222,33 @@ BACKEND_TEST("channel: a receiver fed from a plain thread keeps its loop asleep 
     feeder.join();
     CHECK(s.stats().waits - waits_before <= 4); // woken once, not polling
 }
+
+BACKEND_TEST("channel: a sender given a place before close but run after it is refused, so nothing is lost unseen") {
+    cosock::scheduler s{B::value};
+    cosock::channel<int> ch(1);
+    std::string second;
+    std::vector<int> got;
+    auto sender = [&](int v, std::string& out) -> task<> {
+        try {
+            co_await ch.send(v);
+            out = "sent";
+        } catch (const cosock::channel_closed&) {
+            out = "refused";
+        }
+    };
+    std::string first;
+    auto consumer = [&]() -> task<> {
+        while (auto v = co_await ch.receive()) {
+            got.push_back(*v);
+            ch.close(); // the second sender was just given the place
+        }
+    };
+    s.spawn(sender(1, first));
+    s.spawn(sender(2, second));
+    s.spawn(consumer());
+    s.run();
+    CHECK(got == std::vector<int>{1});
+    CHECK(first == "sent");
+    CHECK(second == "refused");
+    CHECK(ch.size() == 0);
+}

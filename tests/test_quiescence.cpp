@@ -216,7 +216,15 @@ task<> after_a_peer_half_closed(world& w) {
     }(w.keep(cosock::socket::from_fd(w.s, ::dup(conn.fileno())))));
     std::vector<char> sink(1 << 16);
     for (std::size_t got = 0; got < (4u << 20);) got += co_await cli.recv(sink); // then stops reading
-    for (int i = 0; i < 3; ++i) co_await w.s.yield();
+    // Segments still in flight are acknowledged for a while after the last
+    // read, each ACK making room the writers rightly use: wait until a short
+    // window passes with at most the timer's own wake-up (a loop that spins
+    // never gets there, and the check that follows fails).
+    for (int i = 0; i < 40; ++i) {
+        std::uint64_t before = w.s.stats().waits;
+        co_await cosock::sleep_for(std::chrono::milliseconds(25));
+        if (w.s.stats().waits - before <= 1) break;
+    }
 }
 
 // One ICMP error (port unreachable) on a datagram socket, then a select()

@@ -291,12 +291,14 @@ BACKEND_TEST("scheduler_group: one acceptor hands 10,000 connections to the othe
         }
     });
     while (port.load() == 0) std::this_thread::yield();
+    const cosock::scheduler* acceptor = &g[0];
     CHECK(run_clients(B::value, {"127.0.0.1", port.load()}, clients, 100, parallel) == clients * 100);
     g.stop();
     g.join();
+    CHECK_THROWS_AS(g[0], std::logic_error); // gone with the group's stop
     std::size_t total = 0;
     for (auto& [s, n] : t.served) {
-        CHECK(s != &g[0]);
+        CHECK(s != acceptor);
         total += n;
     }
     CHECK(t.served.size() == threads - 1);
@@ -409,4 +411,81 @@ BACKEND_TEST("tasks posted to a scheduler that is destroyed before it runs them 
         CHECK(alive.load() == 100); // each frame holds its guard
     }
     CHECK(alive.load() == 0);
+}
+
+namespace {
+task<int> sleeper_for_ever() {
+    co_await cosock::sleep_for(1h);
+    co_return 0;
+}
+task<int> hopper(cosock::scheduler& other, int v) {
+    co_await cosock::resume_on(other);
+    co_return v + 1;
+}
+task<> away_sleeper(cosock::scheduler& other) {
+    co_await cosock::resume_on(other);
+    co_await cosock::sleep_for(1h);
+}
+} // namespace
+
+BACKEND_TEST("a task that moved to another thread is stopped there: when_any's loser, with_timeout's child") {
+    std::atomic<int> rounds{0};
+    cosock::scheduler_group g(2, {.which = B::value});
+    g.run([&](cosock::scheduler& s, std::size_t i) -> task<> {
+        if (i != 0) co_return;
+        for (int r = 0; r < 300; ++r) {
+            std::vector<task<int>> ts;
+            ts.push_back(sleeper_for_ever());
+            ts.push_back(hopper(g[1], r));
+            auto won = co_await cosock::when_any(std::move(ts));
+            CHECK(won.index == 1);
+            CHECK(won.value == r + 1);
+            // The child sleeps on the other thread; the deadline is here.
+            CHECK_THROWS_AS(co_await cosock::with_timeout(away_sleeper(g[1]), 1ms), cosock::timeout_error);
+            CHECK(cosock::scheduler::current() == &s); // the caller continues on its own scheduler
+            ++rounds;
+        }
+        g.stop();
+    });
+    CHECK(rounds == 300);
+}
+
+BACKEND_TEST("a task awaited by another ends on another thread; its caller continues on its own, every time") {
+    std::atomic<int> rounds{0};
+    cosock::scheduler_group g(2, {.which = B::value});
+    g.run([&](cosock::scheduler& s, std::size_t i) -> task<> {
+        if (i != 0) co_return;
+        for (int r = 0; r < 20000; ++r) {
+            int v = co_await hopper(g[1], r);
+            if (v != r + 1 || cosock::scheduler::current() != &s) FAIL("round " << r);
+            ++rounds;
+        }
+        g.stop();
+    });
+    CHECK(rounds == 20000);
+}
+
+BACKEND_TEST("a channel in one thread's function, with waiters on another thread, may go first when the group stops") {
+    std::atomic<int> waiting{0};
+    cosock::scheduler_group g(2, {.which = B::value});
+    auto consumer = [&](cosock::channel<int>& ch) -> task<> {
+        ++waiting;
+        while (co_await ch.receive()) {
+        }
+    };
+    g.run([&](cosock::scheduler&, std::size_t i) -> task<> {
+        if (i != 0) co_return;
+        cosock::channel<int> ch(8);
+        for (int k = 0; k < 4; ++k) g[1].post(consumer(ch));
+        co_await ch.send(1);
+        while (waiting.load() < 4) co_await cosock::sleep_for(1ms);
+        g.stop();
+        co_await cosock::sleep_for(1h); // destroyed, with the channel, before thread 1's waiters
+    });
+}
+
+BACKEND_TEST("a scheduler stopped while it did not run starts its next run() afresh") {
+    cosock::scheduler s{B::value};
+    s.stop();
+    CHECK(s.run([]() -> task<int> { co_return 42; }()) == 42);
 }

@@ -67,7 +67,20 @@ class channel {
     }
     channel(const channel&) = delete;
     channel& operator=(const channel&) = delete;
-    ~channel() = default;
+    /// Ends the tasks still waiting on it as close() does (a frame that
+    /// holds a channel may go before the tasks waiting on it, e.g. when a
+    /// scheduler_group stops), and makes them forget it. A channel is not
+    /// destroyed while another thread is calling it.
+    ~channel() {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        for (auto* list : {&receivers_, &senders_})
+            while (waiter_node* w = list->pop_front()) {
+                w->orphaned = true;
+                wake(*w, false);
+            }
+        while (grant_link* g = granted_.pop_front()) g->waiter->orphaned = true;
+    }
 
     /// `co_await ch.send(v)`: puts `v` at the end, waiting while the channel
     /// is full. Throws channel_closed once the channel is closed (also when
@@ -118,11 +131,17 @@ class channel {
   private:
     // A waiting task: on its channel's list while it waits, then on its
     // scheduler's queue once woken (`granted`: with a reservation).
+    struct waiter_node;
+    struct grant_link : detail::list_node {
+        waiter_node* waiter = nullptr;
+    };
     struct waiter_node : detail::ready_node {
         detail::loop* where = nullptr;
         bool listed = false;
         bool granted = false;
-        bool used = false; // the reservation was taken when the task ran
+        bool used = false;     // the reservation was taken when the task ran
+        bool orphaned = false; // the channel was destroyed first: touch it no more
+        grant_link grant;      // on granted_ while woken with a reservation and not yet run
     };
 
     // Shared by both awaiters: the wait, its cancellation and its end.
@@ -136,8 +155,9 @@ class channel {
 
         /// Its stop token or deadline ended the wait (loop thread).
         void on_end(detail::end_reason why) noexcept {
-            std::lock_guard lock(ch_->mutex_);
             waiter_node& n = slot_.node;
+            if (n.orphaned) return; // already woken by the channel's end
+            std::lock_guard lock(ch_->mutex_);
             if (!n.listed) return; // already woken: it completes as woken
             list().erase(n);
             n.listed = false;
@@ -152,12 +172,13 @@ class channel {
         // next waiter of its kind.
         ~waiting() {
             waiter_node& n = slot_.node;
-            {
+            if (!n.orphaned) {
                 std::lock_guard lock(ch_->mutex_);
                 if (n.listed) {
                     list().erase(n);
                     n.listed = false;
                 } else if (n.granted && !n.used) {
+                    ch_->granted_.erase(n.grant);
                     Self::release(*ch_);
                 }
             }
@@ -247,12 +268,18 @@ class channel {
             this->settle("send");
             channel& c = *this->ch_;
             waiter_node& n = this->slot_.node;
-            if (!closed_ && n.granted) { // given a place before any close: it is delivered
+            if (!closed_ && n.granted && !n.orphaned) {
                 std::lock_guard lock(c.mutex_);
                 n.used = true;
                 --c.places_reserved_;
-                c.push(std::move(value_));
-                return;
+                c.granted_.erase(n.grant);
+                // Given a place, but the channel closed before this sender ran:
+                // its value is refused like any send after close (receivers
+                // may already have seen the end).
+                if (!c.closed_) {
+                    c.push(std::move(value_));
+                    return;
+                }
             }
             throw channel_closed("cosock::channel: send on a closed channel");
         }
@@ -291,11 +318,12 @@ class channel {
             if (value_) return std::move(value_);
             this->settle("receive");
             waiter_node& n = this->slot_.node;
-            if (!n.granted) return std::nullopt; // closed while it waited
+            if (!n.granted || n.orphaned) return std::nullopt; // closed, or destroyed, while it waited
             channel& c = *this->ch_;
             std::lock_guard lock(c.mutex_);
             n.used = true;
             --c.values_reserved_;
+            c.granted_.erase(n.grant);
             return c.pop();
         }
 
@@ -344,9 +372,13 @@ class channel {
     // this thread, else through its incoming queue (the channel's lock is
     // held meanwhile, so a frame being destroyed sees it either listed or
     // posted).
-    static void wake(waiter_node& w, bool granted) noexcept {
+    void wake(waiter_node& w, bool granted) noexcept {
         w.listed = false;
         w.granted = granted;
+        if (granted) {
+            w.grant.waiter = &w;
+            granted_.push_back(w.grant);
+        }
         scheduler* here = scheduler::current();
         if (here && &detail::loop_of(*here) == w.where)
             w.where->schedule(w);
@@ -361,6 +393,7 @@ class channel {
     std::size_t places_reserved_ = 0; // for senders woken and not yet run
     bool closed_ = false;
     detail::intrusive_list<waiter_node> receivers_, senders_;
+    detail::intrusive_list<grant_link> granted_; // woken with a reservation, not yet run
 };
 
 } // namespace cosock

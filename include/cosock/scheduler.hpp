@@ -33,6 +33,7 @@
 #include <cosock/detail/io_backend.hpp>
 #include <cosock/detail/ops/wait.hpp>
 #include <cosock/detail/timer_heap.hpp>
+#include <cosock/error.hpp>
 #include <cosock/task.hpp>
 
 namespace cosock {
@@ -394,8 +395,9 @@ class scheduler final : private detail::task_owner, private detail::loop {
     }
 
     /// Makes the current run() return after the batch being run; the next
-    /// run() starts afresh. Spawned tasks stay suspended, not destroyed.
-    /// From any thread: a loop waiting on another thread wakes to return.
+    /// run() starts afresh (a stop() while no run() is active is for none).
+    /// Spawned tasks stay suspended, not destroyed. From any thread: a loop
+    /// waiting on another thread wakes to return.
     void stop() noexcept {
         stop_requested_.store(true, std::memory_order_relaxed);
         if (current_ != this) detail::sys::eventfd_add(wake_fd_, 1);
@@ -461,6 +463,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
         scheduler* outer;
         run_guard(scheduler& sched, detail::ready_node* r) : s(sched), root(r), outer(current_) {
             if (s.running_) throw std::logic_error("cosock::scheduler::run: already running");
+            s.stop_requested_.store(false, std::memory_order_relaxed); // a stop() between runs is for no run
             if (s.io_->orphaned()) detail::io_backend::refuse_after_fork();
             s.io_->bind_thread();
             if (s.wake_.state == detail::op_state::idle) s.io_->arm(s.wake_);
@@ -605,6 +608,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
     static void print_exception(std::exception_ptr e) noexcept {
         try {
             std::rethrow_exception(e);
+        } catch (const cancelled_error&) { // stopped as asked: not an error
         } catch (const std::exception& ex) {
             std::fprintf(stderr, "cosock: a spawned task or posted function ended with an exception: %s\n", ex.what());
         } catch (...) {
@@ -629,5 +633,20 @@ class scheduler final : private detail::task_owner, private detail::loop {
 };
 
 inline detail::loop& detail::loop_of(scheduler& s) noexcept { return s; }
+
+inline detail::loop* detail::current_loop() noexcept {
+    scheduler* s = scheduler::current();
+    return s ? &loop_of(*s) : nullptr;
+}
+
+inline void detail::take_back_from(loop* l, ready_node& n) noexcept { l->take_back_posted(n); }
+
+// The task is done: its start node is free to carry its caller home.
+inline std::coroutine_handle<> detail::resume_elsewhere(promise_base& p) noexcept {
+    p.start.handle = p.continuation;
+    p.start.callback = nullptr;
+    p.caller_loop->post_node(p.start);
+    return std::noop_coroutine();
+}
 
 } // namespace cosock

@@ -8,6 +8,7 @@
 // An exception thrown in the body is rethrown from the co_await that awaited it.
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <exception>
 #include <memory>
@@ -31,6 +32,12 @@ template <class T>
 const std::stop_token& stop_token_of(const task<T>& t) noexcept;
 
 class loop;
+/// The loop of the scheduler running on this thread, or nullptr (scheduler.hpp).
+loop* current_loop() noexcept;
+/// Resumes `p`'s continuation on its caller's loop, from another thread (scheduler.hpp).
+std::coroutine_handle<> resume_elsewhere(promise_base& p) noexcept;
+/// Withdraws `n` from `l`'s queues (scheduler.hpp).
+void take_back_from(loop* l, ready_node& n) noexcept;
 
 /// The scheduler a task that is not awaited by another belongs to (a spawned
 /// task, or the one run() runs): told when it finishes, wherever it runs then.
@@ -54,18 +61,30 @@ struct promise_base : list_node {
         template <class P>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
             promise_base& p = h.promise();
-            if (p.where == phase::inline_start) {
-                // Finished without suspending: return to the awaiter's
-                // await_suspend, which resumes the caller without a new frame.
-                p.where = phase::inline_done;
+            // Finished before the awaiter's await_suspend decided whether to
+            // suspend the caller: it resumes the caller without a new frame.
+            // (An exchange: after a hop the body ends on another thread.)
+            if (p.where.exchange(phase::inline_done, std::memory_order_acq_rel) == phase::inline_start)
                 return std::noop_coroutine();
+            if (p.continuation) {
+                // The caller continues on its own scheduler, not on the one
+                // this task ended on (see resume_on).
+                if (p.caller_loop && p.caller_loop != current_loop()) return resume_elsewhere(p);
+                return p.continuation;
             }
-            if (p.continuation) return p.continuation;
             if (p.owner) p.owner->task_finished(p); // may destroy the frame: touch nothing after
             return std::noop_coroutine();
         }
         void await_resume() const noexcept {}
     };
+
+    promise_base() = default;
+    promise_base(const promise_base&) = delete;
+    // A frame destroyed while its start node carries its caller home (its
+    // caller's frame is being destroyed) takes the node back.
+    ~promise_base() {
+        if (start.state != op_state::idle && caller_loop) take_back_from(caller_loop, start);
+    }
 
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }
@@ -78,7 +97,8 @@ struct promise_base : list_node {
     bool detached = false;        // spawned: its scheduler destroys the frame when it ends
     bool away = false;            // a root task running on another scheduler's thread (see resume_on)
     std::stop_token stop;         // cancels the task's waiting operations; inherited by the tasks it awaits
-    phase where = phase::idle;
+    std::atomic<phase> where{phase::idle};
+    loop* caller_loop = nullptr; // the scheduler the awaiting coroutine runs on
     // How a scheduler queues this task's first resume (and, from another
     // thread, its start or its end: see scheduler::post and task_finished).
     struct start_node : ready_node {
@@ -189,11 +209,14 @@ class [[nodiscard]] task {
                 p.root = cp.root ? cp.root : &cp;
             }
             p.continuation = caller;
-            p.where = detail::promise_base::phase::inline_start;
+            p.caller_loop = detail::current_loop();
+            p.where.store(detail::promise_base::phase::inline_start, std::memory_order_relaxed);
             h.resume();
-            if (p.where == detail::promise_base::phase::inline_done) return false;
-            p.where = detail::promise_base::phase::resumed_later;
-            return true;
+            // The body ended (inline_done), or will end later, maybe on another
+            // thread: whichever of this and its final step comes second resumes
+            // the caller.
+            return p.where.exchange(detail::promise_base::phase::resumed_later, std::memory_order_acq_rel) !=
+                   detail::promise_base::phase::inline_done;
         }
         decltype(auto) await_resume() { return h.promise().result(); }
     };

@@ -159,14 +159,20 @@ class scheduler_group {
 
     std::size_t size() const noexcept { return slots_.size(); }
     /// The scheduler of thread `i` (valid until the group stops). Throws
-    /// std::out_of_range for an index past the end.
+    /// std::out_of_range for an index past the end, std::logic_error once
+    /// the group has stopped.
     scheduler& operator[](std::size_t i) const {
         if (i >= slots_.size())
             throw std::out_of_range("cosock::scheduler_group: no scheduler " + std::to_string(i) + " in a group of " +
                                     std::to_string(slots_.size()));
+        if (!slots_[i]) throw std::logic_error("cosock::scheduler_group: the group has stopped; its schedulers are gone");
         return *slots_[i];
     }
-    /// The schedulers in turn (round robin); from any thread.
+    /// The schedulers in turn (round robin); from any thread while the group
+    /// runs (not once stop() may have been called: the schedulers go then).
+    /// Hand work only to a thread whose function still runs: once every
+    /// function has ended, a thread whose scheduler has nothing left ends,
+    /// and what is posted to it after that is destroyed unrun.
     scheduler& next() noexcept { return *slots_[next_.fetch_add(1, std::memory_order_relaxed) % slots_.size()]; }
     /// The scheduler holding the fewest tasks (scheduler::load()); from any thread.
     scheduler& least_loaded() noexcept {
@@ -219,7 +225,13 @@ class scheduler_group {
         std::lock_guard lock(mutex_);
         stopping_.store(true, std::memory_order_relaxed);
         for (scheduler* s : slots_)
-            if (s) s->stop();
+            if (s) {
+                s->stop();
+                try {
+                    s->post([s] { s->stop(); }); // also when its run() has not started yet
+                } catch (...) {                  // out of memory: the flag set above still stops a running loop
+                }
+            }
         changed_.notify_all();
     }
 

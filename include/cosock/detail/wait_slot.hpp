@@ -64,8 +64,9 @@ class wait_slot {
     /// A token already triggered calls it at once.
     void listen(Owner* owner, const std::stop_token* token) {
         if (!token || !token->stop_possible()) return;
-        std::construct_at(&on_stop_.value, *token, on_stop{owner});
-        extras_ |= has_stop_callback;
+        stop_node_.owner = owner;
+        extras_ |= has_stop_callback; // before the callback is made: it may run at once
+        std::construct_at(&on_stop_.value, *token, on_stop{this});
     }
 
     /// Puts the node on the ready queue: the loop resumes it next.
@@ -111,7 +112,10 @@ class wait_slot {
             if (deadline_.value.armed()) loop_->cancel_timer(deadline_.value);
             std::destroy_at(&deadline_.value);
         }
-        if (extras_ & has_stop_callback) std::destroy_at(&on_stop_.value);
+        if (extras_ & has_stop_callback) {
+            std::destroy_at(&on_stop_.value); // waits for a callback running on another thread
+            if (stop_node_.state != op_state::idle) loop_->take_back_posted(stop_node_);
+        }
         extras_ = 0;
     }
 
@@ -124,9 +128,26 @@ class wait_slot {
     struct deadline : timer_node {
         Owner* owner;
     };
+    // A stop requested on the loop's thread ends the wait at once; one
+    // requested on another thread (a task that moved there with resume_on,
+    // when_any's winner over there) is carried to the loop's thread, which
+    // alone touches the loop.
+    struct stop_node : ready_node {
+        Owner* owner = nullptr;
+    };
     struct on_stop {
-        Owner* owner;
-        void operator()() const noexcept { owner->on_end(end_reason::stop); }
+        wait_slot* slot;
+        void operator()() const noexcept {
+            loop* here = current_loop();
+            if (here == slot->loop_) {
+                slot->stop_node_.owner->on_end(end_reason::stop);
+                return;
+            }
+            slot->stop_node_.callback = [](ready_node& n) {
+                static_cast<stop_node&>(n).owner->on_end(end_reason::stop);
+            };
+            slot->loop_->post_node(slot->stop_node_);
+        }
     };
     // Storage for a member built only when needed (extras_ says which are).
     template <class T>
@@ -141,6 +162,7 @@ class wait_slot {
     std::uint8_t extras_ = 0;
     built_on_demand<deadline> deadline_;
     built_on_demand<std::stop_callback<on_stop>> on_stop_;
+    stop_node stop_node_;
 };
 
 } // namespace cosock::detail
