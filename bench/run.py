@@ -352,6 +352,30 @@ def scaling_table(args, cpus, servers, results):
     return lines
 
 
+def handover_lines(args, cpus, servers, quiet):
+    """A line on what handing a connection to another thread costs, from
+    bench/handover on each cosock backend of the scaling table (no line if it
+    is not built)."""
+    exe = os.path.join(args.build, "bench", "handover")
+    backends = [extra[1] for name, program, extra in servers if program == "echo_cosock"]
+    if not os.path.exists(exe) or not backends:
+        return []
+    found = []
+    for backend in backends:
+        quiet.wait()
+        out = subprocess.run(["taskset", "-c", cpus[2], exe, "--backend", backend], capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode != 0:
+            found.append(f"{backend}: failed ({(out.stderr.strip().splitlines() or ['no message'])[-1]})")
+            continue
+        r = json.loads(out.stdout)
+        found.append(f"{backend} {r['handover_cost_ns'] / 1000:.1f} µs (the hop alone {r['hop_ns'] / 1000:.1f} µs, "
+                     f"the send and receive in place {r['in_place_ns'] / 1000:.1f} µs)")
+    return [f"Handing a connection to another thread (bench/handover: socket::move_to, resume_on, and its first send "
+            f"and receive there, minus the same send and receive in place; wall clock per hand-over, both threads "
+            f"on CPU{'s' if ',' in cpus[2] else ''} {cpus[2]}): " + "; ".join(found) + ".", ""]
+
+
 def header(args, cpus, quiet, argv, started, elapsed, details):
     cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -531,6 +555,7 @@ def main():
             for n, r in measured.items():
                 scaled[server[0]][n].append({"self": r, "ref": ref} if "na" not in r and "failed" not in r else r)
 
+    handover = handover_lines(args, cpus, scaling_servers, quiet) if scaling_servers else []
     http_lines = []
     if not args.no_http:
         http_lines = wrk_table.run(args.build, cpus, quiet, args.rounds, args.seconds,
@@ -540,7 +565,7 @@ def main():
     for cell in cells:
         lines += cell_table(cell, [s[0] for s in servers], results)
     if scaling_servers:
-        lines += scaling_table(args, cpus, scaling_servers, scaled)
+        lines += scaling_table(args, cpus, scaling_servers, scaled) + handover
     lines += http_lines
     report = "\n".join(lines)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
