@@ -363,8 +363,8 @@ def handover_lines(args, cpus, servers, quiet):
     found = []
     for backend in backends:
         quiet.wait()
-        out = subprocess.run(["taskset", "-c", cpus[2], exe, "--backend", backend], capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(["taskset", "-c", cpus[2], exe, "--backend", backend, "--count", "20000"],
+                             capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             found.append(f"{backend}: failed ({(out.stderr.strip().splitlines() or ['no message'])[-1]})")
             continue
