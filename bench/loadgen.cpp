@@ -8,7 +8,9 @@
 // All connections are opened, and each completes one round trip, before the
 // warm-up; only round trips completing in the timed window count. With
 // --server-pid it reads the server's CPU time (/proc/PID/stat) at both ends of
-// the window, in all and in user mode alone. With --idle-seconds it measures
+// the window, in all and in user mode alone, and each of its threads' too
+// (/proc/PID/task/TID/stat), to show how evenly a multi-threaded server shares
+// the work. With --idle-seconds it measures
 // memory instead: server RSS before connecting, and after one round trip per
 // connection and that long idle.
 // Prints one JSON line; on any error (refused, closed, wrong byte) a message on
@@ -22,8 +24,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <map>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sstream>
@@ -70,20 +74,54 @@ struct cpu_time {
     cpu_time operator-(const cpu_time& o) const { return {user - o.user, system - o.system}; }
 };
 
-/// A process's CPU time, all threads (fields 14 and 15 of /proc/PID/stat).
-cpu_time process_cpu(long pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+/// CPU time from a /proc stat file (fields 14 and 15); false if it is gone.
+bool read_stat_cpu(const std::string& path, cpu_time& t) {
+    std::ifstream f(path);
     std::string s((std::istreambuf_iterator<char>(f)), {});
-    if (s.empty()) die("cannot read /proc/%ld/stat: is the server running?", pid);
+    if (s.empty()) return false;
     std::istringstream rest(s.substr(s.rfind(')') + 2)); // the name may hold spaces
     std::string field;
     double tick = double(sysconf(_SC_CLK_TCK));
-    cpu_time t;
     for (int i = 3; i <= 15 && rest >> field; ++i) {
         if (i == 14) t.user = double(std::stoul(field)) / tick;
         if (i == 15) t.system = double(std::stoul(field)) / tick;
     }
+    return true;
+}
+
+/// A process's CPU time, all threads (/proc/PID/stat).
+cpu_time process_cpu(long pid) {
+    cpu_time t;
+    if (!read_stat_cpu("/proc/" + std::to_string(pid) + "/stat", t))
+        die("cannot read /proc/%ld/stat: is the server running?", pid);
     return t;
+}
+
+/// Each thread's CPU time (utime + stime of /proc/PID/task/TID/stat), by TID.
+std::map<long, double> thread_cpu(long pid) {
+    std::map<long, double> out;
+    std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = opendir(dir.c_str());
+    if (!d) return out;
+    while (dirent* e = readdir(d)) {
+        long tid = std::atol(e->d_name);
+        cpu_time t;
+        if (tid > 0 && read_stat_cpu(dir + "/" + e->d_name + "/stat", t)) out[tid] = t.total();
+    }
+    closedir(d);
+    return out;
+}
+
+/// The CPU seconds each thread used between two readings, as a JSON array.
+std::string thread_cpu_json(const std::map<long, double>& before, const std::map<long, double>& after) {
+    std::string out = "[";
+    for (auto& [tid, seconds] : after) {
+        auto it = before.find(tid);
+        char text[32];
+        std::snprintf(text, sizeof text, "%.2f", seconds - (it == before.end() ? 0.0 : it->second));
+        out += (out.size() > 1 ? ", " : "") + std::string(text);
+    }
+    return out + "]";
 }
 
 cpu_time own_cpu() {
@@ -293,11 +331,13 @@ int main(int argc, char** argv) {
 
     l.run_for(warmup, false);
     cpu_time server0 = pid > 0 ? process_cpu(pid) : cpu_time{}, own0 = own_cpu();
+    std::map<long, double> threads0 = pid > 0 ? thread_cpu(pid) : std::map<long, double>{};
     double machine0 = machine_user_seconds();
     std::int64_t t0 = now_ns();
     l.run_for(seconds, true);
     double elapsed = double(now_ns() - t0) / 1e9;
     cpu_time server = pid > 0 ? process_cpu(pid) - server0 : cpu_time{}, own = own_cpu() - own0;
+    std::string threads = pid > 0 ? thread_cpu_json(threads0, thread_cpu(pid)) : std::string("null");
     double other_user = machine_user_seconds() - machine0 - server.user - own.user;
 
     auto& lat = l.latencies();
@@ -307,9 +347,9 @@ int main(int argc, char** argv) {
     std::printf("{\"connections\": %zu, \"size\": %zu, \"seconds\": %.3f, \"round_trips\": %.0f, "
                 "\"rt_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"server_cpu_pct\": %s, "
                 "\"server_cpu_us_per_rt\": %s, \"server_user_us_per_rt\": %s, \"client_cpu_pct\": %.1f, "
-                "\"other_user_cpu_pct\": %s}\n",
+                "\"other_user_cpu_pct\": %s, \"server_thread_cpu_s\": %s}\n",
                 n, size, elapsed, count, count / elapsed, percentile_us(lat, 0.50), percentile_us(lat, 0.99),
                 server_figure(100 * server.total() / elapsed).c_str(),
                 server_figure(server.total() * 1e6 / count).c_str(), server_figure(server.user * 1e6 / count).c_str(),
-                100 * own.total() / elapsed, server_figure(100 * other_user / elapsed).c_str());
+                100 * own.total() / elapsed, server_figure(100 * other_user / elapsed).c_str(), threads.c_str());
 }

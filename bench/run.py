@@ -10,6 +10,11 @@ pinned to one CPU and the load generator pinned to another, and reads the
 load generator's JSON line. Rounds are interleaved (every server once per
 round), figures are medians over rounds, and each figure is also given as a
 ratio to raw epoll measured in the same round.
+
+The scaling table (full runs; --scaling, --no-scaling) runs the multi-threaded
+servers (--threads N) on one cell, in the same rounds: the load generator keeps
+its CPU, the server gets every other CPU, and each figure is compared with the
+same server's one-thread figure of the round.
 """
 
 import argparse
@@ -44,6 +49,14 @@ SERVERS = [
     ("cosock epoll", "echo_cosock", ["--backend", "epoll"]),
     ("cosock io_uring", "echo_cosock", ["--backend", "io_uring"]),
 ]
+
+# The servers of the scaling table: each takes --threads N.
+SCALING_SERVERS = [
+    ("cosock epoll", "echo_cosock", ["--backend", "epoll"]),
+    ("cosock io_uring", "echo_cosock", ["--backend", "io_uring"]),
+    ("asio", "echo_asio", []),
+]
+SCALING_TARGET = 1.05  # CPU per round trip at N threads over 1 thread, at most
 
 # Servers whose memory cell runs with a 64 B echo buffer (--buffer 64): the
 # coroutine libraries keep the buffer in each connection's frame, and the cell
@@ -125,7 +138,8 @@ def first_line(path, limit=160):
 
 def measure(args, cpus, server, cell):
     """One server, one cell: the load generator's figures, or {'na': why} /
-    {'failed': why}."""
+    {'failed': why}. cpus: (the server's CPU list for taskset, the load
+    generator's CPU)."""
     name, program, extra = server
     exe = program if os.path.isabs(program) else os.path.join(args.build, "bench", program)
     if not os.path.exists(exe):
@@ -175,6 +189,36 @@ def measure(args, cpus, server, cell):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def measure_quietly(args, cpus, server, cell, quiet):
+    """measure(), after waiting for other load to pass; a window shared with
+    other work is measured again (up to three times in all)."""
+    for attempt in range(3):
+        quiet.wait()
+        began = time.time()
+        r = measure(args, cpus, server, cell)
+        if (r.get("other_user_cpu_pct") or 0) <= NOISE_PCT or quiet.budget <= 0:
+            break
+        quiet.budget -= time.time() - began  # retries come out of the same budget
+        quiet.retried += 1
+    return r
+
+
+def with_threads(server, threads):
+    """A server row of the scaling table: `threads` threads (one: the plain server)."""
+    name, program, extra = server
+    return (f"{name} ×{threads}", program, extra + (["--threads", str(threads)] if threads > 1 else []))
+
+
+def thread_shares(result, threads):
+    """(smallest, largest) share of the server's CPU time among its `threads`
+    busiest threads in the window, or None."""
+    per_thread = sorted(result.get("server_thread_cpu_s") or [], reverse=True)[:threads]
+    total = sum(per_thread)
+    if threads < 2 or len(per_thread) < threads or total <= 0:
+        return None
+    return min(per_thread) / total, max(per_thread) / total
 
 
 def median(values):
@@ -255,6 +299,83 @@ def cell_table(cell, servers, results):
     return lines + [""]
 
 
+def scaling_table(args, cpus, servers, results):
+    """Markdown lines for the scaling table: a row per server and thread count."""
+    counts = args.scaling
+    server_cpus = cpus[2].split(",")
+    counts_text = ", ".join(map(str, counts[:-1])) + " and " + str(counts[-1]) if len(counts) > 1 else "1"
+    lines = [f"### Scaling: {cell_name(args.scaling_cell)}, {counts_text} thread{'s' if len(counts) > 1 else ''}",
+             ""]
+    shared = [n for n in counts if n > len(server_cpus)]
+    plural = len(server_cpus) > 1
+    where = f"The server's threads run on CPU{'s' if plural else ''} {cpus[2]}, the load generator on CPU {cpus[1]}."
+    if shared:
+        lines.append(where + f" This machine leaves the server {len(server_cpus)} CPU{'s' if plural else ''}, so at "
+                     f"{', '.join(map(str, shared))} threads the threads share {'them' if plural else 'it'}: round "
+                     "trips/s cannot grow, and what the table shows is what the threads cost (server CPU per round "
+                     "trip against one thread) and how evenly SO_REUSEPORT spreads the connections among them.")
+    else:
+        lines.append(where)
+    lines += ["",
+              f"| server | threads | round trips/s (× 1 thread) | server CPU µs/round trip | CPU per round trip, "
+              f"× 1 thread (target ≤ {SCALING_TARGET:.2f}) | threads' share of the CPU time, least / most |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for name, _, _ in servers:
+        for n in counts:
+            runs = results[name][n]
+            done = [r for r in runs if "self" in r]
+            if not done:
+                reason = next(iter(r.get("na") or r.get("failed") for r in runs), "not run")
+                kind = "n/a" if any("na" in r for r in runs) else "failed"
+                lines.append(f"| {name} | {n} | {kind}: {reason} | | | |")
+                continue
+            note = ""
+            if len(done) < len(runs):
+                bad = next(r for r in runs if "self" not in r)
+                note = f" ({len(runs) - len(done)} of {len(runs)} rounds failed: {bad.get('failed') or bad.get('na')})"
+            rt, rt_ratio = summarize(done, "rt_per_s")
+            cpu, cpu_ratio = summarize(done, "server_cpu_us_per_rt")
+            if n == 1:
+                rt_text, ratio_text = fmt(rt, None), "1 (reference)"
+            else:
+                rt_text = fmt(rt, rt_ratio)
+                ratio_text = "–" if cpu_ratio is None else f"{cpu_ratio:.2f}" + (
+                    "" if cpu_ratio <= SCALING_TARGET else " (over target)")
+            shares = [thread_shares(r["self"], n) for r in done]
+            shares = [s for s in shares if s]
+            share_text = "– (one thread)" if n == 1 else "–" if not shares else (
+                f"{100 * median([s[0] for s in shares]):.0f}% / {100 * median([s[1] for s in shares]):.0f}%")
+            lines.append(f"| {name} | {n} | {rt_text} | {fmt(cpu, None, 2)} | {ratio_text} | {share_text}{note} |")
+    lines += ["", "(× 1 thread) and the CPU ratio are medians of each round's ratio to the same server's one-thread "
+                  "run. The shares are each serving thread's CPU time in the window (/proc/PID/task/TID/stat) over "
+                  "theirs together, medians over rounds: 50% / 50% is an even split of 2 threads.", ""]
+    return lines
+
+
+def handover_lines(args, cpus, servers, quiet):
+    """A line on what handing a connection to another thread costs, from
+    bench/handover on each cosock backend of the scaling table (no line if it
+    is not built)."""
+    exe = os.path.join(args.build, "bench", "handover")
+    backends = [extra[1] for name, program, extra in servers if program == "echo_cosock"]
+    if not os.path.exists(exe) or not backends:
+        return []
+    found = []
+    for backend in backends:
+        quiet.wait()
+        out = subprocess.run(["taskset", "-c", cpus[2], exe, "--backend", backend, "--count", "20000"],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            found.append(f"{backend}: failed ({(out.stderr.strip().splitlines() or ['no message'])[-1]})")
+            continue
+        r = json.loads(out.stdout)
+        found.append(f"{backend} {r['handover_cost_ns'] / 1000:.1f} µs (the hop alone {r['hop_ns'] / 1000:.1f} µs, "
+                     f"the send and receive in place {r['in_place_ns'] / 1000:.1f} µs)")
+    return [f"Handing a connection to another thread (bench/handover: socket::move_to, resume_on, and its first send "
+            f"and receive there, minus the same send and receive in place; wall clock per hand-over, both threads "
+            f"on CPU{'s' if ',' in cpus[2] else ''} {cpus[2]}): " + "; ".join(found) + ".", ""]
+
+
 def header(args, cpus, quiet, argv, started, elapsed, details):
     cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -267,6 +388,9 @@ def header(args, cpus, quiet, argv, started, elapsed, details):
         f"- {cpu_model}, {os.cpu_count()} CPUs, Linux {platform.release()}; server on CPU {cpus[0]}, "
         f"load generator on CPU {cpus[1]}; descriptor limit {soft} (hard {hard})",
     ]
+    if args.scaling:
+        lines.append(f"- scaling table: the server's threads on CPU{'s' if ',' in cpus[2] else ''} {cpus[2]}, "
+                     f"the load generator on CPU {cpus[1]}")
     lines.append(f"- other load: waited {quiet.waited:.0f} s for it to pass, measured {quiet.retried} "
                  f"window{'s' if quiet.retried != 1 else ''} again because of it")
     if details:
@@ -324,11 +448,24 @@ def build(args):
 
 
 def pick_cpus():
+    """(the server's CPU, the load generator's CPU, the CPUs a multi-threaded
+    server gets: every one but the load generator's), as taskset lists."""
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:
         print(f"only CPU {allowed[0]} is available: server and load generator share it", file=sys.stderr)
-        return str(allowed[0]), str(allowed[0])
-    return str(allowed[0]), str(allowed[1])
+        return str(allowed[0]), str(allowed[0]), str(allowed[0])
+    return str(allowed[0]), str(allowed[1]), ",".join(str(c) for c in allowed if c != allowed[1])
+
+
+def parse_counts(text):
+    """'1,2' -> [1, 2], with 1 first (the reference); exits on a bad list."""
+    try:
+        counts = sorted({int(t) for t in text.split(",")})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        sys.exit(f"run.py: bad --scaling '{text}' (expected thread counts such as 1,2)")
+    return counts if counts[0] == 1 else [1] + counts
 
 
 def main():
@@ -342,6 +479,10 @@ def main():
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s[0] for s in SERVERS))
     p.add_argument("--before", metavar="BUILD", help="also run the cosock server of another build (e.g. the "
                    "commit before a change) as 'cosock NAME before', in the same rounds")
+    p.add_argument("--scaling", metavar="COUNTS", help="thread counts of the scaling table (default 1,2 in a full "
+                   "run, none with --quick); 1 is always added, as the reference")
+    p.add_argument("--scaling-cell", default="1000x64", help="the scaling table's cell (default 1000x64)")
+    p.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     p.add_argument("--no-http", action="store_true", help="skip the wrk table against examples/http_hello")
     p.add_argument("--no-deps", action="store_true", help="do not install missing packages first "
                    "(scripts/deps.sh --bench)")
@@ -357,6 +498,12 @@ def main():
     args.build = os.path.abspath(args.build)  # meson runs from the top of the tree
     args.out = args.out or os.path.join(args.build, "bench-results.md")
     cells = parse_cells(args.cells) if args.cells else QUICK_CELLS if args.quick else FULL_CELLS
+    scaling = args.scaling or (None if args.quick else "1,2")
+    args.scaling = [] if args.no_scaling or not scaling else parse_counts(scaling)
+    args.scaling_cell = parse_cells(args.scaling_cell)[0]
+    if args.scaling_cell[1] is None:
+        sys.exit("run.py: the scaling cell needs a message size (CONNECTIONSxBYTES)")
+    scaling_servers = list(SCALING_SERVERS) if args.scaling else []
     servers = list(SERVERS)
     if args.before:
         exe = os.path.abspath(os.path.join(args.before, "bench", "echo_cosock"))
@@ -364,6 +511,7 @@ def main():
     if args.servers:
         wanted = [w.strip() for w in args.servers.split(",")]
         servers = [s for s in servers if s[0] in wanted or s[0] == REFERENCE]
+        scaling_servers = [s for s in scaling_servers if s[0] in wanted]
 
     build(args)
 
@@ -372,21 +520,15 @@ def main():
     started = time.time()
     results = {s[0]: {c: [] for c in cells} for s in servers}
     details = set()
-    total = args.rounds * len(cells) * len(servers)
+    scaled = {s[0]: {n: [] for n in args.scaling} for s in scaling_servers}
+    total = args.rounds * (len(cells) * len(servers) + len(scaling_servers) * len(args.scaling))
     done = 0
     for rnd in range(args.rounds):
         order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]  # no server always first
         for cell in cells:
             measured = {}
             for server in order:
-                for attempt in range(3):  # a window shared with other work is measured again
-                    quiet.wait()
-                    began = time.time()
-                    measured[server[0]] = r = measure(args, cpus, server, cell)
-                    if (r.get("other_user_cpu_pct") or 0) <= NOISE_PCT or quiet.budget <= 0:
-                        break
-                    quiet.budget -= time.time() - began  # retries come out of the same budget
-                    quiet.retried += 1
+                measured[server[0]] = r = measure_quietly(args, cpus, server, cell, quiet)
                 done += 1
                 shown = r.get("na") or r.get("failed") or (
                     f"{r['rt_per_s']:,.0f} rt/s" if "rt_per_s" in r else f"{r['rss_bytes_per_conn']:,.0f} B/conn")
@@ -397,7 +539,23 @@ def main():
             for name, r in measured.items():
                 entry = {"self": r, "ref": ref} if "na" not in r and "failed" not in r else r
                 results[name][cell].append(entry)
+        # The scaling table: every other CPU for the server, its 1-thread run the reference.
+        turn = rnd % max(1, len(scaling_servers))
+        order = scaling_servers[turn:] + scaling_servers[:turn]
+        for server in order:
+            measured = {}
+            for n in args.scaling:
+                measured[n] = r = measure_quietly(args, (cpus[2], cpus[1]), with_threads(server, n),
+                                                  args.scaling_cell, quiet)
+                done += 1
+                shown = r.get("na") or r.get("failed") or f"{r['rt_per_s']:,.0f} rt/s"
+                print(f"[{done}/{total}] round {rnd + 1} {cell_name(args.scaling_cell)} {server[0]} ×{n}: {shown}",
+                      file=sys.stderr)
+            ref = measured.get(1, {})
+            for n, r in measured.items():
+                scaled[server[0]][n].append({"self": r, "ref": ref} if "na" not in r and "failed" not in r else r)
 
+    handover = handover_lines(args, cpus, scaling_servers, quiet) if scaling_servers else []
     http_lines = []
     if not args.no_http:
         http_lines = wrk_table.run(args.build, cpus, quiet, args.rounds, args.seconds,
@@ -406,6 +564,8 @@ def main():
     lines = header(args, cpus, quiet, sys.argv[1:], started, time.time() - started, details)
     for cell in cells:
         lines += cell_table(cell, [s[0] for s in servers], results)
+    if scaling_servers:
+        lines += scaling_table(args, cpus, scaling_servers, scaled) + handover
     lines += http_lines
     report = "\n".join(lines)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -413,6 +573,9 @@ def main():
         f.write(report)
     raw = {name: {cell_name(c): [r.get("self", r) for r in runs] for c, runs in per.items()}
            for name, per in results.items()}
+    for name, per in scaled.items():
+        raw[f"{name}, scaling"] = {f"{cell_name(args.scaling_cell)}, {n} thread{'s' if n > 1 else ''}":
+                                   [r.get("self", r) for r in runs] for n, runs in per.items()}
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(raw, f, indent=1)
     print(report)
