@@ -8,7 +8,7 @@
 # (scripts/soak.sh --ci: 64 MiB through 1000 connections, 10000 held, per backend). Each build runs every test on every backend. Any failure or
 # sanitizer report fails the run. The last line is "N passed, N failed".
 #
-#   scripts/test.sh                 everything (about 10 minutes on 2 cores)
+#   scripts/test.sh                 everything (about half an hour on 2 cores)
 #   scripts/test.sh --only gcc      one build; arguments after -- go to doctest:
 #   scripts/test.sh --only gcc -- -tc="*echo*"
 set -euo pipefail
