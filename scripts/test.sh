@@ -109,7 +109,7 @@ step() {
 }
 want tsan && step tsan bash scripts/tsan.sh
 want compile-fail && step compile-fail bash scripts/compile_fail.sh
-want fuzz && step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+want fuzz && step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-45}"
 want soak && [ -x "$root/gcc/tests/soak_client" ] && step soak bash scripts/soak.sh --ci
 
 echo
