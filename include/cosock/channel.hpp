@@ -131,7 +131,6 @@ class channel {
   private:
     // A waiting task: on its channel's list while it waits, then on its
     // scheduler's queue once woken (`granted`: with a reservation).
-    struct waiter_node;
     struct grant_link : detail::list_node {
         waiter_node* waiter = nullptr;
     };
