@@ -85,7 +85,9 @@ class io_awaiter {
     [[gnu::always_inline]] bool begin(std::coroutine_handle<Promise> h, Attempt attempt) {
         io_op& o = op();
         const std::stop_token* token = stop_token_of(h);
-        if (token && token->stop_requested()) {
+        // Most tasks have no stop source: one test of the token says so.
+        bool stoppable = token && token->stop_possible();
+        if (stoppable && token->stop_requested()) {
             o.res = -ECANCELED;
             o.ended_by = end_reason::stop;
             return false;
@@ -107,7 +109,7 @@ class io_awaiter {
             }
             o.tried = true;
         }
-        if (timeout_ <= timeout_t::zero() && !(token && token->stop_possible())) [[likely]] {
+        if (timeout_ <= timeout_t::zero() && !stoppable) [[likely]] {
             o.handle = h; // no deadline, no stop callback: the rest of wait()
             event_loop().arm(o);
         } else {

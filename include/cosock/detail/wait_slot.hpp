@@ -64,9 +64,10 @@ class wait_slot {
     /// A token already triggered calls it at once.
     void listen(Owner* owner, const std::stop_token* token) {
         if (!token || !token->stop_possible()) return;
-        stop_node_.owner = owner;
+        stop_listener& l = *std::construct_at(&stop_.value);
+        l.node.owner = owner;
         extras_ |= has_stop_callback; // before the callback is made: it may run at once
-        std::construct_at(&on_stop_.value, *token, on_stop{this});
+        std::construct_at(&l.callback.value, *token, on_stop{this});
     }
 
     /// Puts the node on the ready queue: the loop resumes it next.
@@ -113,8 +114,10 @@ class wait_slot {
             std::destroy_at(&deadline_.value);
         }
         if (extras_ & has_stop_callback) {
-            std::destroy_at(&on_stop_.value); // waits for a callback running on another thread
-            if (stop_node_.state != op_state::idle) loop_->take_back_posted(stop_node_);
+            stop_listener& l = stop_.value;
+            std::destroy_at(&l.callback.value); // waits for a callback running on another thread
+            if (l.node.state != op_state::idle) loop_->take_back_posted(l.node);
+            std::destroy_at(&l);
         }
         extras_ = 0;
     }
@@ -124,6 +127,14 @@ class wait_slot {
                                ": awaited outside the scheduler it was made on (is that scheduler running on this "
                                "thread, or was it destroyed?)");
     }
+
+    // Storage for a member built only when needed (extras_ says which are).
+    template <class T>
+    union built_on_demand {
+        built_on_demand() noexcept {}
+        ~built_on_demand() {}
+        T value;
+    };
 
     struct deadline : timer_node {
         Owner* owner;
@@ -140,29 +151,25 @@ class wait_slot {
         void operator()() const noexcept {
             loop* here = current_loop();
             if (here == slot->loop_) {
-                slot->stop_node_.owner->on_end(end_reason::stop);
+                slot->stop_.value.node.owner->on_end(end_reason::stop);
                 return;
             }
-            slot->stop_node_.callback = [](ready_node& n) {
-                static_cast<stop_node&>(n).owner->on_end(end_reason::stop);
-            };
-            slot->loop_->post_node(slot->stop_node_);
+            stop_node& n = slot->stop_.value.node;
+            n.callback = [](ready_node& r) { static_cast<stop_node&>(r).owner->on_end(end_reason::stop); };
+            slot->loop_->post_node(n);
         }
     };
-    // Storage for a member built only when needed (extras_ says which are).
-    template <class T>
-    union built_on_demand {
-        built_on_demand() noexcept {}
-        ~built_on_demand() {}
-        T value;
-    };
-
     static constexpr std::uint8_t has_deadline = 1, has_stop_callback = 2;
     loop* loop_;
     std::uint8_t extras_ = 0;
     built_on_demand<deadline> deadline_;
-    built_on_demand<std::stop_callback<on_stop>> on_stop_;
-    stop_node stop_node_;
+    // The node and the callback together, built only when a stop is possible:
+    // an operation without a stop token never writes their bytes.
+    struct stop_listener {
+        stop_node node;
+        built_on_demand<std::stop_callback<on_stop>> callback; // made after node: it may run at once
+    };
+    built_on_demand<stop_listener> stop_;
 };
 
 } // namespace cosock::detail
