@@ -943,3 +943,77 @@ BACKEND_TEST("TLS: many concurrent connections each echo 1 MiB, every byte check
               << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
               << " ms");
 }
+
+// ------------------------------------------------------------ bad input
+
+BACKEND_TEST("TLS: bad input is a clear exception naming it") {
+    auto what = [](auto f) -> std::string {
+        try {
+            f();
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "(nothing thrown)";
+    };
+    auto has = [](const std::string& text, const char* part) {
+        INFO(text);
+        CHECK(text.find(part) != std::string::npos);
+    };
+    auto ctx = cosock::ssl_context::server();
+    has(what([&] { ctx.load_cert_chain(certs().at("missing.pem")); }), "missing.pem");
+    has(what([&] { ctx.load_cert_chain(certs().at("missing.pem")); }), "No such file");
+    has(what([&] { ctx.load_cert_chain(certs().at("server.pem"), certs().at("client.key")); }),
+        "does not match the certificate");
+    has(what([&] { ctx.load_cert_chain(certs().at("server.pem"), certs().at("server_enc.key"), "wrong"); }),
+        "server_enc.key");
+    // An encrypted key without a password fails at once instead of prompting.
+    has(what([&] { ctx.load_cert_chain(certs().at("server.pem"), certs().at("server_enc.key")); }), "server_enc.key");
+    CHECK(what([&] { ctx.load_cert_chain(certs().at("server.pem"), certs().at("server_enc.key"), "secret"); }) ==
+          "(nothing thrown)");
+    CHECK_THROWS_AS(ctx.load_cert_chain(certs().at("missing.pem")), cosock::ssl_error);
+
+    has(what([&] { ctx.set_alpn_protocols({"h2", ""}); }), "empty");
+    has(what([&] { ctx.set_alpn_protocols({std::string(256, 'a')}); }), "longer than 255 bytes");
+    CHECK_THROWS_AS(ctx.set_alpn_protocols({""}), std::invalid_argument);
+    CHECK_NOTHROW(ctx.set_alpn_protocols({std::string(255, 'a')}));
+    has(what([&] { ctx.set_ciphers("NO-SUCH-CIPHER"); }), "set_ciphers");
+    has(what([&] { ctx.load_verify_locations({}); }), "all empty");
+    has(what([&] { ctx.load_verify_locations({}, {}, "not a certificate"); }), "cadata");
+
+    auto client = cosock::ssl_context::client();
+    CHECK(client.check_hostname());
+    CHECK(client.verify_mode() == cosock::cert_required);
+    has(what([&] { client.set_verify_mode(cosock::cert_none); }), "check_hostname");
+    client.set_check_hostname(false);
+    client.set_verify_mode(cosock::cert_none);
+    client.set_check_hostname(true); // turns verification back on, as Python
+    CHECK(client.verify_mode() == cosock::cert_required);
+    client.set_minimum_version(cosock::tls_version::tlsv1_3);
+    CHECK(client.minimum_version() == cosock::tls_version::tlsv1_3);
+    CHECK(client.maximum_version() == cosock::tls_version::tlsv1_3);
+
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s, decltype(what) what, decltype(has) has) -> task<> {
+        cosock::wrap_options o{.server_hostname = "localhost"};
+        cosock::socket closed;
+        has(what_of(co_await failure_of(client_ctx().wrap_socket(std::move(closed), o))), "wrap_socket");
+        cosock::socket udp{s, cosock::af_inet, cosock::sock_dgram};
+        has(what_of(co_await failure_of(client_ctx().wrap_socket(std::move(udp), o))), "stream socket");
+        auto [a, b] = co_await tcp_pair(s);
+        cosock::wrap_options no_name{};
+        has(what_of(co_await failure_of(client_ctx().wrap_socket(std::move(a), no_name))), "server_hostname");
+        cosock::wrap_options server_side{.server_side = true};
+        has(what_of(co_await failure_of(client_ctx().wrap_socket(std::move(b), server_side))),
+            "server_side with a client context");
+        cosock::ssl_socket none;
+        char buf[4];
+        has(what([&] { (void)none.recv(buf); }), "recv: the ssl_socket is closed");
+        // CA certificates given as PEM text work as a file does.
+        std::ifstream ca_file(certs().at("ca.pem"));
+        std::string pem((std::istreambuf_iterator<char>(ca_file)), std::istreambuf_iterator<char>());
+        auto from_text = cosock::ssl_context::client();
+        from_text.load_verify_locations({}, {}, pem);
+        tls_pair p = co_await connect_pair(s, from_text, server_ctx());
+        CHECK(p.client.version() == "TLSv1.3");
+    }(s, what, has));
+}

@@ -234,6 +234,9 @@ class ssl_context {
         int ok = SSL_CTX_use_PrivateKey_file(st_->ctx, key.c_str(), SSL_FILETYPE_PEM);
         SSL_CTX_set_default_passwd_cb(st_->ctx, [](char*, int, int, void*) { return 0; });
         SSL_CTX_set_default_passwd_cb_userdata(st_->ctx, nullptr);
+        if (ok != 1 && ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            detail::throw_ssl_queue("load_cert_chain: the key in " + detail::quoted(key) +
+                                    " does not match the certificate in " + detail::quoted(certfile));
         if (ok != 1)
             detail::throw_ssl_queue("load_cert_chain: private key file " + detail::quoted(key) +
                                     (password.empty() ? "" : " (with the password given)"));
