@@ -298,6 +298,26 @@ BACKEND_TEST("TLS: the connection reports its version, cipher, hostname and the 
     }(s));
 }
 
+BACKEND_TEST("TLS: with do_handshake_on_connect false, wrap_socket returns at once and do_handshake runs it") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        auto [a, b] = co_await tcp_pair(s);
+        cosock::wrap_options copt{.server_hostname = "localhost", .do_handshake_on_connect = false};
+        cosock::wrap_options sopt{.server_side = true, .do_handshake_on_connect = false};
+        cosock::ssl_socket c = co_await client_ctx().wrap_socket(std::move(a), copt);
+        cosock::ssl_socket sv = co_await server_ctx().wrap_socket(std::move(b), sopt);
+        CHECK(!c.version());
+        CHECK(!c.getpeercert());
+        CHECK(SSL_is_init_finished(c.native_handle()) == 0);
+        co_await cosock::when_all(c.do_handshake(), sv.do_handshake());
+        CHECK(c.version() == "TLSv1.3");
+        CHECK(c.getpeercert());
+        co_await c.sendall("after"sv);
+        char buf[8];
+        CHECK(co_await sv.recv(buf) == 5);
+    }(s));
+}
+
 BACKEND_TEST("TLS: makefile reads lines and writes through TLS") {
     cosock::scheduler s{B::value};
     s.run([](cosock::scheduler& s) -> task<> {
