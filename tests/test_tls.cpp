@@ -769,6 +769,42 @@ BACKEND_TEST("TLS: zero timeout never waits, a timeout bounds recv, close ends a
     }(s));
 }
 
+BACKEND_TEST("TLS: the socket's timeout bounds a whole sendall, not each wait") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        tls_pair p = co_await connect_pair(s);
+        p.client.socket().setsockopt(SOL_SOCKET, SO_SNDBUF, 32768);
+        p.server.socket().setsockopt(SOL_SOCKET, SO_RCVBUF, 32768);
+        p.client.settimeout(150ms);
+        bool writing = true;
+        // The reader takes a little every 10 ms: each of the writer's waits is
+        // short, but all of them together are longer than the timeout.
+        auto reader = [](cosock::ssl_socket& c, bool& writing) -> task<std::size_t> {
+            std::size_t got = 0;
+            std::vector<char> buf(16384);
+            while (writing) {
+                co_await cosock::sleep_for(10ms);
+                got += co_await c.recv(buf);
+            }
+            co_return got;
+        };
+        auto writer = [](cosock::ssl_socket& c, bool& writing) -> task<std::exception_ptr> {
+            std::string big(8 << 20, 'w');
+            auto t0 = std::chrono::steady_clock::now();
+            auto e = co_await failure_of(c.sendall(big));
+            auto took = std::chrono::steady_clock::now() - t0;
+            CHECK(took >= 140ms);
+            CHECK(took < 2s);
+            writing = false;
+            co_return e;
+        };
+        auto r = co_await cosock::when_all(writer(p.client, writing), reader(p.server, writing));
+        CHECK(is_a<cosock::timeout_error>(std::get<0>(r)));
+        CHECK(what_of(std::get<0>(r)).find("sendall") != std::string::npos);
+        CHECK(std::get<1>(r) > 0); // the writer did make progress between its waits
+    }(s));
+}
+
 BACKEND_TEST("TLS: recv and sendall of 4 MiB abandoned part-way (timeout, stop, frame destroyed) lose nothing") {
     cosock::scheduler s{B::value};
     s.run([](cosock::scheduler& s) -> task<> {
