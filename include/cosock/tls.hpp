@@ -392,7 +392,8 @@ class ssl_context {
 /// Python's ssl.create_default_context(purpose): a client context
 /// (server_auth) verifying the server against the system's CAs with
 /// check_hostname, or a server context (client_auth) that trusts the system's
-/// CAs for client certificates it may ask for. TLS 1.2 minimum.
+/// CAs for client certificates it may ask for. TLS 1.2 minimum. Throws
+/// ssl_error if OpenSSL cannot make the context or load its default paths.
 inline ssl_context create_default_context(purpose p = purpose::server_auth) {
     ssl_context c(p);
     c.set_default_verify_paths();
@@ -920,6 +921,7 @@ class ssl_socket {
         }
         st_.reset();
     }
+    /// Whether it is closed (close(), unwrap(), moved from, or default-made).
     bool closed() const noexcept { return !st_; }
 
     /// The descriptor, or -1 once closed.
@@ -960,6 +962,7 @@ class ssl_socket {
     }
     /// The server_hostname given to wrap_socket (empty: none).
     std::string server_hostname() const { return st_ ? st_->hostname() : std::string(); }
+    /// Whether it was wrapped with server_side = true.
     bool server_side() const noexcept { return st_ && st_->server_side(); }
 
     /// The peer's certificate, decoded; nullopt when it sent none (a client
