@@ -916,6 +916,51 @@ BACKEND_TEST("TLS: recv and sendall of 4 MiB abandoned part-way (timeout, stop, 
     }(s));
 }
 
+BACKEND_TEST("TLS: a makefile flush and read abandoned part-way lose and duplicate nothing") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        tls_pair p = co_await connect_pair(s);
+        p.client.socket().setsockopt(SOL_SOCKET, SO_SNDBUF, 32768);
+        p.server.socket().setsockopt(SOL_SOCKET, SO_RCVBUF, 32768);
+        const std::string data = pattern(2 << 20, 5);
+        int flushes_abandoned = 0, reads_abandoned = 0;
+        auto writer = [](cosock::ssl_socket& c, const std::string& data, int& abandoned) -> task<> {
+            cosock::file_object f = c.makefile("wb", 1 << 22); // the whole stream fits in its buffer
+            co_await f.write(data);
+            for (;;) {
+                try {
+                    co_await cosock::with_timeout(f.flush(), 2ms);
+                    break;
+                } catch (const cosock::timeout_error&) {
+                    ++abandoned;
+                }
+                co_await cosock::sleep_for(2ms);
+            }
+            co_await f.close();
+            co_await c.shutdown();
+        };
+        auto reader = [](cosock::ssl_socket& c, int& abandoned) -> task<std::string> {
+            cosock::file_object f = c.makefile("rb");
+            std::string got;
+            for (;;) {
+                try {
+                    std::string part = co_await cosock::with_timeout(f.read1(30000), 1ms);
+                    if (part.empty()) break;
+                    got += part;
+                } catch (const cosock::timeout_error&) {
+                    ++abandoned;
+                }
+            }
+            co_return got;
+        };
+        auto r =
+            co_await cosock::when_all(writer(p.client, data, flushes_abandoned), reader(p.server, reads_abandoned));
+        CHECK(std::get<1>(r) == data);
+        CHECK(flushes_abandoned > 0);
+        CHECK(reads_abandoned > 0);
+    }(s));
+}
+
 // ------------------------------------------------------------ many connections
 
 BACKEND_TEST("TLS: many concurrent connections each echo 1 MiB, every byte checked") {
