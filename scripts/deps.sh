@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages cosock's build, tests and examples need,
 # only those missing. Uses sudo when not run as root.
-#   required: meson ninja-build g++ pkg-config doctest-dev liburing-dev
+#   required: meson ninja-build g++ pkg-config doctest-dev liburing-dev, and libssl-dev
+#   and openssl (cosock/tls.hpp and its tests, which make certificates with it)
 #   when apt has them: clang-16 and its sanitizer/libFuzzer runtime (the clang
 #   test build and the fuzz targets), curl (a smoke test drives http_hello with it),
 #   redis-tools and redis-server (redis-cli drives resp_server in the tests; the
@@ -12,7 +13,7 @@
 #   HTTP table and its reference), redis-tools and redis-server (bench/redis.py)
 set -euo pipefail
 
-required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev)
+required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev libssl-dev openssl)
 optional=(clang-16 libclang-rt-16-dev curl redis-tools redis-server)
 case "${1:-}" in
 "") ;;

@@ -1,4 +1,7 @@
 #include <cosock/cosock.hpp>
+#ifdef COSOCK_TEST_TLS
+#include <cosock/tls.hpp> // not in cosock.hpp: it needs OpenSSL
+#endif
 #include <doctest/doctest.h>
 
 std::string odr_a_backend_name();

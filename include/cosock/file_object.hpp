@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <ranges>
 #include <span>
@@ -42,6 +43,7 @@
 #include <cosock/detail/read_buffer.hpp>
 #include <cosock/detail/retry_awaiter.hpp>
 #include <cosock/detail/shared_fd.hpp>
+#include <cosock/detail/stream_transport.hpp>
 #include <cosock/detail/sys.hpp>
 #include <cosock/error.hpp>
 #include <cosock/task.hpp>
@@ -49,6 +51,7 @@
 namespace cosock {
 
 class socket;
+class ssl_socket;
 
 /// makefile()'s keyword arguments, as designated initializers:
 /// `sock.makefile("r", -1, {.newline = "\r\n"})`. Binary modes take neither.
@@ -170,9 +173,12 @@ class file_object {
 
   private:
     friend class socket;
+    friend class ssl_socket;
 
-    file_object(detail::shared_fd fd, const detail::file_mode& m, std::string_view mode)
-        : fd_(std::move(fd)), mode_(m), mode_name_(mode), rbuf_(m.buffer_size, m.translate_cr) {}
+    file_object(detail::shared_fd fd, const detail::file_mode& m, std::string_view mode,
+                std::shared_ptr<detail::stream_transport> transport = nullptr)
+        : fd_(std::move(fd)), mode_(m), mode_name_(mode), rbuf_(m.buffer_size, m.translate_cr),
+          transport_(std::move(transport)) {}
 
     template <const_buffer B>
     static std::string_view as_chars(const B& b) noexcept {
@@ -220,6 +226,21 @@ class file_object {
                                      &waiting_[1]);
     }
 
+    // The same two steps through a transport (a TLS layer): each call sites
+    // picks `transport_ ? via : plain`, so the plain path stays as it was.
+    task<int> receive_via(std::size_t need, const char* op) {
+        std::span<char> room = rbuf_.prepare(std::max<std::size_t>(need, 1), mode_.unbuffered);
+        std::size_t n = co_await transport_->receive(room, op, &waiting_[0]);
+        rbuf_.commit(n, n == 0);
+        co_return int(n);
+    }
+    task<int> send_via(const char* op) {
+        co_await transport_->send(&wbuf_, &wpos_, op, &waiting_[1]);
+        wbuf_.clear();
+        wpos_ = 0;
+        co_return 0;
+    }
+
     bool write_pending() const noexcept { return wpos_ < wbuf_.size(); }
 
     // Appends to the write buffer; → whether the buffer must be sent now.
@@ -249,7 +270,8 @@ class file_object {
     std::string wbuf_; // bytes to send: [wpos_, size)
     std::size_t wpos_ = 0;
     std::size_t max_line_ = default_max_line;
-    detail::io_awaiter* waiting_[2] = {}; // the read and the write waiting now, if any
+    detail::io_awaiter* waiting_[2] = {};                 // the read and the write waiting now, if any
+    std::shared_ptr<detail::stream_transport> transport_; // none: recv/send on the descriptor
 };
 
 inline file_object& file_object::operator=(file_object&& other) noexcept {
@@ -264,6 +286,7 @@ inline file_object& file_object::operator=(file_object&& other) noexcept {
         wbuf_ = std::exchange(other.wbuf_, std::string());
         wpos_ = std::exchange(other.wpos_, 0);
         max_line_ = other.max_line_;
+        transport_ = std::move(other.transport_);
     }
     return *this;
 }
@@ -271,22 +294,42 @@ inline file_object& file_object::operator=(file_object&& other) noexcept {
 inline task<std::string> file_object::read(std::ptrdiff_t n) {
     require(mode_.readable, "read");
     bool eof = false;
-    while (!eof && (n < 0 || rbuf_.size() < std::size_t(n)))
-        eof = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n) - rbuf_.size(), "read") == 0;
+    while (!eof && (n < 0 || rbuf_.size() < std::size_t(n))) {
+        int r = 0;
+        if (transport_)
+            r = co_await receive_via(n < 0 ? mode_.buffer_size : std::size_t(n) - rbuf_.size(), "read");
+        else
+            r = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n) - rbuf_.size(), "read");
+        eof = r == 0;
+    }
     co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
 }
 
 inline task<std::string> file_object::read1(std::ptrdiff_t n) {
     require(mode_.readable, "read1");
     bool eof = n == 0;
-    while (!eof && rbuf_.size() == 0) eof = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n), "read1") == 0;
+    while (!eof && rbuf_.size() == 0) {
+        int r = 0;
+        if (transport_)
+            r = co_await receive_via(n < 0 ? mode_.buffer_size : std::size_t(n), "read1");
+        else
+            r = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n), "read1");
+        eof = r == 0;
+    }
     co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
 }
 
 inline task<std::size_t> file_object::read_into(std::span<char> out) {
     require(mode_.readable, "readinto");
     bool eof = false;
-    while (!eof && rbuf_.size() < out.size()) eof = co_await receive(out.size() - rbuf_.size(), "readinto") == 0;
+    while (!eof && rbuf_.size() < out.size()) {
+        int r = 0;
+        if (transport_)
+            r = co_await receive_via(out.size() - rbuf_.size(), "readinto");
+        else
+            r = co_await receive(out.size() - rbuf_.size(), "readinto");
+        eof = r == 0;
+    }
     std::size_t n = std::min(out.size(), rbuf_.size());
     std::memcpy(out.data(), rbuf_.view().data(), n);
     rbuf_.consume(n);
@@ -303,7 +346,14 @@ inline task<std::string> file_object::readline(std::ptrdiff_t limit) {
         if (limit < 0 && too_long(v, end)) throw_too_long("readline");
         if (end != detail::no_limit) co_return rbuf_.take(end);
         from = v.empty() ? 0 : v.size() - 1; // a '\r' at the end may begin "\r\n"
-        eof = co_await receive(1, "readline") == 0;
+        {
+            int r = 0;
+            if (transport_)
+                r = co_await receive_via(1, "readline");
+            else
+                r = co_await receive(1, "readline");
+            eof = r == 0;
+        }
     }
 }
 
@@ -319,7 +369,14 @@ inline task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint
         if (too_long(v, end)) throw_too_long("readlines");
         if (end == detail::no_limit) {
             from = v.empty() ? 0 : v.size() - 1;
-            eof = co_await receive(1, "readlines") == 0;
+            {
+                int r = 0;
+                if (transport_)
+                    r = co_await receive_via(1, "readlines");
+                else
+                    r = co_await receive(1, "readlines");
+                eof = r == 0;
+            }
             continue;
         }
         if (end == 0) break; // end of stream
@@ -341,7 +398,14 @@ inline task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint
 inline task<std::string> file_object::peek(std::ptrdiff_t n) {
     require(mode_.readable, "peek");
     bool eof = false;
-    while (!eof && rbuf_.size() == 0) eof = co_await receive(1, "peek") == 0;
+    while (!eof && rbuf_.size() == 0) {
+        int r = 0;
+        if (transport_)
+            r = co_await receive_via(1, "peek");
+        else
+            r = co_await receive(1, "peek");
+        eof = r == 0;
+    }
     std::string_view v = rbuf_.view();
     co_return std::string(n > 0 ? v.substr(0, std::size_t(n)) : v);
 }
@@ -365,17 +429,32 @@ inline bool file_object::buffer_write(std::string_view data, const char* op) {
 }
 
 inline task<std::size_t> file_object::finish_write(bool flush_now, std::size_t n) {
-    while (flush_now && write_pending()) co_await send_buffered("write");
+    while (flush_now && write_pending()) {
+        if (transport_)
+            co_await send_via("write");
+        else
+            co_await send_buffered("write");
+    }
     co_return n;
 }
 
 inline task<> file_object::finish_writelines(bool flush_now) {
-    while (flush_now && write_pending()) co_await send_buffered("writelines");
+    while (flush_now && write_pending()) {
+        if (transport_)
+            co_await send_via("writelines");
+        else
+            co_await send_buffered("writelines");
+    }
 }
 
 inline task<> file_object::flush() {
     require(true, "flush");
-    while (write_pending()) co_await send_buffered("flush");
+    while (write_pending()) {
+        if (transport_)
+            co_await send_via("flush");
+        else
+            co_await send_buffered("flush");
+    }
 }
 
 inline task<> file_object::close() {
@@ -383,11 +462,17 @@ inline task<> file_object::close() {
     end_waits(); // a read or a flush waiting in another coroutine ends with EBADF
     std::exception_ptr failed;
     try {
-        while (write_pending()) co_await send_buffered("close");
+        while (write_pending()) {
+            if (transport_)
+                co_await send_via("close");
+            else
+                co_await send_buffered("close");
+        }
     } catch (...) {
         failed = std::current_exception();
     }
     fd_.reset();
+    transport_.reset();
     rbuf_.clear();
     wbuf_ = std::string();
     wpos_ = 0;
@@ -409,6 +494,10 @@ inline void file_object::throw_too_long(const char* op) const {
 }
 
 inline void file_object::send_without_waiting() noexcept {
+    if (transport_) {
+        if (fd_ && write_pending()) transport_->send_without_waiting(wbuf_, wpos_);
+        return;
+    }
     int fd = fileno();
     while (fd >= 0 && write_pending()) {
         int r = detail::sys::send(fd, wbuf_.data() + wpos_, wbuf_.size() - wpos_, 0);

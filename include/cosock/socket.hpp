@@ -41,6 +41,7 @@
 namespace cosock {
 
 class socket;
+class ssl_socket;
 namespace detail {
 class accept_awaiter;
 }
@@ -210,13 +211,7 @@ class socket {
     file_object makefile(std::string_view mode = "r", int buffering = -1, const file_options& options = {}) {
         detail::file_mode m = detail::parse_file_mode(mode, buffering, options.encoding, options.newline,
                                                       file_object::default_buffer_size);
-        int fd = open_fd("makefile");
-        // Allocated on first use, so sockets without file objects never pay for it.
-        if (!shared_) {
-            shared_ = detail::shared_fd::adopt(sched_, fd);
-            shared_.set_timeout(timeout_);
-        }
-        return file_object(shared_, m, mode);
+        return file_object(share_fd("makefile"), m, mode);
     }
 
     /// Binds to a local address (never blocks).
@@ -308,6 +303,18 @@ class socket {
 
   private:
     friend class detail::accept_awaiter;
+    friend class ssl_socket;
+
+    // A new owner of the descriptor, for a file object. The block is
+    // allocated on first use, so sockets without file objects never pay for it.
+    detail::shared_fd share_fd(const char* what) {
+        int fd = open_fd(what);
+        if (!shared_) {
+            shared_ = detail::shared_fd::adopt(sched_, fd);
+            shared_.set_timeout(timeout_);
+        }
+        return shared_;
+    }
 
     static void release(scheduler& s, int fd, bool closing) noexcept {
         detail::loop& l = detail::loop_of(s);

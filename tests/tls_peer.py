@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Python's ssl module as the peer of cosock's TLS tests.
+
+  tls_peer.py server CERT KEY   listens on 127.0.0.1, prints "listening on 127.0.0.1:PORT",
+                                serves one connection: reads a line, sends it back upper-cased,
+                                prints "python got: LINE", then unwraps (close_notify both ways).
+  tls_peer.py client PORT CAFILE  connects to localhost:PORT verifying the server with CAFILE,
+                                sends "ping from python\\n", prints "python got: LINE" for the
+                                line it reads back, then unwraps.
+"""
+import socket
+import ssl
+import sys
+
+
+def read_line(s):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "server":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        with socket.create_server(("127.0.0.1", 0)) as srv:
+            print("listening on 127.0.0.1:%d" % srv.getsockname()[1], flush=True)
+            srv.settimeout(30)
+            conn, _ = srv.accept()
+            conn.settimeout(30)
+            with ctx.wrap_socket(conn, server_side=True) as s:
+                line = read_line(s)
+                s.sendall(line.upper())
+                print("python got: " + line.decode().rstrip("\n"), flush=True)
+                s.unwrap().close()
+    else:
+        ctx = ssl.create_default_context(cafile=sys.argv[3])
+        with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=30) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"ping from python\n")
+                line = read_line(s)
+                print("python got: " + line.decode().rstrip("\n") + " (" + s.version() + ")", flush=True)
+                s.unwrap().close()
+
+
+if __name__ == "__main__":
+    main()
