@@ -397,7 +397,7 @@ class load {
 
     std::size_t size_;
     bool keep_going_;
-    SSL_CTX* tls_;
+    [[maybe_unused]] SSL_CTX* tls_; // unused without BENCH_TLS
     bool record_ = false;
     std::vector<char> pattern_;
     std::vector<char> buf_;
