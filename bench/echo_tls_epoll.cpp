@@ -89,9 +89,15 @@ struct server {
     // needs, or drop the connection if it failed. False if dropped.
     bool wait_for(int fd, int ret) {
         switch (SSL_get_error(conns[std::size_t(fd)].ssl, ret)) {
-        case SSL_ERROR_WANT_READ: set_interest(fd, EPOLLIN); return true;
-        case SSL_ERROR_WANT_WRITE: set_interest(fd, EPOLLOUT); return true;
-        default: drop(fd); return false; // closed, reset, unexpected EOF, bad record
+        case SSL_ERROR_WANT_READ:
+            set_interest(fd, EPOLLIN);
+            return true;
+        case SSL_ERROR_WANT_WRITE:
+            set_interest(fd, EPOLLOUT);
+            return true;
+        default:
+            drop(fd);
+            return false; // closed, reset, unexpected EOF, bad record
         }
     }
 

@@ -41,7 +41,6 @@
 #include <fcntl.h>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sstream>
@@ -49,6 +48,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <type_traits>
 #include <unistd.h>
 #include <vector>
 
@@ -179,7 +179,8 @@ SSL_CTX* client_context(const std::string& cafile) {
     if (cafile.empty()) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     } else {
-        if (SSL_CTX_load_verify_locations(ctx, cafile.c_str(), nullptr) != 1) bench::tls::die("loadgen", cafile.c_str());
+        if (SSL_CTX_load_verify_locations(ctx, cafile.c_str(), nullptr) != 1)
+            bench::tls::die("loadgen", cafile.c_str());
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     }
     // Count the tickets servers send (none are asked for), keep none.
@@ -212,10 +213,12 @@ bool tls_waits(SSL* ssl, int ret) {
 std::string tls_failure(SSL* ssl, int ret) {
     int saved = errno;
     switch (SSL_get_error(ssl, ret)) {
-    case SSL_ERROR_ZERO_RETURN: return "closed by the server (close_notify)";
+    case SSL_ERROR_ZERO_RETURN:
+        return "closed by the server (close_notify)";
     case SSL_ERROR_SYSCALL:
         return saved != 0 ? std::strerror(saved) : std::string("closed by the server");
-    default: return bench::tls::last_error();
+    default:
+        return bench::tls::last_error();
     }
 }
 #else
@@ -225,7 +228,6 @@ using SSL_CTX = void;
 
 struct conn {
     int fd = -1;
-    SSL* ssl = nullptr;       // with --tls
     std::uint32_t seq = 0;    // messages sent so far; picks the bytes of the next
     std::size_t sent = 0;     // of the message in flight
     std::size_t received = 0; // of its echo, every byte checked
@@ -234,7 +236,18 @@ struct conn {
     bool echoed_once = false;
 };
 
+/// A connection of the TLS loop.
+struct tls_conn : conn {
+    SSL* ssl = nullptr;
+};
+
+/// The closed loop of --connections connections; Tls: through OpenSSL. The
+/// plain instance is compiled without any of the TLS code, so --tls costs the
+/// plain runs nothing.
+template <bool Tls>
 class load {
+    using conn_type = std::conditional_t<Tls, tls_conn, conn>;
+
   public:
     load(int port, std::size_t size, bool keep_going, SSL_CTX* tls = nullptr)
         : size_(size), keep_going_(keep_going), tls_(tls), buf_(size), ep_(epoll_create1(0)) {
@@ -257,7 +270,7 @@ class load {
             if (connect(fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) < 0)
                 die("connect #%zu: %s", i, std::strerror(errno));
 #ifdef BENCH_TLS
-            if (tls_) { // handshake while the socket still blocks
+            if constexpr (Tls) { // handshake while the socket still blocks
                 conns_[i].ssl = new_ssl(tls_, fd);
                 if (int r = SSL_connect(conns_[i].ssl); r != 1)
                     die("TLS handshake #%zu: %s", i, tls_failure(conns_[i].ssl, r).c_str());
@@ -267,6 +280,12 @@ class load {
             conns_[i].fd = fd;
             watch(i, EPOLLIN, EPOLL_CTL_ADD);
         }
+    }
+
+    /// Opens the connections and has one echo back on each.
+    void start(std::size_t n) {
+        connect_all(n);
+        echo_once_each(60);
     }
 
     /// Sends the first message everywhere and runs until every connection has
@@ -300,7 +319,7 @@ class load {
     }
 
     void start_message(std::size_t i, std::int64_t now) {
-        conn& c = conns_[i];
+        conn_type& c = conns_[i];
         c.sent = c.received = 0;
         c.started = now;
         send_rest(i);
@@ -308,9 +327,9 @@ class load {
 
     void send_rest(std::size_t i) {
 #ifdef BENCH_TLS
-        if (tls_) return tls_send_rest(i);
+        if constexpr (Tls) return tls_send_rest(i);
 #endif
-        conn& c = conns_[i];
+        conn_type& c = conns_[i];
         const char* msg = message(i);
         while (c.sent < size_) {
             ssize_t w = send(c.fd, msg + c.sent, size_ - c.sent, MSG_NOSIGNAL);
@@ -325,22 +344,35 @@ class load {
 
     void receive(std::size_t i) {
 #ifdef BENCH_TLS
-        if (tls_) return tls_receive(i);
+        if constexpr (Tls) return tls_receive(i);
 #endif
-        conn& c = conns_[i];
+        conn_type& c = conns_[i];
         ssize_t r = recv(c.fd, buf_.data(), size_ - c.received, 0);
         if (r < 0 && errno == EAGAIN) return;
         if (r < 0) die("recv on connection %zu: %s (after %u messages)", i, std::strerror(errno), c.seq);
         if (r == 0) die("connection %zu closed by the server (after %u messages)", i, c.seq);
-        received(i, std::size_t(r));
+        if (c.received + std::size_t(r) > c.sent)
+            die("connection %zu: the server sent bytes before they were sent to it", i);
+        if (std::memcmp(buf_.data(), message(i) + c.received, std::size_t(r)) != 0)
+            die("connection %zu: wrong bytes in the echo of message %u", i, c.seq);
+        c.received += std::size_t(r);
+        if (c.received < size_) return;
+        std::int64_t now = now_ns();
+        if (record_) latencies_.push_back(now - c.started);
+        if (!c.echoed_once) ++echoed_once_;
+        c.echoed_once = true;
+        ++c.seq;
+        if (keep_going_) start_message(i, now);
     }
 
-    // r more bytes of the echo are in buf_: checks them, and once the echo is
-    // complete counts it and sends the next message.
+#ifdef BENCH_TLS
+    // As the end of receive: r more bytes of the echo are in buf_; checks
+    // them, and once the echo is complete counts it and sends the next
+    // message. (receive keeps its own copy: sharing this one changed how the
+    // plain loop compiled, and it cost a few more instructions per round trip.)
     void received(std::size_t i, std::size_t r) {
-        conn& c = conns_[i];
-        if (c.received + r > c.sent)
-            die("connection %zu: the server sent bytes before they were sent to it", i);
+        conn_type& c = conns_[i];
+        if (c.received + r > c.sent) die("connection %zu: the server sent bytes before they were sent to it", i);
         if (std::memcmp(buf_.data(), message(i) + c.received, r) != 0)
             die("connection %zu: wrong bytes in the echo of message %u", i, c.seq);
         c.received += r;
@@ -353,12 +385,11 @@ class load {
         if (keep_going_) start_message(i, now);
     }
 
-#ifdef BENCH_TLS
     // As send_rest, through OpenSSL (partial writes are on: SSL_write may
     // take part of the message; a write that must wait is retried with the
     // same bytes).
     void tls_send_rest(std::size_t i) {
-        conn& c = conns_[i];
+        conn_type& c = conns_[i];
         const char* msg = message(i);
         while (c.sent < size_) {
             int w = SSL_write(c.ssl, msg + c.sent, int(size_ - c.sent));
@@ -374,11 +405,12 @@ class load {
     // As receive, through OpenSSL. Read-ahead is on, so records OpenSSL has
     // already read from the socket are read on without waiting for epoll.
     void tls_receive(std::size_t i) {
-        conn& c = conns_[i];
+        conn_type& c = conns_[i];
         do {
             int r = SSL_read(c.ssl, buf_.data(), int(size_ - c.received));
             if (r <= 0 && tls_waits(c.ssl, r)) return;
-            if (r <= 0) die("TLS recv on connection %zu: %s (after %u messages)", i, tls_failure(c.ssl, r).c_str(), c.seq);
+            if (r <= 0)
+                die("TLS recv on connection %zu: %s (after %u messages)", i, tls_failure(c.ssl, r).c_str(), c.seq);
             received(i, std::size_t(r));
         } while (SSL_has_pending(c.ssl));
     }
@@ -397,11 +429,11 @@ class load {
 
     std::size_t size_;
     bool keep_going_;
-    [[maybe_unused]] SSL_CTX* tls_; // unused without BENCH_TLS
+    [[maybe_unused]] SSL_CTX* tls_; // with Tls
     bool record_ = false;
     std::vector<char> pattern_;
     std::vector<char> buf_;
-    std::vector<conn> conns_;
+    std::vector<conn_type> conns_;
     std::vector<std::int64_t> latencies_;
     std::size_t echoed_once_ = 0;
     sockaddr_in addr_{};
@@ -424,7 +456,8 @@ class handshake_load {
         addr_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     }
 
-    void start_all() {
+    /// Starts the n loops (the constructor's n).
+    void start(std::size_t) {
         for (std::size_t i = 0; i < slots_.size(); ++i) start(i, now_ns());
     }
 
@@ -485,8 +518,12 @@ class handshake_load {
     void wait(std::size_t i, int ret, const char* what) {
         slot& s = slots_[i];
         switch (SSL_get_error(s.ssl, ret)) {
-        case SSL_ERROR_WANT_READ: set_interest(i, EPOLLIN); break;
-        case SSL_ERROR_WANT_WRITE: set_interest(i, EPOLLOUT); break;
+        case SSL_ERROR_WANT_READ:
+            set_interest(i, EPOLLIN);
+            break;
+        case SSL_ERROR_WANT_WRITE:
+            set_interest(i, EPOLLOUT);
+            break;
         default:
             die("TLS %s (slot %zu, after %u connections): %s", what, i, s.seq, tls_failure(s.ssl, ret).c_str());
         }
@@ -589,7 +626,6 @@ int main(int argc, char** argv) {
 #ifdef BENCH_TLS
     SSL_CTX* tls_ctx = tls ? client_context(opt.text("cafile", "")) : nullptr;
 #else
-    SSL_CTX* tls_ctx = nullptr;
     if (tls) die("--tls and --handshakes need a loadgen built with OpenSSL 3");
 #endif
     alarm(unsigned(warmup + seconds + opt.number("idle-seconds", 0) + 120)); // never outlive a stuck run
@@ -604,61 +640,54 @@ int main(int argc, char** argv) {
     }
 
     long rss_before = idle ? proc_number(pid, "status", "VmRSS:") : 0;
-    load l(port, size, !idle, handshakes ? nullptr : tls_ctx);
-#ifdef BENCH_TLS
-    std::optional<handshake_load> hl;
-    if (handshakes) {
-        hl.emplace(port, size, n, tls_ctx);
-        hl->start_all();
-    }
-#endif
-    if (!handshakes) {
-        l.connect_all(n);
-        l.echo_once_each(60);
-    }
-    // Both modes: the warm-up, then the window.
-    auto run_for = [&](double s, bool record) {
-#ifdef BENCH_TLS
-        if (hl) return hl->run_for(s, record);
-#endif
-        l.run_for(s, record);
-    };
+    // The rest, on a load<false>, a load<true> or a handshake_load.
+    auto measure = [&](auto& l) {
+        l.start(n);
+        if (idle) {
+            usleep(useconds_t(opt.number("idle-seconds", 0) * 1e6));
+            long rss_after = proc_number(pid, "status", "VmRSS:");
+            std::printf("{\"connections\": %zu, \"size\": %zu, \"rss_before_kib\": %ld, \"rss_after_kib\": %ld, "
+                        "\"rss_bytes_per_conn\": %.0f}\n",
+                        n, size, rss_before, rss_after, double(rss_after - rss_before) * 1024 / double(n));
+            return 0;
+        }
 
-    if (idle) {
-        usleep(useconds_t(opt.number("idle-seconds", 0) * 1e6));
-        long rss_after = proc_number(pid, "status", "VmRSS:");
-        std::printf("{\"connections\": %zu, \"size\": %zu, \"rss_before_kib\": %ld, \"rss_after_kib\": %ld, "
-                    "\"rss_bytes_per_conn\": %.0f}\n",
-                    n, size, rss_before, rss_after, double(rss_after - rss_before) * 1024 / double(n));
+        l.run_for(warmup, false);
+        cpu_time server0 = pid > 0 ? process_cpu(pid) : cpu_time{}, own0 = own_cpu();
+        std::map<long, double> threads0 = pid > 0 ? thread_cpu(pid) : std::map<long, double>{};
+        double machine0 = machine_user_seconds();
+        std::int64_t t0 = now_ns();
+        l.run_for(seconds, true);
+        double elapsed = double(now_ns() - t0) / 1e9;
+        cpu_time server = pid > 0 ? process_cpu(pid) - server0 : cpu_time{}, own = own_cpu() - own0;
+        std::string threads = pid > 0 ? thread_cpu_json(threads0, thread_cpu(pid)) : std::string("null");
+        double other_user = machine_user_seconds() - machine0 - server.user - own.user;
+
+        auto& lat = l.latencies();
+        double count = double(lat.size());
+        // Without --server-pid the server's figures are unknown: JSON null.
+        auto server_figure = [&](double v) { return pid > 0 && count > 0 ? std::to_string(v) : std::string("null"); };
+        std::printf(
+            "{\"connections\": %zu, \"size\": %zu, \"seconds\": %.3f, \"round_trips\": %.0f, "
+            "\"rt_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"server_cpu_pct\": %s, "
+            "\"server_cpu_us_per_rt\": %s, \"server_user_us_per_rt\": %s, \"client_cpu_pct\": %.1f, "
+            "\"other_user_cpu_pct\": %s, \"server_thread_cpu_s\": %s%s}\n",
+            n, size, elapsed, count, count / elapsed, percentile_us(lat, 0.50), percentile_us(lat, 0.99),
+            server_figure(100 * server.total() / elapsed).c_str(), server_figure(server.total() * 1e6 / count).c_str(),
+            server_figure(server.user * 1e6 / count).c_str(), 100 * own.total() / elapsed,
+            server_figure(100 * other_user / elapsed).c_str(), threads.c_str(), tls_fields(tls, handshakes).c_str());
         return 0;
-    }
-
-    run_for(warmup, false);
-    cpu_time server0 = pid > 0 ? process_cpu(pid) : cpu_time{}, own0 = own_cpu();
-    std::map<long, double> threads0 = pid > 0 ? thread_cpu(pid) : std::map<long, double>{};
-    double machine0 = machine_user_seconds();
-    std::int64_t t0 = now_ns();
-    run_for(seconds, true);
-    double elapsed = double(now_ns() - t0) / 1e9;
-    cpu_time server = pid > 0 ? process_cpu(pid) - server0 : cpu_time{}, own = own_cpu() - own0;
-    std::string threads = pid > 0 ? thread_cpu_json(threads0, thread_cpu(pid)) : std::string("null");
-    double other_user = machine_user_seconds() - machine0 - server.user - own.user;
-
-    auto& lat =
+    };
 #ifdef BENCH_TLS
-        hl ? hl->latencies() :
+    if (handshakes) {
+        handshake_load l(port, size, n, tls_ctx);
+        return measure(l);
+    }
+    if (tls) {
+        load<true> l(port, size, !idle, tls_ctx);
+        return measure(l);
+    }
 #endif
-           l.latencies();
-    double count = double(lat.size());
-    // Without --server-pid the server's figures are unknown: JSON null.
-    auto server_figure = [&](double v) { return pid > 0 && count > 0 ? std::to_string(v) : std::string("null"); };
-    std::printf("{\"connections\": %zu, \"size\": %zu, \"seconds\": %.3f, \"round_trips\": %.0f, "
-                "\"rt_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"server_cpu_pct\": %s, "
-                "\"server_cpu_us_per_rt\": %s, \"server_user_us_per_rt\": %s, \"client_cpu_pct\": %.1f, "
-                "\"other_user_cpu_pct\": %s, \"server_thread_cpu_s\": %s%s}\n",
-                n, size, elapsed, count, count / elapsed, percentile_us(lat, 0.50), percentile_us(lat, 0.99),
-                server_figure(100 * server.total() / elapsed).c_str(),
-                server_figure(server.total() * 1e6 / count).c_str(), server_figure(server.user * 1e6 / count).c_str(),
-                100 * own.total() / elapsed, server_figure(100 * other_user / elapsed).c_str(), threads.c_str(),
-                tls_fields(tls, handshakes).c_str());
+    load<false> l(port, size, !idle);
+    return measure(l);
 }

@@ -27,8 +27,7 @@ namespace bench::tls {
 inline constexpr const char* ciphersuite = "TLS_AES_128_GCM_SHA256";
 inline constexpr const char* group = "X25519";
 
-inline constexpr const char* server_usage =
-    "--port PORT (0: pick one) --cert FILE --key FILE [--max-seconds S]";
+inline constexpr const char* server_usage = "--port PORT (0: pick one) --cert FILE --key FILE [--max-seconds S]";
 
 /// OpenSSL's first queued error, as one line (and the queue emptied).
 inline std::string last_error() {
