@@ -657,8 +657,8 @@ def main():
                 done += 1
                 shown = r.get("na") or r.get("failed") or (
                     f"{r['rt_per_s']:,.0f} {'handshakes' if handshakes else 'rt'}/s")
-                print(f"[{done}/{total}] round {rnd + 1} {tls_cell_title(cell)} {server[0]}: {shown}",
-                      file=sys.stderr)
+                what = f"TLS handshakes, {cell[0]} at a time" if handshakes else f"{cell_name(cell)} over TLS"
+                print(f"[{done}/{total}] round {rnd + 1} {what} {server[0]}: {shown}", file=sys.stderr)
                 if r.get("detail"):
                     details.add(r["detail"])
             ref = measured.get(TLS_REFERENCE, {})
