@@ -27,15 +27,24 @@ inline constexpr std::size_t echo_buffer_size = 16 * 1024;
 /// connection, not the user's buffer.
 inline constexpr std::size_t small_buffer_size = 64;
 
-/// `--name value` pairs. Any other argument prints `usage` and exits with 2.
+/// `--name value` pairs, and `--flag` alone for the names in `flags`. Any
+/// other argument prints `usage` and exits with 2.
 class options {
   public:
-    options(int argc, char** argv, std::initializer_list<std::string_view> known, const char* usage) {
+    options(int argc, char** argv, std::initializer_list<std::string_view> known, const char* usage,
+            std::initializer_list<std::string_view> flags = {}) {
+        auto named = [](std::string_view arg, std::initializer_list<std::string_view> names) {
+            bool found = false;
+            for (std::string_view k : names) found = found || (arg.starts_with("--") && arg.substr(2) == k);
+            return found;
+        };
         for (int i = 1; i < argc; ++i) {
             std::string_view name = argv[i];
-            bool ok = false;
-            for (std::string_view k : known) ok = ok || (name.starts_with("--") && name.substr(2) == k);
-            if (!ok || i + 1 >= argc) {
+            if (named(name, flags)) {
+                values_[std::string(name.substr(2))] = "1";
+                continue;
+            }
+            if (!named(name, known) || i + 1 >= argc) {
                 std::fprintf(stderr, "usage: %s %s\n", argv[0], usage);
                 std::exit(2);
             }

@@ -11,6 +11,11 @@ load generator's JSON line. Rounds are interleaved (every server once per
 round), figures are medians over rounds, and each figure is also given as a
 ratio to raw epoll measured in the same round.
 
+The TLS tables (--no-tls to skip them) run TLS echo servers in the same
+rounds: one cell over TLS 1.3 and a handshakes/s table, each figure also given
+as a ratio to the hand-written OpenSSL + epoll server ("raw epoll TLS") of the
+same round. The certificate is made for each run with the openssl command.
+
 The scaling table (full runs; --scaling, --no-scaling) runs the multi-threaded
 servers (--threads N) on one cell, in the same rounds: the load generator keeps
 its CPU, the server gets every other CPU, and each figure is compared with the
@@ -49,6 +54,21 @@ SERVERS = [
     ("cosock epoll", "echo_cosock", ["--backend", "epoll"]),
     ("cosock io_uring", "echo_cosock", ["--backend", "io_uring"]),
 ]
+
+# The TLS tables: servers that take --cert FILE --key FILE, with the same TLS
+# settings (bench/tls_common.hpp). A program that is not built (cosock's until
+# bench/echo_cosock_tls.cpp exists) makes its row say "n/a: not built".
+TLS_REFERENCE = "raw epoll TLS"
+TLS_SERVERS = [
+    ("raw epoll TLS", "echo_tls_epoll", []),
+    ("asio TLS", "echo_tls_asio", []),
+    ("cosock epoll TLS", "echo_cosock_tls", ["--backend", "epoll"]),
+    ("cosock io_uring TLS", "echo_cosock_tls", ["--backend", "io_uring"]),
+]
+TLS_CELLS = [(64, 4096)]
+HANDSHAKE_CONNECTIONS = 16  # connections at a time in the handshake table, each a closed loop
+TLS_SETTINGS = ("TLS 1.3 only, TLS_AES_128_GCM_SHA256, X25519, a throw-away ECDSA P-256 certificate (made for the "
+                "run, checked by the load generator), no session tickets (num_tickets 0) and no session cache")
 
 # The servers of the scaling table: each takes --threads N.
 SCALING_SERVERS = [
@@ -136,14 +156,32 @@ def first_line(path, limit=160):
     return ""
 
 
-def measure(args, cpus, server, cell):
+def make_certificate(directory):
+    """A throw-away self-signed ECDSA P-256 certificate for localhost and its
+    key, made with the openssl command in `directory`: (cert, key), or None
+    and why not."""
+    if not shutil.which("openssl"):
+        return None, "no openssl command (scripts/deps.sh --bench installs it)"
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    out = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                          "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None, "openssl req failed: " + ((out.stderr.strip().splitlines() or ["no message"])[-1])
+    return (cert, key), None
+
+
+def measure(args, cpus, server, cell, tls=None):
     """One server, one cell: the load generator's figures, or {'na': why} /
     {'failed': why}. cpus: (the server's CPU list for taskset, the load
-    generator's CPU)."""
+    generator's CPU). tls: None, or (cert, key, handshakes): a TLS server and
+    the load generator's --tls, or its --handshakes when `handshakes`."""
     name, program, extra = server
     exe = program if os.path.isabs(program) else os.path.join(args.build, "bench", program)
     if not os.path.exists(exe):
-        why = {"echo_uring": "not built (liburing not found)", "echo_asio": "not built (asio.hpp not found)"}
+        why = {"echo_uring": "not built (liburing not found)", "echo_asio": "not built (asio.hpp not found)",
+               "echo_tls_epoll": "not built (OpenSSL 3 not found)",
+               "echo_tls_asio": "not built (OpenSSL 3 or asio.hpp not found)"}
         return {"na": why.get(program, "not built")}
     conns, size = cell
     if size is None and os.path.isabs(program):
@@ -153,6 +191,8 @@ def measure(args, cpus, server, cell):
         cmd = ["taskset", "-c", cpus[0], exe, "--port", "0", "--max-seconds", str(int(limit + 30))] + extra
         if size is None and program in SMALL_BUFFER:  # the library's memory, not the user's buffer
             cmd += ["--buffer", "64"]
+        if tls:
+            cmd += ["--cert", tls[0], "--key", tls[1]]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             line = read_port_line(proc, 10)
@@ -166,6 +206,8 @@ def measure(args, cpus, server, cell):
                 load += ["--size", "64", "--idle-seconds", "0.5"]
             else:
                 load += ["--size", str(size), "--warmup", str(args.warmup), "--seconds", str(args.seconds)]
+            if tls:
+                load += ["--tls", "--cafile", tls[0]] + (["--handshakes"] if tls[2] else [])
             try:
                 out = subprocess.run(load, capture_output=True, text=True, timeout=limit)
             except subprocess.TimeoutExpired:
@@ -191,13 +233,13 @@ def measure(args, cpus, server, cell):
                     proc.wait()
 
 
-def measure_quietly(args, cpus, server, cell, quiet):
+def measure_quietly(args, cpus, server, cell, quiet, tls=None):
     """measure(), after waiting for other load to pass; a window shared with
     other work is measured again (up to three times in all)."""
     for attempt in range(3):
         quiet.wait()
         began = time.time()
-        r = measure(args, cpus, server, cell)
+        r = measure(args, cpus, server, cell, tls)
         if (r.get("other_user_cpu_pct") or 0) <= NOISE_PCT or quiet.budget <= 0:
             break
         quiet.budget -= time.time() - began  # retries come out of the same budget
@@ -245,17 +287,18 @@ def fmt(value, ratio, digits=0):
     return text + (f" (×{ratio:.2f})" if ratio is not None else "")
 
 
-def cell_table(cell, servers, results):
-    """Markdown lines for one cell: a row per server."""
+def cell_table(cell, servers, results, title=None, unit="round trip"):
+    """Markdown lines for one cell: a row per server. `unit`: what the load
+    generator counted (a round trip, or a handshake with --handshakes)."""
     conns, size = cell
-    lines = [f"### {cell_name(cell)}", ""]
+    lines = [f"### {title or cell_name(cell)}", ""]
     if size is None:
         lines += ["| server | RSS per connection, bytes (× raw epoll) | RSS at start → with connections, KiB |",
                   "| --- | --- | --- |"]
     else:
         stream = size >= 65536
-        lines += ["| server | round trips/s | " + ("MiB/s echoed | " if stream else "") +
-                  "p50 µs | p99 µs | server CPU µs/round trip | server user µs/round trip | server CPU % | "
+        lines += [f"| server | {unit}s/s | " + ("MiB/s echoed | " if stream else "") +
+                  f"p50 µs | p99 µs | server CPU µs/{unit} | server user µs/{unit} | server CPU % | "
                   "client CPU % |",
                   "| --- | --- | " + ("--- | " if stream else "") + "--- | --- | --- | --- | --- | --- |"]
     noisy = False
@@ -291,12 +334,47 @@ def cell_table(cell, servers, results):
         cells.append(fmt(median([r["self"].get("server_user_us_per_rt") for r in done]), None, 2))
         cells.append(f"{median([r['self']['server_cpu_pct'] for r in done]):.0f}")
         cells.append(f"{median([r['self']['client_cpu_pct'] for r in done]):.0f}")
+        tickets = max(r["self"].get("tickets") or 0 for r in done)
+        if tickets:  # the settings ask for none: say so if a server sent some
+            note += f" ({tickets} session tickets received)"
         lines.append(f"| {name}{mark} | " + " | ".join(cells) + f"{note} |")
     if noisy:
         lines.append("")
         lines.append(f"† other processes used more than {NOISE_PCT}% of a CPU during this server's windows "
                      "(median), even after retrying: treat its figures with care.")
     return lines + [""]
+
+
+def tls_load_cell(cell):
+    """The load generator's (connections, bytes) for a TLS cell: the handshake
+    table's cell, (connections, None), echoes 64 B per connection."""
+    return (cell[0], 64) if cell[1] is None else cell
+
+
+def tls_cell_title(cell):
+    """The title of a TLS table; (connections, None) is the handshake table."""
+    conns, size = cell
+    if size is None:
+        return (f"TLS 1.3 handshakes: {conns} connections at a time, each connect, handshake, one 64 B echo, "
+                "close_notify, close")
+    return f"{cell_name(cell)} over TLS 1.3"
+
+
+def tls_tables(tls_cells, servers, results, why_not=None):
+    """Markdown lines for the TLS section: each TLS cell, then the handshakes."""
+    lines = ["## TLS", "",
+             f"Settings on every server and the load generator: {TLS_SETTINGS}. (×r) = ratio to {TLS_REFERENCE} "
+             "(the hand-written OpenSSL + epoll server) in the same round.", ""]
+    if why_not:
+        return lines + [f"Not run: {why_not}.", ""]
+    for cell in tls_cells:
+        handshakes = cell[1] is None
+        lines += cell_table(tls_load_cell(cell), servers, results[cell], tls_cell_title(cell),
+                            "handshake" if handshakes else "round trip")
+        if handshakes:
+            lines += ["p50 and p99 run from connect() to the echo's last byte; server CPU per handshake is all "
+                      "the server did for one connection (accept, handshake, the echo, the close).", ""]
+    return lines
 
 
 def scaling_table(args, cpus, servers, results):
@@ -388,6 +466,9 @@ def header(args, cpus, quiet, argv, started, elapsed, details):
         f"- {cpu_model}, {os.cpu_count()} CPUs, Linux {platform.release()}; server on CPU {cpus[0]}, "
         f"load generator on CPU {cpus[1]}; descriptor limit {soft} (hard {hard})",
     ]
+    if args.tls:
+        lines.append(f"- TLS tables: {TLS_SETTINGS}; {HANDSHAKE_CONNECTIONS} connections at a time in the "
+                     "handshake table")
     if args.scaling:
         lines.append(f"- scaling table: the server's threads on CPU{'s' if ',' in cpus[2] else ''} {cpus[2]}, "
                      f"the load generator on CPU {cpus[1]}")
@@ -418,6 +499,11 @@ def found_since_setup(build):
     if "echo_uring" not in targets and shutil.which("pkg-config") and \
             subprocess.run(["pkg-config", "--exists", "liburing"]).returncode == 0:
         found.append("liburing")
+    if "echo_tls_epoll" not in targets and shutil.which("pkg-config") and \
+            subprocess.run(["pkg-config", "--atleast-version=3", "openssl"]).returncode == 0:
+        found.append("OpenSSL 3")
+    if "echo_cosock_tls" not in targets and os.path.exists(os.path.join(HERE, "echo_cosock_tls.cpp")):
+        found.append("bench/echo_cosock_tls.cpp")  # meson.build builds it if it exists at configure time
     return found
 
 
@@ -432,8 +518,8 @@ def build(args):
             print(f"run.py: scripts/deps.sh --bench failed (status {deps.returncode}); going on with what is "
                   "installed", file=sys.stderr)
     else:
-        print("run.py: no apt-get here: install meson, ninja, g++, pkg-config, liburing, Asio, wrk and nginx "
-              "yourself; rows that lack one say n/a", file=sys.stderr)
+        print("run.py: no apt-get here: install meson, ninja, g++, pkg-config, liburing, Asio, OpenSSL 3 (libssl-dev "
+              "and openssl), wrk and nginx yourself; rows that lack one say n/a", file=sys.stderr)
     for tool in ("taskset", "meson", "ninja"):
         if not shutil.which(tool):
             sys.exit(f"run.py: {tool} not found (taskset is in util-linux; meson and ninja-build are packages)")
@@ -441,9 +527,11 @@ def build(args):
         subprocess.run(["meson", "setup", args.build, "-Dbench=true", "-Dtests=false"], cwd=ROOT, check=True,
                        stdout=sys.stderr)
     elif found := found_since_setup(args.build):
+        # A new source file only needs meson to run again; a new package needs a fresh configuration.
+        how = "--reconfigure" if found == ["bench/echo_cosock_tls.cpp"] else "--wipe"
         print(f"run.py: {' and '.join(found)} appeared since {args.build} was configured: configuring it afresh "
-              "(meson setup --wipe)", file=sys.stderr)
-        subprocess.run(["meson", "setup", "--wipe", args.build], cwd=ROOT, check=True, stdout=sys.stderr)
+              f"(meson setup {how})", file=sys.stderr)
+        subprocess.run(["meson", "setup", how, args.build], cwd=ROOT, check=True, stdout=sys.stderr)
     subprocess.run(["ninja", "-C", args.build], check=True, stdout=subprocess.DEVNULL)
 
 
@@ -476,7 +564,12 @@ def main():
     p.add_argument("--warmup", type=float, help="warm-up per run (default 1; 0.3 with --quick)")
     p.add_argument("--cells", help="comma-separated cells as CONNECTIONSxBYTES (e.g. 64x64,10000x4096), or "
                    "CONNECTIONSxidle for memory; default: every cell (a few with --quick)")
-    p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s[0] for s in SERVERS))
+    p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s[0] for s in SERVERS + TLS_SERVERS) +
+                   f" ({REFERENCE} always runs, and {TLS_REFERENCE} whenever a TLS row is named; naming no TLS row "
+                   "skips the TLS tables)")
+    p.add_argument("--no-tls", action="store_true", help="skip the TLS tables")
+    p.add_argument("--tls-cells", default=",".join(f"{c}x{s}" for c, s in TLS_CELLS),
+                   help="the TLS tables' cells, as --cells (default %(default)s; the handshake table is always run)")
     p.add_argument("--before", metavar="BUILD", help="also run the cosock server of another build (e.g. the "
                    "commit before a change) as 'cosock NAME before', in the same rounds")
     p.add_argument("--scaling", metavar="COUNTS", help="thread counts of the scaling table (default 1,2 in a full "
@@ -505,6 +598,8 @@ def main():
         sys.exit("run.py: the scaling cell needs a message size (CONNECTIONSxBYTES)")
     scaling_servers = list(SCALING_SERVERS) if args.scaling else []
     servers = list(SERVERS)
+    tls_servers = [] if args.no_tls else list(TLS_SERVERS)
+    tls_cells = [c for c in parse_cells(args.tls_cells) if c[1] is not None] + [(HANDSHAKE_CONNECTIONS, None)]
     if args.before:
         exe = os.path.abspath(os.path.join(args.before, "bench", "echo_cosock"))
         servers += [(f"cosock {b} before", exe, ["--backend", b]) for b in ("select", "poll", "epoll", "io_uring")]
@@ -512,16 +607,29 @@ def main():
         wanted = [w.strip() for w in args.servers.split(",")]
         servers = [s for s in servers if s[0] in wanted or s[0] == REFERENCE]
         scaling_servers = [s for s in scaling_servers if s[0] in wanted]
+        named_tls = [s for s in tls_servers if s[0] in wanted]
+        tls_servers = [s for s in tls_servers if s[0] in wanted or s[0] == TLS_REFERENCE] if named_tls else []
+    args.tls = bool(tls_servers)
 
     build(args)
 
+    tls_why_not, tls_dir = None, None
+    if tls_servers:
+        tls_dir = tempfile.TemporaryDirectory(prefix="bench-tls-")  # the key never leaves it
+        certificate, tls_why_not = make_certificate(tls_dir.name)
     cpus = pick_cpus()
     quiet = Quiet(budget)
     started = time.time()
     results = {s[0]: {c: [] for c in cells} for s in servers}
     details = set()
     scaled = {s[0]: {n: [] for n in args.scaling} for s in scaling_servers}
-    total = args.rounds * (len(cells) * len(servers) + len(scaling_servers) * len(args.scaling))
+    # By TLS cell, then as `results` (server, then the load generator's cell).
+    tls_results = {c: {s[0]: {tls_load_cell(c): []} for s in tls_servers} for c in tls_cells}
+    tls_rows = [s[0] for s in tls_servers]
+    if tls_why_not:
+        tls_servers = []  # the report says why
+    total = args.rounds * (len(cells) * len(servers) + len(tls_cells) * len(tls_servers) +
+                           len(scaling_servers) * len(args.scaling))
     done = 0
     for rnd in range(args.rounds):
         order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]  # no server always first
@@ -539,6 +647,26 @@ def main():
             for name, r in measured.items():
                 entry = {"self": r, "ref": ref} if "na" not in r and "failed" not in r else r
                 results[name][cell].append(entry)
+        # The TLS tables: the same, against the TLS reference.
+        turn = rnd % max(1, len(tls_servers))
+        order = tls_servers[turn:] + tls_servers[:turn]
+        for cell in tls_cells if tls_servers else []:
+            measured = {}
+            handshakes, load_cell = cell[1] is None, tls_load_cell(cell)
+            for server in order:
+                measured[server[0]] = r = measure_quietly(args, cpus, server, load_cell, quiet,
+                                                          (certificate[0], certificate[1], handshakes))
+                done += 1
+                shown = r.get("na") or r.get("failed") or (
+                    f"{r['rt_per_s']:,.0f} {'handshakes' if handshakes else 'rt'}/s")
+                what = f"TLS handshakes, {cell[0]} at a time" if handshakes else f"{cell_name(cell)} over TLS"
+                print(f"[{done}/{total}] round {rnd + 1} {what} {server[0]}: {shown}", file=sys.stderr)
+                if r.get("detail"):
+                    details.add(r["detail"])
+            ref = measured.get(TLS_REFERENCE, {})
+            for name, r in measured.items():
+                entry = {"self": r, "ref": ref} if "na" not in r and "failed" not in r else r
+                tls_results[cell][name][load_cell].append(entry)
         # The scaling table: every other CPU for the server, its 1-thread run the reference.
         turn = rnd % max(1, len(scaling_servers))
         order = scaling_servers[turn:] + scaling_servers[:turn]
@@ -564,6 +692,8 @@ def main():
     lines = header(args, cpus, quiet, sys.argv[1:], started, time.time() - started, details)
     for cell in cells:
         lines += cell_table(cell, [s[0] for s in servers], results)
+    if args.tls:
+        lines += tls_tables(tls_cells, tls_rows, tls_results, tls_why_not)
     if scaling_servers:
         lines += scaling_table(args, cpus, scaling_servers, scaled) + handover
     lines += http_lines
@@ -576,6 +706,9 @@ def main():
     for name, per in scaled.items():
         raw[f"{name}, scaling"] = {f"{cell_name(args.scaling_cell)}, {n} thread{'s' if n > 1 else ''}":
                                    [r.get("self", r) for r in runs] for n, runs in per.items()}
+    for cell, per in tls_results.items():
+        for name, runs in per.items():
+            raw.setdefault(name, {})[tls_cell_title(cell)] = [r.get("self", r) for r in runs[tls_load_cell(cell)]]
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(raw, f, indent=1)
     print(report)

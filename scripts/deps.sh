@@ -9,8 +9,10 @@
 #   benchmark compares it with redis-server through redis-benchmark)
 # With --bench, what bench/run.py needs instead:
 #   required: meson ninja-build g++ pkg-config liburing-dev
-#   when apt has them: libasio-dev (the Asio echo server), wrk and nginx (the
-#   HTTP table and its reference), redis-tools and redis-server (bench/redis.py)
+#   when apt has them: libasio-dev (the Asio echo server), libssl-dev and
+#   openssl (the TLS tables: OpenSSL 3, and the command that makes their
+#   certificate), wrk and nginx (the HTTP table and its reference), redis-tools
+#   and redis-server (bench/redis.py)
 set -euo pipefail
 
 required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev libssl-dev openssl)
@@ -19,7 +21,7 @@ case "${1:-}" in
 "") ;;
 --bench)
     required=(meson ninja-build g++ pkg-config liburing-dev)
-    optional=(libasio-dev wrk nginx redis-tools redis-server) ;;
+    optional=(libasio-dev libssl-dev openssl wrk nginx redis-tools redis-server) ;;
 *) echo "usage: scripts/deps.sh [--bench]" >&2; exit 2 ;;
 esac
 
