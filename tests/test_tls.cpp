@@ -660,6 +660,28 @@ BACKEND_TEST("TLS: a peer closing without close_notify: ssl_eof_error, or 0 with
     }(s));
 }
 
+BACKEND_TEST("TLS: a second shutdown sends nothing and reads nothing: the peer's data stays readable") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        tls_pair p = co_await connect_pair(s);
+        co_await p.client.sendall("unread data"sv);
+        co_await p.server.shutdown();
+        // Waiting for the peer's close_notify here would hang (the peer sends
+        // none) and drop "unread data"; the socket's timeout turns a hang into a failure.
+        p.server.settimeout(std::chrono::seconds(5));
+        co_await p.server.shutdown();
+        std::string got;
+        char buf[64];
+        while (got.size() < 11) {
+            std::size_t n = co_await p.server.recv(buf);
+            if (n == 0) break;
+            got.append(buf, n);
+        }
+        CHECK(got == "unread data");
+        CHECK(co_await p.client.recv(buf) == 0); // our close_notify went out once
+    }(s));
+}
+
 // ------------------------------------------------------------ protocol features
 
 BACKEND_TEST("TLS: unwrap ends TLS on both sides and plain text follows on the same socket") {
@@ -1078,6 +1100,7 @@ BACKEND_TEST("TLS: bad input is a clear exception naming it") {
     has(what([&] { ctx.set_alpn_protocols({std::string(256, 'a')}); }), "longer than 255 bytes");
     CHECK_THROWS_AS(ctx.set_alpn_protocols({""}), std::invalid_argument);
     CHECK_NOTHROW(ctx.set_alpn_protocols({std::string(255, 'a')}));
+    has(what([&] { ctx.set_alpn_protocols(std::vector<std::string>(300, std::string(255, 'a'))); }), "76800 bytes");
     has(what([&] { ctx.set_ciphers("NO-SUCH-CIPHER"); }), "set_ciphers");
     has(what([&] { ctx.load_verify_locations({}); }), "all empty");
     has(what([&] { ctx.load_verify_locations({}, {}, "not a certificate"); }), "cadata");

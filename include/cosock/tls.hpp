@@ -305,6 +305,9 @@ class ssl_context {
             wire += char(p.size());
             wire += p;
         }
+        if (wire.size() > 65535) // the extension's length field
+            throw std::invalid_argument("set_alpn_protocols: the list takes " + std::to_string(wire.size()) +
+                                        " bytes on the wire; at most 65535 fit");
         st_->alpn = wire;
         if (st_->server) {
             SSL_CTX_set_alpn_select_cb(
@@ -621,6 +624,7 @@ class tls_stream final : public stream_transport {
     // SSL_shutdown: 0 close_notify not yet sent, 1 sent, 2 the peer's received too.
     int shutdown_step(want& w, const char* op) {
         int r = call([&] { return SSL_shutdown(ssl_); });
+        if (r >= 0) notify_sent_ = true;
         if (r == 1) return 2;
         if (r == 0) return 1;
         int e = SSL_get_error(ssl_, r);
@@ -684,6 +688,9 @@ class tls_stream final : public stream_transport {
     // Sends close_notify (after any refused write); with `await_peer`, reads
     // (and drops) until the peer's close_notify.
     static task<> shutdown_op(tls_stream* st, bool await_peer, const char* op, io_awaiter** slot) {
+        // Ours is out already: a second shutdown() has nothing to send, and
+        // must not read (SSL_shutdown would, dropping the peer's data).
+        if (!await_peer && st->notify_sent_) co_return;
         op_deadline d(st->timeout());
         for (;;) {
             want w = want::none;
@@ -805,6 +812,7 @@ class tls_stream final : public stream_transport {
     cosock::socket sock_;
     std::shared_ptr<tls_context_state> ctx_; // keeps the SSL_CTX and its ALPN list alive
     SSL* ssl_ = nullptr;
+    bool notify_sent_ = false; // our close_notify is out
     bio_target target_;
     std::string pending_; // the bytes of a write OpenSSL refused, to give it again
     std::string hostname_;
@@ -891,7 +899,8 @@ class ssl_socket {
     }
 
     /// `co_await shutdown()`: sends close_notify (after finishing any refused
-    /// write); the connection stays open, the peer reads end of stream.
+    /// write); the connection stays open, the peer reads end of stream. Once
+    /// sent, a repeated shutdown() does nothing: it never reads.
     task<> shutdown() {
         detail::tls_stream* st = open("shutdown");
         return detail::tls_stream::shutdown_op(st, false, "shutdown", &st->waiting[1]);
