@@ -457,30 +457,28 @@ struct bio_target {
     int last_errno = 0; // of the last failed call, 0 for end of stream
 };
 
+// The socket BIO's answer to OpenSSL for one send or recv result `r` (bytes
+// or -errno): EAGAIN asks OpenSSL to retry in that direction; another error
+// is kept for the exception.
+inline int bio_fd(BIO* bio) noexcept { return static_cast<bio_target*>(BIO_get_data(bio))->fd; }
+inline int bio_result(BIO* bio, int r, int retry_direction) noexcept {
+    BIO_clear_retry_flags(bio);
+    if (r >= 0) return r;
+    if (r == -EAGAIN || r == -EWOULDBLOCK)
+        BIO_set_flags(bio, retry_direction | BIO_FLAGS_SHOULD_RETRY);
+    else
+        static_cast<bio_target*>(BIO_get_data(bio))->last_errno = -r;
+    return -1;
+}
+
 inline BIO_METHOD* socket_bio_method() {
     static BIO_METHOD* m = [] {
         BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cosock socket");
         BIO_meth_set_write(b, [](BIO* bio, const char* data, int len) {
-            auto* t = static_cast<bio_target*>(BIO_get_data(bio));
-            BIO_clear_retry_flags(bio);
-            int r = sys::send(t->fd, data, std::size_t(len), 0);
-            if (r >= 0) return r;
-            if (r == -EAGAIN || r == -EWOULDBLOCK)
-                BIO_set_retry_write(bio);
-            else
-                t->last_errno = -r;
-            return -1;
+            return bio_result(bio, sys::send(bio_fd(bio), data, std::size_t(len), 0), BIO_FLAGS_WRITE);
         });
         BIO_meth_set_read(b, [](BIO* bio, char* data, int len) {
-            auto* t = static_cast<bio_target*>(BIO_get_data(bio));
-            BIO_clear_retry_flags(bio);
-            int r = sys::recv(t->fd, data, std::size_t(len), 0);
-            if (r >= 0) return r;
-            if (r == -EAGAIN || r == -EWOULDBLOCK)
-                BIO_set_retry_read(bio);
-            else
-                t->last_errno = -r;
-            return -1;
+            return bio_result(bio, sys::recv(bio_fd(bio), data, std::size_t(len), 0), BIO_FLAGS_READ);
         });
         BIO_meth_set_ctrl(b, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
         BIO_meth_set_create(b, [](BIO* bio) {
