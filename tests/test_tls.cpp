@@ -689,6 +689,29 @@ BACKEND_TEST("TLS: traffic continues across a TLS 1.3 key update") {
     }(s));
 }
 
+BACKEND_TEST("TLS: set_ciphersuites chooses the TLS 1.3 suite; a client offering none the server takes fails") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        auto sctx = server_ctx();
+        sctx.set_ciphersuites("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
+        auto cctx = client_ctx();
+        cctx.set_ciphersuites("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
+        tls_pair p = co_await connect_pair(s, cctx, sctx);
+        CHECK(p.client.cipher()->name == "TLS_AES_256_GCM_SHA384");
+        CHECK(p.server.cipher()->name == "TLS_AES_256_GCM_SHA384");
+        co_await p.client.sendall("chosen"sv);
+        char buf[8];
+        CHECK(co_await p.server.recv(buf) == 6);
+
+        auto only = client_ctx();
+        only.set_ciphersuites("TLS_AES_128_GCM_SHA256");
+        only.set_minimum_version(cosock::tls_version::tlsv1_3);
+        auto [client, server] = co_await failing_handshakes(s, only, sctx);
+        CHECK(client);
+        CHECK(server);
+    }(s));
+}
+
 BACKEND_TEST("TLS: ALPN picks the server's first choice both offer") {
     cosock::scheduler s{B::value};
     s.run([](cosock::scheduler& s) -> task<> {
@@ -1057,6 +1080,9 @@ BACKEND_TEST("TLS: bad input is a clear exception naming it") {
     CHECK_NOTHROW(ctx.set_alpn_protocols({std::string(255, 'a')}));
     has(what([&] { ctx.set_alpn_protocols(std::vector<std::string>(300, std::string(255, 'a'))); }), "76800 bytes");
     has(what([&] { ctx.set_ciphers("NO-SUCH-CIPHER"); }), "set_ciphers");
+    has(what([&] { ctx.set_ciphersuites("TLS_AES_128_GCM_SHA256:NO_SUCH_SUITE"); }), "'NO_SUCH_SUITE'");
+    has(what([&] { ctx.set_ciphersuites(""); }), "no cipher suite named");
+    has(what([&] { ctx.set_ciphersuites("::"); }), "no cipher suite named");
     has(what([&] { ctx.load_verify_locations({}); }), "all empty");
     has(what([&] { ctx.load_verify_locations({}, {}, "not a certificate"); }), "cadata");
 

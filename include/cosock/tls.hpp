@@ -346,12 +346,38 @@ class ssl_context {
             detail::throw_ssl_queue("set_maximum_version");
     }
 
-    /// The TLS 1.2 cipher list in OpenSSL's syntax ("ECDHE+AESGCM"); throws
-    /// ssl_error when it selects none. (TLS 1.3 suites are OpenSSL's defaults.)
+    /// The TLS 1.2 cipher list in OpenSSL's syntax ("ECDHE+AESGCM"), as
+    /// Python's set_ciphers; throws ssl_error when it selects none. TLS 1.3
+    /// suites are set apart: set_ciphersuites.
     void set_ciphers(const std::string& ciphers) {
         ERR_clear_error();
         if (SSL_CTX_set_cipher_list(st_->ctx, ciphers.c_str()) != 1)
             detail::throw_ssl_queue("set_ciphers(" + detail::quoted(ciphers) + ")");
+    }
+
+    /// The TLS 1.3 cipher suites, in order of preference, separated by ':'
+    /// ("TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"); throws
+    /// std::invalid_argument naming an unknown name, or a list naming none.
+    /// (Python has no such setter; OpenSSL's defaults stand until it is called.)
+    void set_ciphersuites(const std::string& suites) {
+        ERR_clear_error();
+        std::string what = "set_ciphersuites(" + detail::quoted(suites) + ")";
+        if (suites.find_first_not_of(':') == std::string::npos)
+            throw std::invalid_argument(what + ": no cipher suite named");
+        // OpenSSL skips unknown names when one is known: each is tried alone
+        // first, on a scratch context, so the context is left as it was.
+        std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> scratch(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+        if (!scratch) detail::throw_ssl_queue(what);
+        for (std::size_t at = 0; at < suites.size();) {
+            std::size_t end = std::min(suites.find(':', at), suites.size());
+            std::string name = suites.substr(at, end - at);
+            if (!name.empty() && SSL_CTX_set_ciphersuites(scratch.get(), name.c_str()) != 1) {
+                ERR_clear_error();
+                throw std::invalid_argument(what + ": unknown TLS 1.3 cipher suite " + detail::quoted(name));
+            }
+            at = end + 1;
+        }
+        if (SSL_CTX_set_ciphersuites(st_->ctx, suites.c_str()) != 1) detail::throw_ssl_queue(what);
     }
 
     /// `co_await ctx.wrap_socket(std::move(sock), {.server_hostname = "example.com"})`
