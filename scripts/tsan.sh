@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The multi-threaded tests (several schedulers, channels, signals) built with
+# The multi-threaded tests (several schedulers, channels, signals, one TLS
+# context shared by several threads when OpenSSL is installed) built with
 # ThreadSanitizer (clang 16 or newer) and run on every backend. A data race,
 # or any test failure, fails the stage. The last line is "N passed, N failed".
 #   scripts/tsan.sh [doctest arguments]
@@ -25,14 +26,16 @@ cat >"$root/tsan/uncounted.cpp" <<'CPP'
 std::size_t allocations_so_far() noexcept { return 0; }
 bool allocations_counted() noexcept { return false; }
 CPP
+tls=() tls_libs=()
+if pkg-config --exists 'openssl >= 3' 2>/dev/null; then tls=(tests/test_tls_threads); tls_libs=(-lssl -lcrypto); fi
 objs=()
-for f in tests/main tests/test_threads tests/test_channel tests/test_signal "$root/tsan/uncounted"; do
+for f in tests/main tests/test_threads tests/test_channel tests/test_signal "${tls[@]}" "$root/tsan/uncounted"; do
     "$cxx" -std=c++20 -O1 -g -fsanitize=thread -Iinclude -Itests "${uring[@]:0:1}" -c "$f.cpp" \
         -o "$root/tsan/$(basename "$f").o" &
     objs+=("$root/tsan/$(basename "$f").o")
 done
 wait
-"$cxx" -fsanitize=thread "${objs[@]}" -o "$root/tsan/tests" -lpthread "${uring[@]:1}"
+"$cxx" -fsanitize=thread "${objs[@]}" -o "$root/tsan/tests" -lpthread "${uring[@]:1}" "${tls_libs[@]}"
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 run() { "$root/tsan/tests" "$@" >"$root/tsan/test.log" 2>&1; }
 set +e

@@ -3,7 +3,7 @@
 // directory, removed at exit: no private key is committed.
 #include "backends.hpp"
 #include "child_process.hpp"
-#include "tls_certs.hpp"
+#include "tls_support.hpp"
 
 #include <cosock/tls.hpp>
 
@@ -28,46 +28,6 @@ using namespace std::literals;
 using cosock::task;
 
 namespace {
-
-cosock::ssl_context server_ctx(const char* cert = "server.pem", const char* key = "server.key") {
-    auto c = cosock::ssl_context::server();
-    c.load_cert_chain(certs().at(cert), certs().at(key));
-    return c;
-}
-cosock::ssl_context client_ctx(const char* ca = "ca.pem") {
-    auto c = cosock::ssl_context::client();
-    c.load_verify_locations(certs().at(ca));
-    return c;
-}
-
-// ------------------------------------------------------------ helpers
-
-struct tls_pair {
-    cosock::ssl_socket client, server;
-};
-
-/// A connected TCP pair over loopback (the client's end first).
-task<std::pair<cosock::socket, cosock::socket>> tcp_pair(cosock::scheduler& s) {
-    cosock::socket srv = listener(s);
-    cosock::socket c{s};
-    co_await c.connect(srv.getsockname());
-    auto [conn, peer] = co_await srv.accept();
-    co_return std::pair<cosock::socket, cosock::socket>{std::move(c), std::move(conn)};
-}
-
-/// Both ends of a TLS connection, handshakes done (each side's timeout: 20 s,
-/// so that a failing test cannot hang).
-task<tls_pair> connect_pair(cosock::scheduler& s, cosock::ssl_context cctx, cosock::ssl_context sctx,
-                            std::string hostname = "localhost") {
-    auto [a, b] = co_await tcp_pair(s);
-    a.settimeout(20s);
-    b.settimeout(20s);
-    cosock::wrap_options copt{.server_hostname = hostname};
-    cosock::wrap_options sopt{.server_side = true};
-    auto both = co_await cosock::when_all(cctx.wrap_socket(std::move(a), copt), sctx.wrap_socket(std::move(b), sopt));
-    co_return tls_pair{std::move(std::get<0>(both)), std::move(std::get<1>(both))};
-}
-task<tls_pair> connect_pair(cosock::scheduler& s) { return connect_pair(s, client_ctx(), server_ctx()); }
 
 /// The exception a task ends with, or nullptr.
 template <class T>
@@ -125,38 +85,6 @@ task<std::pair<std::exception_ptr, std::exception_ptr>> failing_handshakes(cosoc
     auto r = co_await cosock::when_all(failure_of(client(cctx, std::move(a), copt)),
                                        failure_of(server(sctx, std::move(b), sopt)));
     co_return std::pair{std::get<0>(r), std::get<1>(r)};
-}
-
-/// Byte i of the test stream `seed`.
-char byte_at(std::uint64_t seed, std::size_t i) {
-    std::uint64_t x = (seed + 1) * 0x9e3779b97f4a7c15ULL + i / 8;
-    x ^= x >> 29;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 32;
-    return char(x >> (8 * (i % 8)));
-}
-std::string pattern(std::size_t n, std::uint64_t seed) {
-    std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i) s[i] = byte_at(seed, i);
-    return s;
-}
-
-task<std::string> read_to_end(cosock::ssl_socket& c) {
-    std::string got;
-    std::vector<char> buf(65536);
-    while (std::size_t n = co_await c.recv(buf)) got.append(buf.data(), n);
-    co_return got;
-}
-
-task<> echo_until_closed(cosock::ssl_socket& c) {
-    std::vector<char> buf(65536);
-    while (std::size_t n = co_await c.recv(buf)) co_await c.sendall(std::string_view(buf.data(), n));
-    co_await c.shutdown();
-}
-
-task<> send_then_shutdown(cosock::ssl_socket& c, const std::string& data) {
-    co_await c.sendall(data);
-    co_await c.shutdown();
 }
 
 // A coroutine that is not a cosock task: it starts `t` and is destroyed by
@@ -1122,27 +1050,4 @@ BACKEND_TEST("TLS: bad input is a clear exception naming it") {
         tls_pair p = co_await connect_pair(s, from_text, server_ctx());
         CHECK(p.client.version() == "TLSv1.3");
     }(s, what, has));
-}
-
-BACKEND_TEST("TLS: one ssl_context serves schedulers on several threads at once") {
-    auto sctx = server_ctx();
-    auto cctx = client_ctx();
-    std::array<std::size_t, 4> echoed{};
-    std::vector<std::thread> threads;
-    for (std::size_t i = 0; i < echoed.size(); ++i)
-        threads.emplace_back([&, i] {
-            cosock::scheduler s{B::value};
-            s.run([](cosock::scheduler& s, cosock::ssl_context cctx, cosock::ssl_context sctx,
-                     std::size_t& echoed) -> task<> {
-                for (int round = 0; round < 20; ++round) {
-                    tls_pair p = co_await connect_pair(s, cctx, sctx);
-                    std::string data = pattern(20000, std::uint64_t(round));
-                    auto r = co_await cosock::when_all(echo_until_closed(p.server), send_then_shutdown(p.client, data),
-                                                       read_to_end(p.client));
-                    if (std::get<2>(r) == data) echoed += data.size();
-                }
-            }(s, cctx, sctx, echoed[i]));
-        });
-    for (auto& t : threads) t.join();
-    for (std::size_t n : echoed) CHECK(n == 20 * 20000);
 }

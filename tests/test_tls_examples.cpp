@@ -4,7 +4,7 @@
 #include "backends.hpp"
 #include "child_process.hpp"
 #include "example_clients.hpp"
-#include "tls_certs.hpp"
+#include "tls_support.hpp"
 
 #include <array>
 #include <fstream>
