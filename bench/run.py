@@ -524,7 +524,7 @@ def build(args):
         if not shutil.which(tool):
             sys.exit(f"run.py: {tool} not found (taskset is in util-linux; meson and ninja-build are packages)")
     if not os.path.exists(os.path.join(args.build, "build.ninja")):
-        subprocess.run(["meson", "setup", args.build, "-Dbench=true", "-Dtests=false"], cwd=ROOT, check=True,
+        subprocess.run(["meson", "setup", args.build, "-Dbench=true", "-Dtests=disabled"], cwd=ROOT, check=True,
                        stdout=sys.stderr)
     elif found := found_since_setup(args.build):
         # A new source file only needs meson to run again; a new package needs a fresh configuration.

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 build=${BUILD_DIR:-build}
-[ -f "$build/build.ninja" ] || meson setup "$build" -Dtests=false
+[ -f "$build/build.ninja" ] || meson setup "$build" -Dtests=disabled
 ninja -C "$build" examples/echo
 "$build/examples/echo" "$@"

@@ -26,7 +26,7 @@ if [ -z "$clang" ]; then
 fi
 mkdir -p "$root"
 if [ ! -f "$dir/build.ninja" ]; then
-    CXX=$clang meson setup "$dir" -Dfuzz=true -Dtests=false -Dexamples=false -Dbench=false \
+    CXX=$clang meson setup "$dir" -Dfuzz=true -Dtests=disabled -Dexamples=false -Dbench=false \
         -Dbuildtype=debugoptimized >"$root/fuzz-setup.log" 2>&1 || { cat "$root/fuzz-setup.log"; exit 1; }
 fi
 ninja -C "$dir" >"$root/fuzz-build.log" 2>&1 || { grep -E "error" "$root/fuzz-build.log" | head -30; echo "0 passed, 1 failed"; exit 1; }
