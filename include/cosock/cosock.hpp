@@ -16,4 +16,5 @@
 #include <cosock/task.hpp>
 #include <cosock/threads.hpp>
 #include <cosock/time.hpp>
+#include <cosock/version.hpp>
 #include <cosock/when.hpp>
