@@ -532,6 +532,10 @@ def build(args):
         print(f"run.py: {' and '.join(found)} appeared since {args.build} was configured: configuring it afresh "
               f"(meson setup {how})", file=sys.stderr)
         subprocess.run(["meson", "setup", how, args.build], cwd=ROOT, check=True, stdout=sys.stderr)
+    if os.path.exists(os.path.join(args.build, "build.ninja")):
+        # A directory configured while tests was a boolean option came back with tests=auto.
+        subprocess.run(["meson", "configure", args.build, "-Dtests=disabled"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
     subprocess.run(["ninja", "-C", args.build], check=True, stdout=subprocess.DEVNULL)
 
 
