@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages cosock's build, tests and examples need,
 # only those missing. Uses sudo when not run as root.
-#   required: meson ninja-build g++ pkg-config doctest-dev liburing-dev, and libssl-dev
-#   and openssl (cosock/tls.hpp and its tests, which make certificates with it)
+#   required: meson ninja-build g++ pkg-config doctest-dev liburing-dev, libssl-dev
+#   and openssl (cosock/tls.hpp and its tests, which make certificates with it),
+#   and cmake (scripts/consumers.sh builds CMake projects that use cosock)
 #   when apt has them: clang-16 and its sanitizer/libFuzzer runtime (the clang
 #   test build and the fuzz targets), curl (a smoke test drives http_hello with it),
 #   redis-tools and redis-server (redis-cli drives resp_server in the tests; the
@@ -15,7 +16,7 @@
 #   and redis-server (bench/redis.py)
 set -euo pipefail
 
-required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev libssl-dev openssl)
+required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev libssl-dev openssl cmake)
 optional=(clang-16 libclang-rt-16-dev curl redis-tools redis-server)
 case "${1:-}" in
 "") ;;
