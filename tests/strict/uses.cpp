@@ -111,7 +111,8 @@ cosock::task<int> channels() {
 
 cosock::task<> names(cosock::scheduler& s) {
     auto found = co_await cosock::getaddrinfo("localhost", "80");
-    cosock::socket c = co_await cosock::create_connection({"localhost", 8080}, 2s);
+    cosock::host_port where{"localhost", 8080}; // GCC 12: no braced list inside co_await
+    cosock::socket c = co_await cosock::create_connection(where, 2s);
     cosock::socket srv = cosock::create_server(s, {"::", 0}, {.reuse_port = true, .dualstack_ipv6 = true});
     auto [a, b] = cosock::socketpair(s);
     int sig = co_await cosock::wait_signal({SIGINT, SIGTERM});
@@ -139,7 +140,8 @@ cosock::task<std::size_t> tls(cosock::scheduler& s) {
     auto server = cosock::ssl_context::server();
     server.load_cert_chain("cert.pem", "key.pem");
     cosock::socket sock{s};
-    co_await sock.connect({"127.0.0.1", 443});
+    cosock::address to{"127.0.0.1", 443};
+    co_await sock.connect(to);
     cosock::wrap_options opts{.server_hostname = "localhost"};
     cosock::ssl_socket conn = co_await ctx.wrap_socket(std::move(sock), opts);
     std::size_t n = co_await conn.sendall(std::string_view("GET / HTTP/1.0\r\n\r\n"));
