@@ -47,8 +47,8 @@ inline bool is_tchar(unsigned char c) {
 }
 
 inline bool is_token(std::string_view s) {
-    for (unsigned char c : s)
-        if (!is_tchar(c)) return false;
+    for (char ch : s)
+        if (!is_tchar(static_cast<unsigned char>(ch))) return false;
     return !s.empty();
 }
 
@@ -69,8 +69,10 @@ inline std::string_view trim(std::string_view s) {
 
 // Field values: visible ASCII, spaces, tabs and obs-text; never CR, LF or NUL.
 inline bool is_field_value(std::string_view s) {
-    for (unsigned char c : s)
+    for (char ch : s) {
+        unsigned char c = static_cast<unsigned char>(ch);
         if (c < 0x20 ? c != '\t' : c == 0x7f) return false;
+    }
     return true;
 }
 
@@ -116,8 +118,8 @@ inline parse_status parse_request(std::string_view in, request& req, std::size_t
     req.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     req.version_minor = detail::version_minor(line.substr(sp2 + 1));
     if (!detail::is_token(req.method) || req.target.empty() || req.version_minor < 0) return parse_status::bad_request;
-    for (unsigned char c : req.target)
-        if (c <= ' ' || c >= 0x7f) return parse_status::bad_request;
+    for (char ch : req.target)
+        if (unsigned char c = static_cast<unsigned char>(ch); c <= ' ' || c >= 0x7f) return parse_status::bad_request;
 
     bool close = false, keep_alive = false, has_length = false;
     int hosts = 0;

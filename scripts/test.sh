@@ -3,10 +3,17 @@
 #   gcc          g++, optimized (-O2 -g), warnings are errors
 #   gcc-asan     g++, AddressSanitizer + UndefinedBehaviorSanitizer, -O0
 #   clang-asan   clang++ (16 or newer, with GCC's libstdc++), both sanitizers
-# then the multi-threaded tests under ThreadSanitizer (scripts/tsan.sh), the compile-fail checks (scripts/compile_fail.sh: misuse the compiler
-# must refuse), the consumer checks (scripts/consumers.sh: cosock used through a Meson
-# subproject, pkg-config, CMake find_package and add_subdirectory/FetchContent), the fuzz targets for a bounded time (scripts/fuzz.sh) and the short soak
-# (scripts/soak.sh --ci: 64 MiB through 1000 connections, 10000 held, per backend). Each build runs every test on every backend. Any failure or
+# then the multi-threaded tests under ThreadSanitizer (scripts/tsan.sh), the
+# compile-fail checks (scripts/compile_fail.sh: misuse the compiler must
+# refuse), every header alone and the main templates under strict warnings
+# (scripts/strict_headers.sh: -Wshadow, -Wconversion, ... as errors), README.md's
+# C++ blocks (scripts/readme_blocks.sh: each compiles), docs/reference.md against
+# the headers (scripts/reference_check.sh: every public name listed and
+# commented), the consumer checks (scripts/consumers.sh: cosock used through a
+# Meson subproject, pkg-config, CMake find_package and add_subdirectory/
+# FetchContent), the fuzz targets for a bounded time (scripts/fuzz.sh) and the
+# short soak (scripts/soak.sh --ci: 64 MiB through 1000 connections, 10000
+# held, per backend). Each build runs every test on every backend. Any failure or
 # sanitizer report fails the run. The last line is "N passed, N failed".
 #
 #   scripts/test.sh                 everything (about half an hour on 2 cores)
@@ -110,6 +117,9 @@ step() {
 }
 want tsan && step tsan bash scripts/tsan.sh
 want compile-fail && step compile-fail bash scripts/compile_fail.sh
+want strict && step strict bash scripts/strict_headers.sh
+want readme && step readme bash scripts/readme_blocks.sh
+want reference && step reference bash scripts/reference_check.sh
 want consumers && step consumers bash scripts/consumers.sh
 want fuzz && step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-45}"
 want soak && [ -x "$root/gcc/tests/soak_client" ] && step soak bash scripts/soak.sh --ci

@@ -9,6 +9,7 @@
 
 namespace cosock {
 
+/// An element type a buffer may have: char, unsigned char, signed char or std::byte.
 template <class T>
 concept byte_like = std::same_as<T, char> || std::same_as<T, unsigned char> || std::same_as<T, signed char> ||
     std::same_as<T, std::byte>;

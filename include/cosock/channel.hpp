@@ -50,6 +50,8 @@ class channel_closed : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+/// A bounded FIFO of T between tasks on any threads, as asyncio.Queue:
+/// `co_await send(v)`, `co_await receive()`, try_send/try_receive, close().
 template <class T>
 class channel {
     struct waiter_node;

@@ -342,7 +342,7 @@ inline task<std::string> file_object::readline(std::ptrdiff_t limit) {
     bool eof = false;
     for (;;) {
         std::string_view v = rbuf_.view();
-        std::size_t end = detail::line_end(v, mode_.read_newline, from, limit < 0 ? detail::no_limit : limit, eof);
+        std::size_t end = detail::line_end(v, mode_.read_newline, from, limit < 0 ? detail::no_limit : static_cast<std::size_t>(limit), eof);
         if (limit < 0 && too_long(v, end)) throw_too_long("readline");
         if (end != detail::no_limit) co_return rbuf_.take(end);
         from = v.empty() ? 0 : v.size() - 1; // a '\r' at the end may begin "\r\n"

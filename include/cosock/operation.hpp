@@ -16,6 +16,8 @@
 
 namespace cosock {
 
+/// An operation made but not started (recv, send, accept, sleep_for, …):
+/// `co_await` runs it; it may be moved or given to with_timeout first.
 template <class Awaiter>
 class [[nodiscard("an operation does nothing until it is awaited: co_await it")]] operation {
   public:

@@ -556,11 +556,11 @@ class scheduler final : private detail::task_owner, private detail::loop {
     void task_finished(detail::promise_base& p) noexcept override {
         if (current_ != this) {
             p.start.callback = [](detail::ready_node& n) {
-                auto& p = promise_of_start(n);
-                auto& s = static_cast<scheduler&>(*p.owner);
-                p.away = false;
+                auto& back = promise_of_start(n);
+                auto& s = static_cast<scheduler&>(*back.owner);
+                back.away = false;
                 s.count_away(-1);
-                s.finished_here(p);
+                s.finished_here(back);
             };
             post_node(p.start);
             return;

@@ -71,7 +71,7 @@ class any_ready_awaiter {
         if (token && token->stop_requested()) return !(cancelled_ = true);
         slot_.node.handle = h;
         try {
-            for (auto& op : ops_) slot_.owner_loop().io().arm(op);
+            for (auto& o : ops_) slot_.owner_loop().io().arm(o);
             if (deadline_) slot_.start_deadline(this, *deadline_);
         } catch (...) {
             settle();

@@ -370,6 +370,8 @@ class socket {
     detail::shared_fd shared_; // with file objects, once makefile() was called
 };
 
+/// What `co_await sock.accept()` gives: the new connection and the peer's
+/// address, as Python's `conn, address = s.accept()`.
 struct accept_result {
     socket conn;
     cosock::address address;

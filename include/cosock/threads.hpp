@@ -311,8 +311,8 @@ class scheduler_group {
         cpu_set_t allowed;
         CPU_ZERO(&allowed);
         if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-        std::vector<int> cpus;
-        for (int c = 0; c < CPU_SETSIZE; ++c)
+        std::vector<std::size_t> cpus;
+        for (std::size_t c = 0; c < CPU_SETSIZE; ++c)
             if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
         if (cpus.empty()) return;
         cpu_set_t one;

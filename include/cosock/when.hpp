@@ -52,8 +52,8 @@ struct join_child {
         std::suspend_always initial_suspend() const noexcept { return {}; }
         struct last_out {
             bool await_ready() const noexcept { return false; }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-                join_state& s = *h.promise().state;
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> child) noexcept {
+                join_state& s = *child.promise().state;
                 return --s.pending == 0 ? s.parent : std::noop_coroutine();
             }
             void await_resume() const noexcept {}
