@@ -4,7 +4,7 @@
 #   gcc-asan     g++, AddressSanitizer + UndefinedBehaviorSanitizer, -O0
 #   clang-asan   clang++ (16 or newer, with GCC's libstdc++), both sanitizers
 # then the multi-threaded tests under ThreadSanitizer (scripts/tsan.sh), the compile-fail checks (scripts/compile_fail.sh: misuse the compiler
-# must refuse), the fuzz targets for a bounded time (scripts/fuzz.sh) and the short soak
+# must refuse), what a header costs a file that uses none of it (scripts/header_cost.sh), the fuzz targets for a bounded time (scripts/fuzz.sh) and the short soak
 # (scripts/soak.sh --ci: 64 MiB through 1000 connections, 10000 held, per backend). Each build runs every test on every backend. Any failure or
 # sanitizer report fails the run. The last line is "N passed, N failed".
 #
@@ -109,6 +109,7 @@ step() {
 }
 want tsan && step tsan bash scripts/tsan.sh
 want compile-fail && step compile-fail bash scripts/compile_fail.sh
+want header-cost && step header-cost bash scripts/header_cost.sh
 want fuzz && step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-45}"
 want soak && [ -x "$root/gcc/tests/soak_client" ] && step soak bash scripts/soak.sh --ci
 
