@@ -5,7 +5,8 @@
 #   clang-asan   clang++ (16 or newer, with GCC's libstdc++), both sanitizers
 # then the multi-threaded tests under ThreadSanitizer (scripts/tsan.sh), the
 # compile-fail checks (scripts/compile_fail.sh: misuse the compiler must
-# refuse), every header alone and the main templates under strict warnings
+# refuse), what a header costs a file that uses none of it
+# (scripts/header_cost.sh), every header alone and the main templates under strict warnings
 # (scripts/strict_headers.sh: -Wshadow, -Wconversion, ... as errors), README.md's
 # C++ blocks (scripts/readme_blocks.sh: each compiles), docs/reference.md against
 # the headers (scripts/reference_check.sh: every public name listed and
@@ -117,6 +118,7 @@ step() {
 }
 want tsan && step tsan bash scripts/tsan.sh
 want compile-fail && step compile-fail bash scripts/compile_fail.sh
+want header-cost && step header-cost bash scripts/header_cost.sh
 want strict && step strict bash scripts/strict_headers.sh
 want readme && step readme bash scripts/readme_blocks.sh
 want reference && step reference bash scripts/reference_check.sh

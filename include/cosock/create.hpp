@@ -85,7 +85,8 @@ inline std::string family_name(int family) {
 /// returns the first socket that connects. Cancellation (cancelled_error, not a
 /// std::system_error) ends the search at once; a std::system_error moves on to
 /// the next.
-inline task<socket> connect_first(std::vector<addrinfo_entry> candidates,
+template <int = 0>
+task<socket> connect_first(std::vector<addrinfo_entry> candidates,
                                   std::optional<std::chrono::nanoseconds> timeout,
                                   std::optional<address> source_address, std::string target) {
     scheduler& s = running_scheduler("create_connection");
@@ -122,7 +123,8 @@ inline task<socket> connect_first(std::vector<addrinfo_entry> candidates,
 /// tried. Throws gaierror when the name does not resolve, std::invalid_argument
 /// for a negative timeout, and cancelled_error (without trying further
 /// addresses) when the task's stop token is triggered.
-inline task<socket> create_connection(host_port to, std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
+template <int = 0>
+task<socket> create_connection(host_port to, std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
                                       std::optional<address> source_address = std::nullopt) {
     if (timeout && timeout->count() < 0)
         throw std::invalid_argument("create_connection to " + to.to_string() + ": negative timeout " +

@@ -90,10 +90,12 @@ class file_object {
 
     /// Python's read(n): n bytes, fewer only at end of stream; with n < 0
     /// everything up to the end of stream.
+    template <int = 0>
     task<std::string> read(std::ptrdiff_t n = -1);
 
     /// Python's read1(n): what is buffered, or else what one receive brings;
     /// at most n bytes if n ≥ 0. Empty only at end of stream (or for n = 0).
+    template <int = 0>
     task<std::string> read1(std::ptrdiff_t n = -1);
 
     /// Python's readinto(b): fills `buf`, with fewer bytes only at end of
@@ -108,16 +110,19 @@ class file_object {
     /// rest of the line comes next). Without one, a line longer than
     /// max_line() throws std::system_error(errc::message_size) and stays
     /// buffered, so a peer that never ends its line cannot exhaust memory.
+    template <int = 0>
     task<std::string> readline(std::ptrdiff_t limit = -1);
 
     /// Python's readlines(hint): the lines up to end of stream, or up to the
     /// one that takes their total size past `hint` bytes (hint ≤ 0: no hint).
     /// Each line is bounded by max_line() as in readline(); when one is too
     /// long, none is consumed.
+    template <int = 0>
     task<std::vector<std::string>> readlines(std::ptrdiff_t hint = -1);
 
     /// Python's peek(n): buffered bytes, left in the buffer; receives once if
     /// none is buffered. At most n bytes if n > 0 (Python may return more).
+    template <int = 0>
     task<std::string> peek(std::ptrdiff_t n = 0);
 
     // Writing. A write copies its bytes into the buffer when called (so the
@@ -145,6 +150,7 @@ class file_object {
     }
 
     /// Python's flush(): sends everything buffered.
+    template <int = 0>
     task<> flush();
 
     /// Python's close(): ends the reads and writes other coroutines are waiting
@@ -152,6 +158,7 @@ class file_object {
     /// flushing fails the file object is closed all the same and the error is
     /// thrown. Closing the last owner of the descriptor closes it, ending the
     /// socket operations still waiting on it with EBADF.
+    template <int = 0>
     task<> close();
 
     bool closed() const noexcept { return !fd_; }
@@ -228,12 +235,14 @@ class file_object {
 
     // The same two steps through a transport (a TLS layer): each call sites
     // picks `transport_ ? via : plain`, so the plain path stays as it was.
+    template <int = 0>
     task<int> receive_via(std::size_t need, const char* op) {
         std::span<char> room = rbuf_.prepare(std::max<std::size_t>(need, 1), mode_.unbuffered);
         std::size_t n = co_await transport_->receive(room, op, &waiting_[0]);
         rbuf_.commit(n, n == 0);
         co_return int(n);
     }
+    template <int = 0>
     task<int> send_via(const char* op) {
         co_await transport_->send(&wbuf_, &wpos_, op, &waiting_[1]);
         wbuf_.clear();
@@ -245,8 +254,11 @@ class file_object {
 
     // Appends to the write buffer; → whether the buffer must be sent now.
     bool buffer_write(std::string_view data, const char* op);
+    template <int = 0>
     task<std::size_t> finish_write(bool flush_now, std::size_t n);
+    template <int = 0>
     task<> finish_writelines(bool flush_now);
+    template <int = 0>
     task<std::size_t> read_into(std::span<char> out);
 
     // readline() without a limit: true once the line at the front of `v` is
@@ -291,7 +303,8 @@ inline file_object& file_object::operator=(file_object&& other) noexcept {
     return *this;
 }
 
-inline task<std::string> file_object::read(std::ptrdiff_t n) {
+template <int>
+task<std::string> file_object::read(std::ptrdiff_t n) {
     require(mode_.readable, "read");
     bool eof = false;
     while (!eof && (n < 0 || rbuf_.size() < std::size_t(n))) {
@@ -305,7 +318,8 @@ inline task<std::string> file_object::read(std::ptrdiff_t n) {
     co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
 }
 
-inline task<std::string> file_object::read1(std::ptrdiff_t n) {
+template <int>
+task<std::string> file_object::read1(std::ptrdiff_t n) {
     require(mode_.readable, "read1");
     bool eof = n == 0;
     while (!eof && rbuf_.size() == 0) {
@@ -319,7 +333,8 @@ inline task<std::string> file_object::read1(std::ptrdiff_t n) {
     co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
 }
 
-inline task<std::size_t> file_object::read_into(std::span<char> out) {
+template <int>
+task<std::size_t> file_object::read_into(std::span<char> out) {
     require(mode_.readable, "readinto");
     bool eof = false;
     while (!eof && rbuf_.size() < out.size()) {
@@ -336,7 +351,8 @@ inline task<std::size_t> file_object::read_into(std::span<char> out) {
     co_return n;
 }
 
-inline task<std::string> file_object::readline(std::ptrdiff_t limit) {
+template <int>
+task<std::string> file_object::readline(std::ptrdiff_t limit) {
     require(mode_.readable, "readline");
     std::size_t from = 0; // no line end starts before it
     bool eof = false;
@@ -357,7 +373,8 @@ inline task<std::string> file_object::readline(std::ptrdiff_t limit) {
     }
 }
 
-inline task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint) {
+template <int>
+task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint) {
     require(mode_.readable, "readlines");
     // The lines stay buffered until all are found; only their ends are kept here.
     std::vector<std::size_t> ends;
@@ -395,7 +412,8 @@ inline task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint
     co_return lines;
 }
 
-inline task<std::string> file_object::peek(std::ptrdiff_t n) {
+template <int>
+task<std::string> file_object::peek(std::ptrdiff_t n) {
     require(mode_.readable, "peek");
     bool eof = false;
     while (!eof && rbuf_.size() == 0) {
@@ -428,7 +446,8 @@ inline bool file_object::buffer_write(std::string_view data, const char* op) {
            (mode_.line_buffering && data.find_first_of("\r\n") != data.npos);
 }
 
-inline task<std::size_t> file_object::finish_write(bool flush_now, std::size_t n) {
+template <int>
+task<std::size_t> file_object::finish_write(bool flush_now, std::size_t n) {
     while (flush_now && write_pending()) {
         if (transport_)
             co_await send_via("write");
@@ -438,7 +457,8 @@ inline task<std::size_t> file_object::finish_write(bool flush_now, std::size_t n
     co_return n;
 }
 
-inline task<> file_object::finish_writelines(bool flush_now) {
+template <int>
+task<> file_object::finish_writelines(bool flush_now) {
     while (flush_now && write_pending()) {
         if (transport_)
             co_await send_via("writelines");
@@ -447,7 +467,8 @@ inline task<> file_object::finish_writelines(bool flush_now) {
     }
 }
 
-inline task<> file_object::flush() {
+template <int>
+task<> file_object::flush() {
     require(true, "flush");
     while (write_pending()) {
         if (transport_)
@@ -457,7 +478,8 @@ inline task<> file_object::flush() {
     }
 }
 
-inline task<> file_object::close() {
+template <int>
+task<> file_object::close() {
     if (!fd_) co_return;
     end_waits(); // a read or a flush waiting in another coroutine ends with EBADF
     std::exception_ptr failed;

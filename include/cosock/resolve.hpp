@@ -170,7 +170,8 @@ inline std::vector<addrinfo_entry> entries_or_throw(gai_answer a, const gai_requ
     return std::move(a.entries);
 }
 
-inline task<std::vector<addrinfo_entry>> resolve(gai_request r) {
+template <int = 0>
+task<std::vector<addrinfo_entry>> resolve(gai_request r) {
     if (std::optional<gai_answer> now = resolve_numeric(r)) co_return entries_or_throw(std::move(*now), r);
     // Named, and awaited as an lvalue (see GCC before 13 in task.hpp).
     auto lookup = to_thread([r] { return call_getaddrinfo(r, 0, blocking_getaddrinfo.load()); }, "getaddrinfo");
@@ -194,14 +195,16 @@ inline task<std::vector<addrinfo_entry>> resolve(gai_request r) {
 /// Throws std::invalid_argument at the call for a NUL byte in host or port or
 /// a numeric port above 65535; the co_await throws gaierror when the name or
 /// service cannot be resolved (std::system_error for EAI_SYSTEM, with errno).
-inline task<std::vector<addrinfo_entry>> getaddrinfo(std::string_view host, std::string_view port,
+template <int = 0>
+task<std::vector<addrinfo_entry>> getaddrinfo(std::string_view host, std::string_view port,
                                                      int family = af_unspec, int type = 0, int proto = 0,
                                                      int flags = 0) {
     return detail::resolve(detail::make_request(host, port, family, type, proto, flags));
 }
 
 /// getaddrinfo with a port number; std::invalid_argument outside 0..65535.
-inline task<std::vector<addrinfo_entry>> getaddrinfo(std::string_view host, int port, int family = af_unspec,
+template <int = 0>
+task<std::vector<addrinfo_entry>> getaddrinfo(std::string_view host, int port, int family = af_unspec,
                                                      int type = 0, int proto = 0, int flags = 0) {
     return getaddrinfo(host, detail::port_text(port, "getaddrinfo(" + detail::quote_text(host) + ")"), family, type,
                        proto, flags);

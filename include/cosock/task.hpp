@@ -249,6 +249,17 @@ inline task<void> promise<void>::get_return_object() noexcept {
 //   operand decides the result (seen with GCC 12.2; not matched to a report):
 //   cosock never writes one.
 
+// Coroutines as templates, and what calls them. g++ (12 here) compiles the
+// body of every inline coroutine in every translation unit that sees it,
+// used or not, and with it everything the body calls: an empty program
+// including cosock.hpp generated 240 KB of code. A function template is
+// compiled only where instantiated, and referring to one from any inline
+// function's body instantiates it. So every coroutine in a header that is not
+// already a template is one (`template <int = 0>`, nothing to give at the
+// call), and so is each non-template function that calls one (e.g.
+// getaddrinfo, scheduler_group::stop_on). Keep it so when adding one: the
+// header-cost check (bench/compile_cost.sh) shows a slip.
+
 /// `co_await current_stop_token{}`: the awaiting task's stop token, without
 /// suspending. Give it a statement of its own (`std::stop_token t = co_await
 /// current_stop_token{};`; see GCC before 13, above).

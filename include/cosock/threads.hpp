@@ -211,6 +211,7 @@ class scheduler_group {
     /// every function has ended the watch ends too, so it does not keep the
     /// group up. Call it before start() (std::logic_error after); throws what
     /// signal_set throws for a bad signal.
+    template <int = 0>
     void stop_on(signal_list signals) {
         {
             std::lock_guard lock(mutex_);
@@ -291,6 +292,7 @@ class scheduler_group {
         }
     }
 
+    template <int = 0>
     task<> watch(std::unique_ptr<signal_set> set) {
         try {
             co_await detail::as_task(set->wait()).with_stop_token(watching_.get_token());

@@ -174,7 +174,11 @@ struct tls_context_state {
     std::string alpn; // wire format: length-prefixed names
     ~tls_context_state() { SSL_CTX_free(ctx); }
 };
-class tls_stream;
+// A class template, compiled only where a connection is made (see
+// "Coroutines as templates" in task.hpp); tls_stream is the one there is.
+template <int = 0>
+class basic_tls_stream;
+using tls_stream = basic_tls_stream<>;
 [[noreturn]] inline void throw_ssl_queue(const std::string& what, int code = SSL_ERROR_SSL);
 } // namespace detail
 
@@ -386,6 +390,7 @@ class ssl_context {
     /// for a closed socket, std::invalid_argument for a datagram socket or a
     /// client with check_hostname and no server_hostname, and what
     /// do_handshake() throws. The socket's timeout bounds the handshake.
+    template <int = 0>
     task<ssl_socket> wrap_socket(cosock::socket sock, wrap_options options = {}) const;
 
     /// The SSL_CTX, for settings cosock does not wrap.
@@ -411,6 +416,7 @@ class ssl_context {
         if (added == 0) throw ssl_error(SSL_ERROR_SSL, "load_verify_locations: cadata holds no PEM certificate");
     }
 
+    template <int = 0>
     static task<ssl_socket> wrap_task(std::shared_ptr<detail::tls_context_state> ctx, cosock::socket sock,
                                       wrap_options options);
 
@@ -536,9 +542,10 @@ struct op_deadline {
 // The state of one TLS connection, on the heap: the SSL object, the socket,
 // the record a refused write must repeat. Shared by the ssl_socket and the
 // file objects made from it; the last owner frees it.
-class tls_stream final : public stream_transport {
+template <int>
+class basic_tls_stream final : public stream_transport {
   public:
-    tls_stream(cosock::socket sock, std::shared_ptr<tls_context_state> ctx, const wrap_options& o)
+    basic_tls_stream(cosock::socket sock, std::shared_ptr<tls_context_state> ctx, const wrap_options& o)
         : sock_(std::move(sock)), ctx_(std::move(ctx)), hostname_(o.server_hostname),
           suppress_ragged_eofs_(o.suppress_ragged_eofs), server_side_(o.server_side) {
         target_.fd = sock_.fileno();
@@ -571,12 +578,12 @@ class tls_stream final : public stream_transport {
             }
         }
     }
-    ~tls_stream() {
+    ~basic_tls_stream() {
         end_waits();
         SSL_free(ssl_);
     }
-    tls_stream(const tls_stream&) = delete;
-    tls_stream& operator=(const tls_stream&) = delete;
+    basic_tls_stream(const basic_tls_stream&) = delete;
+    basic_tls_stream& operator=(const basic_tls_stream&) = delete;
 
     SSL* ssl() const noexcept { return ssl_; }
     cosock::socket& sock() noexcept { return sock_; }
@@ -668,7 +675,7 @@ class tls_stream final : public stream_transport {
     }
 
     // ---- whole operations, as coroutines over `st` (never over an object that moves)
-    static task<std::size_t> recv_op(tls_stream* st, std::span<char> room, const char* op, io_awaiter** slot) {
+    static task<std::size_t> recv_op(basic_tls_stream* st, std::span<char> room, const char* op, io_awaiter** slot) {
         if (room.empty()) co_return 0;
         op_deadline d(st->timeout());
         for (;;) {
@@ -681,7 +688,7 @@ class tls_stream final : public stream_transport {
 
     // Finishes a refused write, then writes `data` (all of it if `all`, else
     // at least one byte): → bytes of `data` taken. *progress follows each step.
-    static task<std::size_t> send_op(tls_stream* st, std::span<const char> data, bool all, const char* op,
+    static task<std::size_t> send_op(basic_tls_stream* st, std::span<const char> data, bool all, const char* op,
                                      io_awaiter** slot, std::size_t* progress) {
         op_deadline d(st->timeout());
         std::size_t done = 0;
@@ -700,7 +707,7 @@ class tls_stream final : public stream_transport {
         }
     }
 
-    static task<> handshake_op(tls_stream* st, const char* op, io_awaiter** slot) {
+    static task<> handshake_op(basic_tls_stream* st, const char* op, io_awaiter** slot) {
         op_deadline d(st->timeout());
         for (;;) {
             want w = want::none;
@@ -711,7 +718,7 @@ class tls_stream final : public stream_transport {
 
     // Sends close_notify (after any refused write); with `await_peer`, reads
     // (and drops) until the peer's close_notify.
-    static task<> shutdown_op(tls_stream* st, bool await_peer, const char* op, io_awaiter** slot) {
+    static task<> shutdown_op(basic_tls_stream* st, bool await_peer, const char* op, io_awaiter** slot) {
         // Ours is out already: a second shutdown() has nothing to send, and
         // must not read (SSL_shutdown would, dropping the peer's data).
         if (!await_peer && st->notify_sent_) co_return;
@@ -772,7 +779,7 @@ class tls_stream final : public stream_transport {
     }
 
   private:
-    static task<> send_buffer(tls_stream* st, std::string* buf, std::size_t* pos, const char* op, io_awaiter** slot) {
+    static task<> send_buffer(basic_tls_stream* st, std::string* buf, std::size_t* pos, const char* op, io_awaiter** slot) {
         op_deadline d(st->timeout());
         for (;;) {
             want w = want::none;
@@ -917,6 +924,7 @@ class ssl_socket {
     /// certificate is refused, ssl_error for a protocol failure (a plain-text
     /// peer), ssl_eof_error or std::system_error when the peer goes,
     /// timeout_error after the socket's timeout.
+    template <int = 0>
     task<> do_handshake() {
         detail::tls_stream* st = open("do_handshake");
         return detail::tls_stream::handshake_op(st, "do_handshake", &st->waiting[1]);
@@ -925,6 +933,7 @@ class ssl_socket {
     /// `co_await shutdown()`: sends close_notify (after finishing any refused
     /// write); the connection stays open, the peer reads end of stream. Once
     /// sent, a repeated shutdown() does nothing: it never reads.
+    template <int = 0>
     task<> shutdown() {
         detail::tls_stream* st = open("shutdown");
         return detail::tls_stream::shutdown_op(st, false, "shutdown", &st->waiting[1]);
@@ -934,6 +943,7 @@ class ssl_socket {
     /// reading the peer's (application data still arriving before it is
     /// dropped). The ssl_socket is closed after it. Throws std::logic_error
     /// while file objects made from it are open.
+    template <int = 0>
     task<cosock::socket> unwrap() {
         open("unwrap");
         if (st_.use_count() > 1) throw std::logic_error("unwrap: file objects made from the ssl_socket are open");
@@ -1077,6 +1087,7 @@ class ssl_socket {
         return n > 0 ? std::string(p, std::size_t(n)) : std::string();
     }
 
+    template <int = 0>
     static task<cosock::socket> unwrap_task(std::shared_ptr<detail::tls_stream> st) {
         co_await detail::tls_stream::shutdown_op(st.get(), true, "unwrap", &st->waiting[1]);
         co_return std::move(st->sock());
@@ -1085,12 +1096,14 @@ class ssl_socket {
     std::shared_ptr<detail::tls_stream> st_;
 };
 
-inline task<ssl_socket> ssl_context::wrap_socket(cosock::socket sock, wrap_options options) const {
+template <int>
+task<ssl_socket> ssl_context::wrap_socket(cosock::socket sock, wrap_options options) const {
     return wrap_task(st_, std::move(sock), std::move(options));
 }
 
 // A coroutine over a copy of the context: the ssl_context may go before it runs.
-inline task<ssl_socket> ssl_context::wrap_task(std::shared_ptr<detail::tls_context_state> ctx, cosock::socket sock,
+template <int>
+task<ssl_socket> ssl_context::wrap_task(std::shared_ptr<detail::tls_context_state> ctx, cosock::socket sock,
                                                wrap_options options) {
     if (sock.fileno() < 0) throw_error(-EBADF, "wrap_socket: the socket is closed");
     if (sock.type() != SOCK_STREAM)
