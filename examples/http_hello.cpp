@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
                          {"--host", "--port", "--idle", "--request-timeout", "--max-connections", "--threads"});
     return http_server::run(opt, 8080, "http_hello", [](cosock::socket conn, http_server::limits lim,
                                                         http_server::connection_slot slot) {
-        return http_server::serve_client(std::move(conn), lim, std::move(slot));
+        return http_server::serve_client(std::move(conn), lim, std::move(slot),
+                                         std::chrono::steady_clock::now() + lim.request);
     });
 }

@@ -105,10 +105,12 @@ class connection_slot {
     long long* n_;
 };
 
-/// One client, from its first request to the end of the connection. `slot`
-/// is freed before `conn` closes.
+/// One client, from its first request to the end of the connection: the
+/// first request's head must be in by `first_deadline` (the accept, plus
+/// --request-timeout). `slot` is freed before `conn` closes.
 template <class Conn>
-cosock::task<> serve_client(Conn conn, limits lim, connection_slot counted) {
+cosock::task<> serve_client(Conn conn, limits lim, connection_slot counted,
+                            std::chrono::steady_clock::time_point first_deadline) {
     using clock = std::chrono::steady_clock;
     connection_slot slot = std::move(counted); // a local: destroyed before the parameters
     try {
@@ -117,7 +119,7 @@ cosock::task<> serve_client(Conn conn, limits lim, connection_slot counted) {
         std::string out;
         http::request req;
         bool open = true, between = false; // between: waiting for a request's first byte
-        auto deadline = clock::now() + lim.request;
+        auto deadline = first_deadline;
         while (open) {
             // Every wait is bounded: a silent, trickling or stuck client is dropped.
             conn.settimeout(between ? lim.idle : std::max<std::chrono::nanoseconds>(deadline - clock::now(), 1ns));

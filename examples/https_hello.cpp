@@ -29,15 +29,17 @@ namespace {
 
 cosock::task<> serve_tls(const cosock::ssl_context& ctx, cosock::socket conn, http_server::limits lim,
                          http_server::connection_slot slot) {
+    // The handshake and the first request's head share one --request-timeout.
+    auto deadline = std::chrono::steady_clock::now() + lim.request;
     cosock::ssl_socket tls;
     try {
-        conn.settimeout(lim.request); // bounds the handshake
+        conn.settimeout(lim.request);
         cosock::wrap_options server_side{.server_side = true};
         tls = co_await ctx.wrap_socket(std::move(conn), server_side);
     } catch (const std::system_error&) {
         co_return; // a failed handshake ends only this connection
     }
-    co_await http_server::serve_client(std::move(tls), lim, std::move(slot));
+    co_await http_server::serve_client(std::move(tls), lim, std::move(slot), deadline);
 }
 
 } // namespace

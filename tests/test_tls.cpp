@@ -587,6 +587,131 @@ BACKEND_TEST("TLS: unwrap ends TLS on both sides and plain text follows on the s
     }(s));
 }
 
+BACKEND_TEST("TLS: unwrap while several of the peer's records are still arriving drops them, then plain text follows") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        tls_pair p = co_await connect_pair(s);
+        auto peer = [](cosock::ssl_socket& t) -> task<> {
+            co_await t.sendall(pattern(100000, 1)); // in flight when the other side unwraps
+            char buf[64];
+            CHECK(co_await t.recv(buf) == 0); // its close_notify
+            co_await t.shutdown();
+            co_await t.socket().sendall("PLAIN"sv);
+        };
+        auto unwrapper = [](cosock::ssl_socket& t) -> task<std::string> {
+            cosock::socket plain = co_await t.unwrap();
+            char buf[64];
+            std::size_t n = co_await plain.recv(buf);
+            co_return std::string(buf, n);
+        };
+        auto r = co_await cosock::when_all(peer(p.server), unwrapper(p.client));
+        CHECK(std::get<1>(r) == "PLAIN");
+    }(s));
+}
+
+BACKEND_TEST("TLS: a peer asks for key updates while a record is half sent; reading and writing at once carry on") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        tls_pair p = co_await connect_pair(s);
+        const std::string big = pattern(8 << 20, 5);
+        // The client writes 8 MiB, which the server does not read at first,
+        // so the client's sendall waits part-way through a record, while the
+        // client also reads. The server asks twice for a key update, which
+        // the client answers from inside its read.
+        auto client_write = [](cosock::ssl_socket& t, const std::string& data) -> task<> { co_await t.sendall(data); };
+        auto client_read = [](cosock::ssl_socket& t) -> task<std::string> {
+            std::string got;
+            char buf[16];
+            while (got.size() < 2) {
+                std::size_t n = co_await t.recv(std::span(buf, 2 - got.size()));
+                if (n == 0) break;
+                got.append(buf, n);
+            }
+            co_return got;
+        };
+        auto server = [](cosock::ssl_socket& t) -> task<std::string> {
+            CHECK(SSL_key_update(t.native_handle(), SSL_KEY_UPDATE_REQUESTED) == 1);
+            co_await t.sendall("x"sv);
+            CHECK(SSL_key_update(t.native_handle(), SSL_KEY_UPDATE_REQUESTED) == 1);
+            co_await t.sendall("y"sv);
+            std::string got;
+            std::vector<char> buf(65536);
+            while (got.size() < (8u << 20)) {
+                std::size_t n = co_await t.recv(buf);
+                if (n == 0) break;
+                got.append(buf.data(), n);
+            }
+            co_return got;
+        };
+        auto r = co_await cosock::when_all(client_write(p.client, big), client_read(p.client), server(p.server));
+        CHECK(std::get<1>(r) == "xy");
+        CHECK(std::get<2>(r).size() == big.size());
+        CHECK(std::get<2>(r) == big);
+    }(s));
+}
+
+BACKEND_TEST("TLS: after the peer's close_notify, writing to a peer that has gone is the system error, not OpenSSL's") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        tls_pair p = co_await connect_pair(s);
+        co_await p.client.shutdown();
+        p.client.close();
+        char buf[16];
+        CHECK(co_await p.server.recv(buf) == 0); // close_notify: a clean end
+        // The first write may still be taken by the kernel; the peer's reset
+        // answers it, and a later one fails (bounded: 200 tries, 5 ms apart).
+        std::exception_ptr failure;
+        for (int i = 0; i < 200 && !failure; ++i) {
+            failure = co_await failure_of(p.server.sendall("after"sv));
+            if (!failure) co_await cosock::sleep_for(5ms);
+        }
+        REQUIRE(failure);
+        CHECK(!is_a<cosock::ssl_error>(failure));
+        CHECK(is_a<std::system_error>(failure));
+        try {
+            std::rethrow_exception(failure);
+        } catch (const std::system_error& e) {
+            CHECK((e.code() == std::errc::broken_pipe || e.code() == std::errc::connection_reset));
+            CHECK(std::string(e.what()).find("sendall") != std::string::npos);
+        }
+        CHECK_THROWS_AS(co_await p.server.shutdown(), std::system_error);
+    }(s));
+}
+
+BACKEND_TEST("TLS: a second reader or writer while one waits is refused with logic_error; the first goes on") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        tls_pair p = co_await connect_pair(s);
+        const std::string big = pattern(8 << 20, 7);
+        auto first = [](cosock::ssl_socket& t, const std::string& data) -> task<> { co_await t.sendall(data); };
+        auto second = [](cosock::ssl_socket& t) -> task<std::string> {
+            std::exception_ptr e = co_await failure_of(t.sendall("second"sv)); // the first waits: the socket is full
+            co_return what_of(e) + (is_a<std::logic_error>(e) ? " [logic_error]" : "");
+        };
+        auto reader = [](cosock::ssl_socket& t, std::size_t want) -> task<std::string> {
+            std::string got;
+            std::vector<char> buf(65536);
+            while (got.size() < want) {
+                std::size_t n = co_await t.recv(buf);
+                if (n == 0) break;
+                got.append(buf.data(), n);
+            }
+            co_return got;
+        };
+        auto second_reader = [](cosock::ssl_socket& t) -> task<std::string> {
+            char buf[16];
+            std::exception_ptr e = co_await failure_of(t.recv(buf)); // `reader` waits
+            co_return what_of(e);
+        };
+        auto r = co_await cosock::when_all(first(p.client, big), second(p.client), reader(p.server, big.size()),
+                                           second_reader(p.server));
+        CHECK(std::get<1>(r).find("another operation is already waiting to write") != std::string::npos);
+        CHECK(std::get<1>(r).find("[logic_error]") != std::string::npos);
+        CHECK(std::get<3>(r).find("another operation is already waiting to read") != std::string::npos);
+        CHECK(std::get<2>(r) == big); // the first writer's bytes, whole
+    }(s));
+}
+
 BACKEND_TEST("TLS: traffic continues across a TLS 1.3 key update") {
     cosock::scheduler s{B::value};
     s.run([](cosock::scheduler& s) -> task<> {
@@ -1007,6 +1132,8 @@ BACKEND_TEST("TLS: bad input is a clear exception naming it") {
     CHECK_THROWS_AS(ctx.set_alpn_protocols({""}), std::invalid_argument);
     CHECK_NOTHROW(ctx.set_alpn_protocols({std::string(255, 'a')}));
     has(what([&] { ctx.set_alpn_protocols(std::vector<std::string>(300, std::string(255, 'a'))); }), "76800 bytes");
+    has(what([&] { ctx.set_alpn_protocols(std::vector<std::string>(249, std::string(254, 'a'))); }), "at most 63481");
+    CHECK_NOTHROW(ctx.set_alpn_protocols(std::vector<std::string>(248, std::string(254, 'a'))));
     has(what([&] { ctx.set_ciphers("NO-SUCH-CIPHER"); }), "set_ciphers");
     has(what([&] { ctx.set_ciphersuites("TLS_AES_128_GCM_SHA256:NO_SUCH_SUITE"); }), "'NO_SUCH_SUITE'");
     has(what([&] { ctx.set_ciphersuites(""); }), "no cipher suite named");

@@ -7,10 +7,13 @@
 #include "tls_support.hpp"
 
 #include <array>
+#include <chrono>
 #include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
+
+using namespace std::literals;
 
 namespace {
 
@@ -177,6 +180,34 @@ BACKEND_TEST("examples: https_hello answers curl with keep-alive, Python's pipel
         }
         // One thread: SIGTERM ends it (the default action); several: a clean stop.
         CHECK(server.proc.stop() == (std::string(threads) == "1" ? 128 + SIGTERM : 0));
+    }
+    {
+        // The handshake and the first request's head share --request-timeout:
+        // a client slow in both is dropped when it ends, not one later.
+        running_server server({prog, "--backend", backend, "--cert", certs().at("server.pem"), "--key",
+                               certs().at("server.key"), "--port", "0", "--request-timeout", "2"});
+        cosock::scheduler s{B::value};
+        double held = s.run([](cosock::scheduler& s, int port) -> cosock::task<double> {
+            auto start = std::chrono::steady_clock::now();
+            cosock::socket sock{s};
+            sock.settimeout(20s);
+            co_await sock.connect({"127.0.0.1", port});
+            co_await cosock::sleep_for(1200ms); // slow to start the handshake
+            auto ctx = cosock::ssl_context::client();
+            ctx.load_verify_locations(certs().at("ca.pem"));
+            cosock::wrap_options o{.server_hostname = "localhost"};
+            cosock::ssl_socket tls = co_await ctx.wrap_socket(std::move(sock), o);
+            co_await tls.sendall("GET / HTTP/1.1\r\nHost: x\r\n"sv); // and the head never ends
+            char buf[256];
+            try {
+                while (co_await tls.recv(buf) > 0) {
+                }
+            } catch (const std::system_error&) { // a reset is an end too
+            }
+            co_return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        }(s, server.port));
+        CHECK(held >= 1.9);
+        CHECK(held < 3.0); // 2 s from the accept; a fresh 2 s after the handshake would be 3.2 s or more
     }
     auto [status, out] = run_to_end({prog, "--port", "0"});
     CHECK(status == 2);

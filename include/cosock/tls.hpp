@@ -5,23 +5,27 @@
 // OpenSSL (-lssl -lcrypto; Meson: dependency('cosock-tls'); pkg-config:
 // cosock-tls).
 //
-// How it runs: OpenSSL works on the socket's non-blocking descriptor through a
-// small BIO (send with MSG_NOSIGNAL, so no SIGPIPE). Every SSL_read, SSL_write,
-// SSL_do_handshake and SSL_shutdown is one synchronous non-blocking step; when
-// OpenSSL wants the descriptor readable or writable the operation waits for
+// How it runs: OpenSSL reads the socket's non-blocking descriptor through a
+// small BIO, and writes into a buffer of the connection's that cosock sends
+// (with MSG_NOSIGNAL, so no SIGPIPE). Every SSL_read, SSL_write,
+// SSL_do_handshake and SSL_shutdown is one synchronous non-blocking step;
+// what it wrote is sent before the operation waits or ends, and when OpenSSL
+// wants more to read, or the socket takes no more, the operation waits for
 // that through the scheduler, which every backend supports (io_uring runs it
-// as a poll). The SSL object and a write OpenSSL has begun live in the
-// ssl_socket's heap state, never in a coroutine frame, so an operation
-// abandoned part-way (its task destroyed, a stop request, with_timeout, the
-// socket's timeout) loses nothing:
+// as a poll). OpenSSL's writes never fail for want of room, so OpenSSL never
+// holds half a record: a write it answers from inside a read (a TLS 1.3 key
+// update, a renegotiation) never collides with a record the writer started,
+// and no write has to be repeated with the same bytes. The SSL object and
+// the bytes not yet sent live in the ssl_socket's heap state, never in a
+// coroutine frame, so an operation abandoned part-way (its task destroyed, a
+// stop request, with_timeout, the socket's timeout) loses nothing:
 //   - recv: bytes OpenSSL decrypted but did not hand out stay in it for the
 //     next recv (a recv hands out nothing unless it returns).
-//   - send/sendall: OpenSSL requires a write it refused with "want write" to
-//     be repeated with the same bytes. The ssl_socket keeps a copy of those
-//     bytes (at most one record, 16 KiB) and finishes that write first at the
-//     next send, sendall, flush, shutdown or unwrap. last_send_progress() says
-//     how much of the abandoned buffer was taken (sent, or held in that
-//     record): continue from there and every byte arrives once, in order.
+//   - send/sendall: bytes OpenSSL took are encrypted into the connection's
+//     buffer (at most one record, 16 KiB, beyond what the socket took), which
+//     the next send, sendall, flush, shutdown or unwrap sends first.
+//     last_send_progress() says how much of the abandoned buffer was taken:
+//     continue from there and every byte arrives once, in order.
 //
 // Errors: ssl_error (a std::system_error with OpenSSL's error text),
 // ssl_certificate_error (verification failed: its reason), ssl_eof_error (the
@@ -200,7 +204,6 @@ class ssl_context {
         if (!st_->ctx) detail::throw_ssl_queue("ssl_context: SSL_CTX_new");
         st_->server = server;
         SSL_CTX_set_min_proto_version(st_->ctx, TLS1_2_VERSION);
-        SSL_CTX_set_mode(st_->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         static const unsigned char sid[] = "cosock";
         SSL_CTX_set_session_id_context(st_->ctx, sid, sizeof sid - 1);
         // A key file with a passphrase and no password given must fail, not prompt.
@@ -299,7 +302,9 @@ class ssl_context {
 
     /// The protocols offered (client) or accepted in this order of preference
     /// (server) by ALPN, e.g. {"h2", "http/1.1"}. Throws std::invalid_argument
-    /// for an empty name or one longer than 255 bytes.
+    /// for an empty name or one longer than 255 bytes, and for a list longer
+    /// than 63,481 bytes on the wire (what fits beside the handshake's other
+    /// extensions).
     void set_alpn_protocols(const std::vector<std::string>& protocols) {
         std::string wire;
         for (const std::string& p : protocols) {
@@ -309,9 +314,13 @@ class ssl_context {
             wire += char(p.size());
             wire += p;
         }
-        if (wire.size() > 65535) // the extension's length field
+        // The ClientHello's extensions share one block of at most 65535 bytes:
+        // the list, its 6 bytes of framing, and 2 KiB kept for the others.
+        constexpr std::size_t most = 65535 - 6 - 2048;
+        if (wire.size() > most)
             throw std::invalid_argument("set_alpn_protocols: the list takes " + std::to_string(wire.size()) +
-                                        " bytes on the wire; at most 65535 fit");
+                                        " bytes on the wire; at most " + std::to_string(most) +
+                                        " fit beside the other extensions of a handshake");
         st_->alpn = wire;
         if (st_->server) {
             SSL_CTX_set_alpn_select_cb(
@@ -482,35 +491,34 @@ inline ssl_queue_text drain_ssl_queue() {
     throw ssl_error(code, what + ": " + (q.text.empty() ? "unknown OpenSSL error" : q.text), q.library, q.reason);
 }
 
-// The BIO over the socket's descriptor: cosock's own recv/send, so that a
-// peer gone never raises SIGPIPE and the errno of a failure is kept.
+// The BIO of a connection: reads are cosock's own recv on the descriptor
+// (the errno of a failure is kept); writes go to `out`, which the connection
+// sends itself, so OpenSSL's writes always succeed.
 struct bio_target {
     int fd = -1;
-    int last_errno = 0; // of the last failed call, 0 for end of stream
+    int last_errno = 0; // of the last failed recv, 0 for end of stream
+    std::string out;    // written by OpenSSL, not yet sent: [out_pos, size)
+    std::size_t out_pos = 0;
 };
-
-// The socket BIO's answer to OpenSSL for one send or recv result `r` (bytes
-// or -errno): EAGAIN asks OpenSSL to retry in that direction; another error
-// is kept for the exception.
-inline int bio_fd(BIO* bio) noexcept { return static_cast<bio_target*>(BIO_get_data(bio))->fd; }
-inline int bio_result(BIO* bio, int r, int retry_direction) noexcept {
-    BIO_clear_retry_flags(bio);
-    if (r >= 0) return r;
-    if (r == -EAGAIN || r == -EWOULDBLOCK)
-        BIO_set_flags(bio, retry_direction | BIO_FLAGS_SHOULD_RETRY);
-    else
-        static_cast<bio_target*>(BIO_get_data(bio))->last_errno = -r;
-    return -1;
-}
 
 inline BIO_METHOD* socket_bio_method() {
     static BIO_METHOD* m = [] {
         BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cosock socket");
         BIO_meth_set_write(b, [](BIO* bio, const char* data, int len) {
-            return bio_result(bio, sys::send(bio_fd(bio), data, std::size_t(len), 0), BIO_FLAGS_WRITE);
+            BIO_clear_retry_flags(bio);
+            static_cast<bio_target*>(BIO_get_data(bio))->out.append(data, std::size_t(len));
+            return len;
         });
         BIO_meth_set_read(b, [](BIO* bio, char* data, int len) {
-            return bio_result(bio, sys::recv(bio_fd(bio), data, std::size_t(len), 0), BIO_FLAGS_READ);
+            BIO_clear_retry_flags(bio);
+            auto* t = static_cast<bio_target*>(BIO_get_data(bio));
+            int r = sys::recv(t->fd, data, std::size_t(len), 0);
+            if (r >= 0) return r;
+            if (r == -EAGAIN || r == -EWOULDBLOCK)
+                BIO_set_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
+            else
+                t->last_errno = -r;
+            return -1;
         });
         BIO_meth_set_ctrl(b, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
         BIO_meth_set_create(b, [](BIO* bio) {
@@ -540,7 +548,7 @@ struct op_deadline {
 };
 
 // The state of one TLS connection, on the heap: the SSL object, the socket,
-// the record a refused write must repeat. Shared by the ssl_socket and the
+// what OpenSSL wrote that the socket has not taken yet. Shared by the ssl_socket and the
 // file objects made from it; the last owner frees it.
 template <int>
 class basic_tls_stream final : public stream_transport {
@@ -616,32 +624,47 @@ class basic_tls_stream final : public stream_transport {
         fail(e, op);
     }
 
-    // SSL_write of at most one record: → bytes written (> 0), or -1 with `w`
-    // set, having kept the bytes OpenSSL must be given again.
+    // SSL_write of at most one record, into the outgoing buffer: → bytes
+    // taken (> 0), or -1 with `w` set (a renegotiation must read first).
     int write_step(const char* data, std::size_t len, want& w, const char* op) {
         int n = int(std::min<std::size_t>(len, 16384));
         int r = call([&] { return SSL_write(ssl_, data, n); });
         if (r > 0) return r;
         int e = SSL_get_error(ssl_, r);
         if (!wants(e, w)) fail(e, op);
-        pending_.assign(data, std::size_t(n));
         return -1;
     }
 
-    // Finishes the write OpenSSL refused last: true when none is left.
+    // Sends what OpenSSL wrote: true when nothing is left, false with `w`
+    // set when the socket takes no more now. A failed send throws its errno.
     bool flush_step(want& w, const char* op) {
-        while (!pending_.empty()) {
-            int r = call([&] { return SSL_write(ssl_, pending_.data(), int(pending_.size())); });
-            if (r <= 0) {
-                int e = SSL_get_error(ssl_, r);
-                if (!wants(e, w)) fail(e, op);
+        bio_target& t = target_;
+        while (t.out_pos < t.out.size()) {
+            int r = sys::send(t.fd, t.out.data() + t.out_pos, t.out.size() - t.out_pos, 0);
+            if (r == -EAGAIN || r == -EWOULDBLOCK) {
+                w = want::write;
                 return false;
             }
-            pending_.erase(0, std::size_t(r));
+            if (r < 0) throw_error(r, op);
+            t.out_pos += std::size_t(r);
         }
+        t.out.clear(); // keeps its capacity: no allocation per record
+        t.out_pos = 0;
         return true;
     }
-    bool write_pending() const noexcept { return !pending_.empty(); }
+    bool write_pending() const noexcept { return target_.out_pos < target_.out.size(); }
+
+    // What a read or a failure made OpenSSL write (a key update's answer, an
+    // alert) goes out now if the socket takes it. Otherwise, or if sending
+    // fails, the next write or read tries again (and reports the failure).
+    void flush_quietly() noexcept {
+        if (!write_pending()) return;
+        try {
+            want w = want::none;
+            flush_step(w, "send");
+        } catch (...) {
+        }
+    }
 
     // SSL_do_handshake: true when done.
     bool handshake_step(want& w, const char* op) {
@@ -652,20 +675,20 @@ class basic_tls_stream final : public stream_transport {
         return false;
     }
 
-    // SSL_shutdown: 0 close_notify not yet sent, 1 sent, 2 the peer's received too.
-    int shutdown_step(want& w, const char* op) {
+    // SSL_shutdown, writing our close_notify: true once it is written.
+    bool shutdown_step(want& w, const char* op) {
         int r = call([&] { return SSL_shutdown(ssl_); });
-        if (r >= 0) notify_sent_ = true;
-        if (r == 1) return 2;
-        if (r == 0) return 1;
+        if (r >= 0) return notify_sent_ = true;
         int e = SSL_get_error(ssl_, r);
         if (!wants(e, w)) fail(e, op);
-        return 0;
+        return false;
     }
 
     // ---- waiting: one readiness wait through the scheduler, bounded by
-    // what is left of the operation's deadline.
+    // what is left of the operation's deadline. `slot` holds the one
+    // operation of its direction waiting now: a second one is misuse.
     auto wait(want w, const op_deadline& d, const char* op, io_awaiter** slot) {
+        if (*slot) refuse_second(w, op);
         timeout_t left = d.left(op);
         scheduler* s = sock_.get_scheduler();
         if (!s) throw std::logic_error(std::string(op) + ": the socket's scheduler was destroyed");
@@ -673,23 +696,32 @@ class basic_tls_stream final : public stream_transport {
             *s, sock_.fileno(), w == want::write ? ops::wait_writable : ops::wait_readable, op, [] { return -EAGAIN; },
             left, slot);
     }
+    [[noreturn]] static void refuse_second(want w, const char* op) {
+        throw std::logic_error(std::string(op) + ": another operation is already waiting to " +
+                               (w == want::write ? "write" : "read") +
+                               " on this ssl_socket (one reading and one writing coroutine at a time)");
+    }
 
     // ---- whole operations, as coroutines over `st` (never over an object that moves)
     static task<std::size_t> recv_op(basic_tls_stream* st, std::span<char> room, const char* op, io_awaiter** slot) {
+        if (*slot) refuse_second(want::read, op);
         if (room.empty()) co_return 0;
         op_deadline d(st->timeout());
         for (;;) {
             want w = want::none;
             int r = st->read_step(room, w, op);
+            st->flush_quietly();
             if (r >= 0) co_return std::size_t(r);
             co_await st->wait(w, d, op, slot);
         }
     }
 
-    // Finishes a refused write, then writes `data` (all of it if `all`, else
-    // at least one byte): → bytes of `data` taken. *progress follows each step.
+    // Sends what is left of earlier writes, then writes `data` (all of it if
+    // `all`, else at least one byte) and sends it: → bytes of `data` taken.
+    // *progress follows each step.
     static task<std::size_t> send_op(basic_tls_stream* st, std::span<const char> data, bool all, const char* op,
                                      io_awaiter** slot, std::size_t* progress) {
+        if (*slot) refuse_second(want::write, op);
         op_deadline d(st->timeout());
         std::size_t done = 0;
         *progress = 0;
@@ -701,44 +733,50 @@ class basic_tls_stream final : public stream_transport {
             }
             if (done == data.size() || (!all && done > 0)) co_return done;
             int r = st->write_step(data.data() + done, data.size() - done, w, op);
-            done += r > 0 ? std::size_t(r) : st->pending_.size(); // a refused record is taken too
+            if (r < 0) {
+                co_await st->wait(w, d, op, slot);
+                continue;
+            }
+            done += std::size_t(r);
             *progress = done;
-            if (r < 0) co_await st->wait(w, d, op, slot);
         }
     }
 
     static task<> handshake_op(basic_tls_stream* st, const char* op, io_awaiter** slot) {
+        if (*slot) refuse_second(want::write, op);
         op_deadline d(st->timeout());
         for (;;) {
             want w = want::none;
-            if (st->handshake_step(w, op)) co_return;
+            bool done = st->handshake_step(w, op);
+            want out = want::none;
+            while (!st->flush_step(out, op)) co_await st->wait(out, d, op, slot);
+            if (done) co_return;
             co_await st->wait(w, d, op, slot);
         }
     }
 
-    // Sends close_notify (after any refused write); with `await_peer`, reads
-    // (and drops) until the peer's close_notify.
+    // Sends close_notify, once (a repeated shutdown() sends only what is left
+    // of it, and never reads); with `await_peer`, then reads (and drops)
+    // until the peer's close_notify.
     static task<> shutdown_op(basic_tls_stream* st, bool await_peer, const char* op, io_awaiter** slot) {
-        // Ours is out already: a second shutdown() has nothing to send, and
-        // must not read (SSL_shutdown would, dropping the peer's data).
-        if (!await_peer && st->notify_sent_) co_return;
+        if (*slot) refuse_second(want::write, op);
         op_deadline d(st->timeout());
         for (;;) {
             want w = want::none;
-            if (!st->flush_step(w, op)) {
-                co_await st->wait(w, d, op, slot);
-                continue;
-            }
-            int s = st->shutdown_step(w, op);
-            if (s == 2 || (s == 1 && !await_peer)) break;
-            if (s == 0) {
-                co_await st->wait(w, d, op, slot);
-                continue;
-            }
-            // Ours is out: read to the peer's close_notify, past any data still coming.
+            bool written = st->notify_sent_ || st->shutdown_step(w, op);
+            want out = want::none;
+            while (!st->flush_step(out, op)) co_await st->wait(out, d, op, slot);
+            if (written) break;
+            co_await st->wait(w, d, op, slot);
+        }
+        // SSL_shutdown is not called again: with application data still
+        // arriving, OpenSSL would call that an error.
+        while (await_peer && !(SSL_get_shutdown(st->ssl_) & SSL_RECEIVED_SHUTDOWN)) {
             char scrap[4096];
             int r = st->call([&] { return SSL_read(st->ssl_, scrap, sizeof scrap); });
+            st->flush_quietly();
             if (r > 0) continue;
+            want w = want::none;
             int e = SSL_get_error(st->ssl_, r);
             if (e == SSL_ERROR_ZERO_RETURN) break;
             if (!st->wants(e, w)) st->fail(e, op);
@@ -759,8 +797,9 @@ class basic_tls_stream final : public stream_transport {
             if (!flush_step(w, "close")) return;
             while (pos < buf.size()) {
                 int r = write_step(buf.data() + pos, buf.size() - pos, w, "close");
-                if (r < 0) return; // that record stays pending
+                if (r < 0) return;
                 pos += std::size_t(r);
+                if (!flush_step(w, "close")) return; // what is left goes with the connection
             }
         } catch (...) {
         }
@@ -779,7 +818,8 @@ class basic_tls_stream final : public stream_transport {
     }
 
   private:
-    static task<> send_buffer(basic_tls_stream* st, std::string* buf, std::size_t* pos, const char* op, io_awaiter** slot) {
+    static task<> send_buffer(basic_tls_stream* st, std::string* buf, std::size_t* pos, const char* op,
+                              io_awaiter** slot) {
         op_deadline d(st->timeout());
         for (;;) {
             want w = want::none;
@@ -789,8 +829,11 @@ class basic_tls_stream final : public stream_transport {
             }
             if (*pos >= buf->size()) co_return;
             int r = st->write_step(buf->data() + *pos, buf->size() - *pos, w, op);
-            *pos += r > 0 ? std::size_t(r) : st->pending_.size();
-            if (r < 0) co_await st->wait(w, d, op, slot);
+            if (r < 0) {
+                co_await st->wait(w, d, op, slot);
+                continue;
+            }
+            *pos += std::size_t(r);
         }
     }
 
@@ -818,6 +861,7 @@ class basic_tls_stream final : public stream_transport {
     }
 
     [[noreturn]] void fail(int e, const char* op) {
+        flush_quietly(); // the alert OpenSSL wrote, if any, is the peer's to read
         if (e == SSL_ERROR_SYSCALL && target_.last_errno != 0) {
             ERR_clear_error();
             throw_error(-target_.last_errno, op);
@@ -845,7 +889,6 @@ class basic_tls_stream final : public stream_transport {
     SSL* ssl_ = nullptr;
     bool notify_sent_ = false; // our close_notify is out
     bio_target target_;
-    std::string pending_; // the bytes of a write OpenSSL refused, to give it again
     std::string hostname_;
     bool suppress_ragged_eofs_;
     bool server_side_;
@@ -897,8 +940,8 @@ class ssl_socket {
     /// `co_await sendall(buf)` sends every byte, or throws; → bytes sent. The
     /// socket's timeout bounds the whole call. If it ends early (an error, a
     /// timeout, a stop, its task destroyed), last_send_progress() bytes of
-    /// buf were taken: written, or held as the record that the next write
-    /// finishes first.
+    /// buf were taken: sent, or encrypted and held for the next write (or
+    /// flush, shutdown, unwrap) to send first.
     template <const_buffer B>
     task<std::size_t> sendall(const B& buf) {
         detail::tls_stream* st = open("sendall");
