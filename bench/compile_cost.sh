@@ -15,25 +15,30 @@ trap 'rm -rf "$tmp"' EXIT
 flags=(-std=c++20 -O0 -Iinclude)
 if pkg-config --exists liburing 2>/dev/null; then flags+=(-DCOSOCK_HAS_LIBURING); fi
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-row() {
-    local name=$1 include=$2
-    printf '#include <%s>\nint main() {}\n' "$include" >"$tmp/t.cpp"
-    if ! "$cxx" "${flags[@]}" -c "$tmp/t.cpp" -o "$tmp/t.o" 2>/dev/null; then
-        printf '| %s | n/a (does not compile here) | |\n' "$name"
-        return
-    fi
-    local lines
-    lines=$("$cxx" "${flags[@]}" -E "$tmp/t.cpp" | wc -l)
-    for _ in $(seq "$n"); do
-        /usr/bin/time -f '%U %S' "$cxx" "${flags[@]}" -c "$tmp/t.cpp" -o "$tmp/t.o" 2>&1 | awk '{ print $1 + $2 }'
-    done | median | xargs printf "| $name | %.2f s | $lines |\n"
-}
+names=("cosock/cosock.hpp" "cosock/create.hpp (a minimal server)" "cosock/socket.hpp" "cosock/tls.hpp" "asio.hpp")
+includes=(cosock/cosock.hpp cosock/create.hpp cosock/socket.hpp cosock/tls.hpp asio.hpp)
+ok=()
+for i in "${!includes[@]}"; do
+    printf '#include <%s>\nint main() {}\n' "${includes[$i]}" >"$tmp/t$i.cpp"
+    if "$cxx" "${flags[@]}" -c "$tmp/t$i.cpp" -o "$tmp/t$i.o" 2>/dev/null; then ok+=(1); else ok+=(0); fi
+done
+# Rounds of every row in turn, so that other load on the machine falls on all alike.
+for _ in $(seq "$n"); do
+    for i in "${!includes[@]}"; do
+        [ "${ok[$i]}" = 1 ] || continue
+        /usr/bin/time -f '%U %S' "$cxx" "${flags[@]}" -c "$tmp/t$i.cpp" -o "$tmp/t$i.o" 2>&1 |
+            awk '{ print $1 + $2 }' >>"$tmp/times$i"
+    done
+done
 echo "$cxx $("$cxx" -dumpversion), -O0, median of $n runs, $(date -u +%F)"
 echo
 echo "| #include | CPU to compile | preprocessed lines |"
 echo "| --- | --- | --- |"
-row "cosock/cosock.hpp" cosock/cosock.hpp
-row "cosock/create.hpp (a minimal server)" cosock/create.hpp
-row "cosock/socket.hpp" cosock/socket.hpp
-row "cosock/tls.hpp" cosock/tls.hpp
-row "asio.hpp" asio.hpp
+for i in "${!includes[@]}"; do
+    if [ "${ok[$i]}" != 1 ]; then
+        printf '| %s | n/a (does not compile here) | |\n' "${names[$i]}"
+        continue
+    fi
+    lines=$("$cxx" "${flags[@]}" -E "$tmp/t$i.cpp" | wc -l)
+    printf '| %s | %.2f s | %s |\n' "${names[$i]}" "$(median <"$tmp/times$i")" "$lines"
+done

@@ -575,7 +575,8 @@ def main():
     p.add_argument("--tls-cells", default=",".join(f"{c}x{s}" for c, s in TLS_CELLS),
                    help="the TLS tables' cells, as --cells (default %(default)s; the handshake table is always run)")
     p.add_argument("--before", metavar="BUILD", help="also run the cosock server of another build (e.g. the "
-                   "commit before a change) as 'cosock NAME before', in the same rounds")
+                   "commit before a change) as 'cosock NAME before' (and its TLS server as 'cosock NAME TLS before'), in the same "
+                   "rounds")
     p.add_argument("--scaling", metavar="COUNTS", help="thread counts of the scaling table (default 1,2 in a full "
                    "run, none with --quick); 1 is always added, as the reference")
     p.add_argument("--scaling-cell", default="1000x64", help="the scaling table's cell (default 1000x64)")
@@ -607,6 +608,8 @@ def main():
     if args.before:
         exe = os.path.abspath(os.path.join(args.before, "bench", "echo_cosock"))
         servers += [(f"cosock {b} before", exe, ["--backend", b]) for b in ("select", "poll", "epoll", "io_uring")]
+        tls_exe = os.path.abspath(os.path.join(args.before, "bench", "echo_cosock_tls"))
+        tls_servers += [(f"cosock {b} TLS before", tls_exe, ["--backend", b]) for b in ("epoll", "io_uring")]
     if args.servers:
         wanted = [w.strip() for w in args.servers.split(",")]
         servers = [s for s in servers if s[0] in wanted or s[0] == REFERENCE]
