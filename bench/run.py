@@ -533,9 +533,12 @@ def build(args):
               f"(meson setup {how})", file=sys.stderr)
         subprocess.run(["meson", "setup", how, args.build], cwd=ROOT, check=True, stdout=sys.stderr)
     if os.path.exists(os.path.join(args.build, "build.ninja")):
-        # A directory configured while tests was a boolean option came back with tests=auto.
-        subprocess.run(["meson", "configure", args.build, "-Dtests=disabled"], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        # A directory configured while tests was a boolean option comes back with tests=auto, or refuses
+        # the feature's values until it is configured afresh.
+        if subprocess.run(["meson", "configure", args.build, "-Dtests=disabled"], cwd=ROOT,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            subprocess.run(["meson", "setup", "--wipe", args.build, "-Dbench=true", "-Dtests=disabled"], cwd=ROOT,
+                           check=True, stdout=sys.stderr)
     subprocess.run(["ninja", "-C", args.build], check=True, stdout=subprocess.DEVNULL)
 
 
