@@ -712,6 +712,36 @@ BACKEND_TEST("TLS: a second reader or writer while one waits is refused with log
     }(s));
 }
 
+BACKEND_TEST("TLS: renegotiation is refused; one started through native_handle still sends what it wrote first") {
+    cosock::scheduler s{B::value};
+    s.run([](cosock::scheduler& s) -> task<> {
+        auto cctx = client_ctx();
+        cctx.set_maximum_version(cosock::tls_version::tlsv1_2);
+        auto sctx = server_ctx();
+        {
+            tls_pair p = co_await connect_pair(s, cctx, sctx);
+            CHECK(p.client.version() == "TLSv1.2");
+            CHECK(SSL_renegotiate(p.client.native_handle()) == 0); // refused by default
+            CHECK(SSL_renegotiate(p.server.native_handle()) == 0);
+            ERR_clear_error();
+        }
+        // Allowed by hand: the write that starts it must send the ClientHello
+        // before it waits for the answer, or both sides wait for ever.
+        SSL_CTX_clear_options(cctx.native_handle(), SSL_OP_NO_RENEGOTIATION);
+        SSL_CTX_clear_options(sctx.native_handle(), SSL_OP_NO_RENEGOTIATION);
+        SSL_CTX_set_options(sctx.native_handle(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+        tls_pair p = co_await connect_pair(s, cctx, sctx);
+        REQUIRE(SSL_renegotiate(p.client.native_handle()) == 1);
+        auto reader = [](cosock::ssl_socket& t) -> task<std::string> {
+            char buf[16];
+            std::size_t n = co_await t.recv(buf);
+            co_return std::string(buf, n);
+        };
+        auto r = co_await cosock::when_all(p.client.sendall("hello"sv), reader(p.server));
+        CHECK(std::get<1>(r) == "hello");
+    }(s));
+}
+
 BACKEND_TEST("TLS: traffic continues across a TLS 1.3 key update") {
     cosock::scheduler s{B::value};
     s.run([](cosock::scheduler& s) -> task<> {

@@ -14,16 +14,17 @@
 // that through the scheduler, which every backend supports (io_uring runs it
 // as a poll). OpenSSL's writes never fail for want of room, so OpenSSL never
 // holds half a record: a write it answers from inside a read (a TLS 1.3 key
-// update, a renegotiation) never collides with a record the writer started,
-// and no write has to be repeated with the same bytes. The SSL object and
-// the bytes not yet sent live in the ssl_socket's heap state, never in a
-// coroutine frame, so an operation abandoned part-way (its task destroyed, a
+// update) never collides with a record the writer started, and no write has
+// to be repeated with the same bytes. (TLS 1.2 renegotiation is refused.) The
+// SSL object and the bytes not yet sent live in the ssl_socket's heap state,
+// never in a coroutine frame, so an operation abandoned part-way (its task destroyed, a
 // stop request, with_timeout, the socket's timeout) loses nothing:
 //   - recv: bytes OpenSSL decrypted but did not hand out stay in it for the
 //     next recv (a recv hands out nothing unless it returns).
 //   - send/sendall: bytes OpenSSL took are encrypted into the connection's
 //     buffer (at most one record, 16 KiB, beyond what the socket took), which
-//     the next send, sendall, flush, shutdown or unwrap sends first.
+//     the next send, sendall, shutdown, unwrap or file object flush sends
+//     first.
 //     last_send_progress() says how much of the abandoned buffer was taken:
 //     continue from there and every byte arrives once, in order.
 //
@@ -204,6 +205,10 @@ class ssl_context {
         if (!st_->ctx) detail::throw_ssl_queue("ssl_context: SSL_CTX_new");
         st_->server = server;
         SSL_CTX_set_min_proto_version(st_->ctx, TLS1_2_VERSION);
+        // TLS 1.2 renegotiation is refused, either side asking (as Go and
+        // BoringSSL do by default): OpenSSL cannot run one while a reader
+        // and a writer share the connection.
+        SSL_CTX_set_options(st_->ctx, SSL_OP_NO_RENEGOTIATION);
         static const unsigned char sid[] = "cosock";
         SSL_CTX_set_session_id_context(st_->ctx, sid, sizeof sid - 1);
         // A key file with a passphrase and no password given must fail, not prompt.
@@ -496,7 +501,8 @@ inline ssl_queue_text drain_ssl_queue() {
 // sends itself, so OpenSSL's writes always succeed.
 struct bio_target {
     int fd = -1;
-    int last_errno = 0; // of the last failed recv, 0 for end of stream
+    int last_errno = 0;    // of the last failed recv
+    bool read_eof = false; // the last recv found the end of the stream
     std::string out;    // written by OpenSSL, not yet sent: [out_pos, size)
     std::size_t out_pos = 0;
 };
@@ -513,6 +519,7 @@ inline BIO_METHOD* socket_bio_method() {
             BIO_clear_retry_flags(bio);
             auto* t = static_cast<bio_target*>(BIO_get_data(bio));
             int r = sys::recv(t->fd, data, std::size_t(len), 0);
+            if (r == 0) t->read_eof = true;
             if (r >= 0) return r;
             if (r == -EAGAIN || r == -EWOULDBLOCK)
                 BIO_set_flags(bio, BIO_FLAGS_READ | BIO_FLAGS_SHOULD_RETRY);
@@ -625,7 +632,8 @@ class basic_tls_stream final : public stream_transport {
     }
 
     // SSL_write of at most one record, into the outgoing buffer: → bytes
-    // taken (> 0), or -1 with `w` set (a renegotiation must read first).
+    // taken (> 0), or -1 with `w` set (OpenSSL must read first: a handshake
+    // started through native_handle()).
     int write_step(const char* data, std::size_t len, want& w, const char* op) {
         int n = int(std::min<std::size_t>(len, 16384));
         int r = call([&] { return SSL_write(ssl_, data, n); });
@@ -733,7 +741,9 @@ class basic_tls_stream final : public stream_transport {
             }
             if (done == data.size() || (!all && done > 0)) co_return done;
             int r = st->write_step(data.data() + done, data.size() - done, w, op);
-            if (r < 0) {
+            if (r < 0) { // a handshake message may be out first, for the peer to answer
+                want out = want::none;
+                while (!st->flush_step(out, op)) co_await st->wait(out, d, op, slot);
                 co_await st->wait(w, d, op, slot);
                 continue;
             }
@@ -814,6 +824,7 @@ class basic_tls_stream final : public stream_transport {
     int call(Fn fn) {
         ERR_clear_error();
         target_.last_errno = 0;
+        target_.read_eof = false;
         return fn();
     }
 
@@ -829,7 +840,9 @@ class basic_tls_stream final : public stream_transport {
             }
             if (*pos >= buf->size()) co_return;
             int r = st->write_step(buf->data() + *pos, buf->size() - *pos, w, op);
-            if (r < 0) {
+            if (r < 0) { // as in send_op
+                want out = want::none;
+                while (!st->flush_step(out, op)) co_await st->wait(out, d, op, slot);
                 co_await st->wait(w, d, op, slot);
                 continue;
             }
@@ -856,7 +869,7 @@ class basic_tls_stream final : public stream_transport {
 
     // The peer closed the TCP stream without close_notify.
     bool is_eof(int e) const noexcept {
-        if (e == SSL_ERROR_SYSCALL) return target_.last_errno == 0 && ERR_peek_error() == 0;
+        if (e == SSL_ERROR_SYSCALL) return target_.read_eof && ERR_peek_error() == 0;
         return e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
     }
 
@@ -940,8 +953,9 @@ class ssl_socket {
     /// `co_await sendall(buf)` sends every byte, or throws; → bytes sent. The
     /// socket's timeout bounds the whole call. If it ends early (an error, a
     /// timeout, a stop, its task destroyed), last_send_progress() bytes of
-    /// buf were taken: sent, or encrypted and held for the next write (or
-    /// flush, shutdown, unwrap) to send first.
+    /// buf were taken: sent, or encrypted and held for the next write (send,
+    /// sendall, shutdown, unwrap, or a file object's write or flush) to send
+    /// first.
     template <const_buffer B>
     task<std::size_t> sendall(const B& buf) {
         detail::tls_stream* st = open("sendall");
