@@ -36,7 +36,7 @@ for f in tests/main tests/test_threads tests/test_channel tests/test_signal "${t
 done
 wait
 "$cxx" -fsanitize=thread "${objs[@]}" -o "$root/tsan/tests" -lpthread "${uring[@]:1}" "${tls_libs[@]}"
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp}
 run() { "$root/tsan/tests" "$@" >"$root/tsan/test.log" 2>&1; }
 set +e
 run "$@"
