@@ -50,12 +50,7 @@ task<> serve(cosock::scheduler& s, cosock::socket srv) {
 // sockets made for it from here).
 int serve_threads(const example::options& opt, const cosock::address& where, std::size_t threads) {
     cosock::scheduler_group g(threads, {.which = opt.backend()});
-    std::vector<cosock::socket> listeners;
-    cosock::address at = where;
-    for (std::size_t i = 0; i < threads; ++i) {
-        listeners.push_back(cosock::create_server(g[i], at, {.reuse_port = true}));
-        at = listeners.back().getsockname(); // port 0: the others take the port the first was given
-    }
+    std::vector<cosock::socket> listeners = example::reuse_port_listeners(g, where);
     example::announce(listeners[0], g[0]);
     g.stop_on({SIGINT, SIGTERM});
     g.run([&](cosock::scheduler& s, std::size_t i) -> task<> {

@@ -232,12 +232,7 @@ int run(const example::options& opt, int default_port, const char* program, Star
         }
         // A scheduler_group: the listeners are made before the threads run.
         cosock::scheduler_group g(threads, {.which = opt.backend()});
-        std::vector<cosock::socket> listeners;
-        cosock::address at = where;
-        for (std::size_t i = 0; i < threads; ++i) {
-            listeners.push_back(cosock::create_server(g[i], at, {.reuse_port = true}));
-            at = listeners.back().getsockname(); // port 0: the others share the port the first was given
-        }
+        std::vector<cosock::socket> listeners = example::reuse_port_listeners(g, where);
         example::announce(listeners[0], g[0]);
         g.stop_on({SIGINT, SIGTERM});
         g.run([&](cosock::scheduler& s, std::size_t i) -> cosock::task<> {

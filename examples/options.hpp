@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cosock/address.hpp>
+#include <cosock/create.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/signal.hpp>
 #include <cosock/socket.hpp>
+#include <cosock/threads.hpp>
 #include <cosock/time.hpp>
 
 #include <charconv>
@@ -129,6 +131,19 @@ class options {
 inline void announce(const cosock::socket& srv, cosock::scheduler& s) {
     std::printf("listening on %s (%s)\n", srv.getsockname().to_string().c_str(), std::string(s.backend_name()).c_str());
     std::fflush(stdout);
+}
+
+/// For --threads N: a SO_REUSEPORT listener on `where` for each scheduler of
+/// `g`, made before its threads run (a scheduler that runs nowhere yet may
+/// have sockets made for it from here). With port 0 the others take the port
+/// the first was given.
+inline std::vector<cosock::socket> reuse_port_listeners(cosock::scheduler_group& g, cosock::address where) {
+    std::vector<cosock::socket> listeners;
+    for (std::size_t i = 0; i < g.size(); ++i) {
+        listeners.push_back(cosock::create_server(g[i], where, {.reuse_port = true}));
+        where = listeners.back().getsockname();
+    }
+    return listeners;
 }
 
 /// The next connection. An accept that fails (out of descriptors: EMFILE,

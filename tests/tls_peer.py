@@ -30,39 +30,38 @@ def read_line(s):
     return data
 
 
+def serve_one(cert, key, **wrap):
+    """Listens on 127.0.0.1 (printing the port), accepts one connection and
+    returns it wrapped, server side."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        print("listening on 127.0.0.1:%d" % srv.getsockname()[1], flush=True)
+        srv.settimeout(30)
+        conn, _ = srv.accept()
+    conn.settimeout(30)
+    return ctx.wrap_socket(conn, server_side=True, **wrap)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "server":
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-        with socket.create_server(("127.0.0.1", 0)) as srv:
-            print("listening on 127.0.0.1:%d" % srv.getsockname()[1], flush=True)
-            srv.settimeout(30)
-            conn, _ = srv.accept()
-            conn.settimeout(30)
-            with ctx.wrap_socket(conn, server_side=True) as s:
-                line = read_line(s)
-                s.sendall(line.upper())
-                print("python got: " + line.decode().rstrip("\n"), flush=True)
-                s.unwrap().close()
+        with serve_one(sys.argv[2], sys.argv[3]) as s:
+            line = read_line(s)
+            s.sendall(line.upper())
+            print("python got: " + line.decode().rstrip("\n"), flush=True)
+            s.unwrap().close()
     elif mode == "echo-server":
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-        with socket.create_server(("127.0.0.1", 0)) as srv:
-            print("listening on 127.0.0.1:%d" % srv.getsockname()[1], flush=True)
-            srv.settimeout(30)
-            conn, _ = srv.accept()
-            conn.settimeout(30)
-            with ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False) as s:
-                total = 0
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    s.sendall(chunk)
-                    total += len(chunk)
-                s.unwrap().close()
-                print("python echoed %d bytes" % total, flush=True)
+        with serve_one(sys.argv[2], sys.argv[3], suppress_ragged_eofs=False) as s:
+            total = 0
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                s.sendall(chunk)
+                total += len(chunk)
+            s.unwrap().close()
+            print("python echoed %d bytes" % total, flush=True)
     elif mode == "pipeline":
         ctx = ssl.create_default_context(cafile=sys.argv[3])
         n = int(sys.argv[4])
