@@ -466,22 +466,38 @@ BACKEND_TEST("a task awaited by another ends on another thread; its caller conti
 }
 
 BACKEND_TEST("a channel in one thread's function, with waiters on another thread, may go first when the group stops") {
-    std::atomic<int> waiting{0};
-    cosock::scheduler_group g(2, {.which = B::value});
+    // Thread 0's frame, with the channel in it, is destroyed while thread 1's
+    // consumers wait on it, have just been handed a value, or are being
+    // destroyed themselves, in any order; repeated so that the orders occur.
+    std::atomic<int> received{0};
     auto consumer = [&](cosock::channel<int>& ch) -> task<> {
-        ++waiting;
-        while (co_await ch.receive()) {
-        }
+        if (co_await ch.receive()) ++received; // and touches `ch` no more
     };
-    g.run([&](cosock::scheduler&, std::size_t i) -> task<> {
-        if (i != 0) co_return;
-        cosock::channel<int> ch(8);
-        for (int k = 0; k < 4; ++k) g[1].post(consumer(ch));
-        co_await ch.send(1);
-        while (waiting.load() < 4) co_await cosock::sleep_for(1ms);
-        g.stop();
-        co_await cosock::sleep_for(1h); // destroyed, with the channel, before thread 1's waiters
-    });
+    for (int round = 0; round < 40; ++round) {
+        std::atomic<bool> all_waiting{false};
+        auto marker = [&]() -> task<> {
+            all_waiting = true;
+            co_return;
+        };
+        cosock::scheduler_group g(2, {.which = B::value});
+        g.run([&](cosock::scheduler&, std::size_t i) -> task<> {
+            if (i != 0) co_return;
+            cosock::channel<int> ch(8);
+            // Thread 1 runs what is posted in order, each task up to its first
+            // wait: once the marker has run, every consumer waits on `ch`.
+            for (int k = 0; k < 4; ++k) g[1].post(consumer(ch));
+            g[1].post(marker());
+            while (!all_waiting.load()) co_await cosock::sleep_for(1ms);
+            for (int v = 0; v < round % 5; ++v) { // hands a value to a waiting consumer
+                int value = v;
+                CHECK(ch.try_send(value));
+            }
+            g.stop();
+            co_await cosock::sleep_for(1h); // destroyed, with the channel, as thread 1's consumers are
+        });
+        CHECK(all_waiting.load());
+    }
+    CHECK(received.load() <= 80);
 }
 
 BACKEND_TEST("a scheduler stopped while it did not run starts its next run() afresh") {

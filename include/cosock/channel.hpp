@@ -16,7 +16,14 @@
 // next waiter. A waiting task ended by a stop request or a deadline
 // (with_timeout) leaves the queue untouched.
 //
-// The ring is allocated once, at construction: no allocation per message.
+// How a channel may go first: its lock and a `gone` flag live in a small
+// block shared with the tasks waiting on it (each takes a reference when it
+// starts to wait). The destructor, under that lock, wakes every waiter and
+// marks the block gone; a waiter that ends afterwards, on any thread, takes
+// the same lock, sees `gone` and touches the channel no more.
+//
+// The ring and that block are allocated once, at construction: no
+// allocation per message.
 // Every member function may be called from any thread; a channel must
 // outlive the tasks waiting on it. A task waiting on a channel keeps its
 // scheduler's run() going, as a pending operation does, since a task on
@@ -26,6 +33,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -74,14 +82,13 @@ class channel {
     /// scheduler_group stops), and makes them forget it. A channel is not
     /// destroyed while another thread is calling it.
     ~channel() {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(anchor_->mutex);
         closed_ = true;
-        for (auto* list : {&receivers_, &senders_})
-            while (waiter_node* w = list->pop_front()) {
-                w->orphaned = true;
-                wake(*w, false);
-            }
-        while (grant_link* g = granted_.pop_front()) g->waiter->orphaned = true;
+        anchor_->gone = true;
+        while (waiter_node* w = receivers_.pop_front()) wake(*w, false);
+        while (waiter_node* w = senders_.pop_front()) wake(*w, false);
+        while (granted_.pop_front()) {
+        }
     }
 
     /// `co_await ch.send(v)`: puts `v` at the end, waiting while the channel
@@ -97,7 +104,7 @@ class channel {
     /// ahead): true, `value` moved from; false, `value` untouched. Throws
     /// channel_closed on a closed channel. From any thread.
     bool try_send(T& value) {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(anchor_->mutex);
         if (closed_) throw channel_closed("cosock::channel: send on a closed channel");
         if (!senders_.empty() || free_places() == 0) return false;
         push(std::move(value));
@@ -105,7 +112,7 @@ class channel {
     }
     /// The value at the front if one can be taken now, else std::nullopt.
     std::optional<T> try_receive() {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(anchor_->mutex);
         if (!receivers_.empty() || free_values() == 0) return std::nullopt;
         return pop();
     }
@@ -113,19 +120,19 @@ class channel {
     /// Closes the channel: senders waiting or to come throw channel_closed;
     /// receivers take what is left, then get std::nullopt. Idempotent.
     void close() noexcept {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(anchor_->mutex);
         closed_ = true;
         while (waiter_node* w = receivers_.pop_front()) wake(*w, false);
         while (waiter_node* w = senders_.pop_front()) wake(*w, false);
     }
 
     bool closed() const {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(anchor_->mutex);
         return closed_;
     }
     /// Values in the channel now.
     std::size_t size() const {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(anchor_->mutex);
         return count_;
     }
     std::size_t capacity() const noexcept { return ring_.size(); }
@@ -140,9 +147,14 @@ class channel {
         detail::loop* where = nullptr;
         bool listed = false;
         bool granted = false;
-        bool used = false;     // the reservation was taken when the task ran
-        bool orphaned = false; // the channel was destroyed first: touch it no more
-        grant_link grant;      // on granted_ while woken with a reservation and not yet run
+        bool used = false; // the reservation was taken when the task ran
+        grant_link grant;  // on granted_ while woken with a reservation and not yet run
+    };
+    // What a waiting task shares with its channel, which may be destroyed
+    // first (see the top of this file).
+    struct anchor {
+        std::mutex mutex;
+        bool gone = false; // the channel was destroyed: touch it no more
     };
 
     // Shared by both awaiters: the wait, its cancellation and its end.
@@ -157,9 +169,8 @@ class channel {
         /// Its stop token or deadline ended the wait (loop thread).
         void on_end(detail::end_reason why) noexcept {
             waiter_node& n = slot_.node;
-            if (n.orphaned) return; // already woken by the channel's end
-            std::lock_guard lock(ch_->mutex_);
-            if (!n.listed) return; // already woken: it completes as woken
+            std::lock_guard lock(anchor_->mutex);
+            if (anchor_->gone || !n.listed) return; // already woken: it completes as woken
             list().erase(n);
             n.listed = false;
             ended_ = why;
@@ -173,9 +184,10 @@ class channel {
         // next waiter of its kind.
         ~waiting() {
             waiter_node& n = slot_.node;
-            if (!n.orphaned) {
-                std::lock_guard lock(ch_->mutex_);
-                if (n.listed) {
+            if (anchor_) {
+                std::lock_guard lock(anchor_->mutex);
+                if (anchor_->gone) {
+                } else if (n.listed) {
                     list().erase(n);
                     n.listed = false;
                 } else if (n.granted && !n.used) {
@@ -214,6 +226,7 @@ class channel {
             n.where = &slot_.owner_loop();
             n.where->expect_post(1); // another thread may wake it: the loop waits for it
             counted_ = true;
+            anchor_ = ch_->anchor_;
             n.listed = true;
             list().push_back(n);
             lock.unlock();
@@ -236,6 +249,7 @@ class channel {
         }
 
         channel* ch_;
+        std::shared_ptr<anchor> anchor_; // held from the start of a wait
         detail::end_reason ended_ = detail::end_reason::none;
         bool counted_ = false; // in the loop's expected work while it waits
         detail::wait_slot<waiting, waiter_node> slot_;
@@ -256,8 +270,8 @@ class channel {
         template <class Promise>
         bool await_suspend(std::coroutine_handle<Promise> h) {
             channel& c = *this->ch_;
-            std::unique_lock lock(c.mutex_);
-            if (c.closed_) return !(closed_ = true);
+            std::unique_lock lock(c.anchor_->mutex);
+            if (c.closed_) return false; // await_resume throws
             if (c.senders_.empty() && c.free_places() > 0) {
                 c.push(std::move(value_));
                 return !(sent_ = true);
@@ -269,17 +283,19 @@ class channel {
             this->settle("send");
             channel& c = *this->ch_;
             waiter_node& n = this->slot_.node;
-            if (!closed_ && n.granted && !n.orphaned) {
-                std::lock_guard lock(c.mutex_);
-                n.used = true;
-                --c.places_reserved_;
-                c.granted_.erase(n.grant);
-                // Given a place, but the channel closed before this sender ran:
-                // its value is refused like any send after close (receivers
-                // may already have seen the end).
-                if (!c.closed_) {
-                    c.push(std::move(value_));
-                    return;
+            if (this->anchor_) { // it waited (else the channel was closed when it came)
+                std::lock_guard lock(this->anchor_->mutex);
+                if (n.granted && !this->anchor_->gone) {
+                    n.used = true;
+                    --c.places_reserved_;
+                    c.granted_.erase(n.grant);
+                    // Given a place, but the channel closed before this sender
+                    // ran: its value is refused like any send after close
+                    // (receivers may already have seen the end).
+                    if (!c.closed_) {
+                        c.push(std::move(value_));
+                        return;
+                    }
                 }
             }
             throw channel_closed("cosock::channel: send on a closed channel");
@@ -291,7 +307,7 @@ class channel {
             c.grant_next_sender();
         }
         T value_;
-        bool sent_ = false, closed_ = false;
+        bool sent_ = false;
     };
 
     class receive_awaiter : public waiting<receive_awaiter> {
@@ -307,7 +323,7 @@ class channel {
         template <class Promise>
         bool await_suspend(std::coroutine_handle<Promise> h) {
             channel& c = *this->ch_;
-            std::unique_lock lock(c.mutex_);
+            std::unique_lock lock(c.anchor_->mutex);
             if (c.receivers_.empty() && c.free_values() > 0) {
                 value_ = c.pop();
                 return false;
@@ -318,10 +334,11 @@ class channel {
         std::optional<T> await_resume() {
             if (value_) return std::move(value_);
             this->settle("receive");
+            if (!this->anchor_) return std::nullopt; // closed and drained: it never waited
             waiter_node& n = this->slot_.node;
-            if (!n.granted || n.orphaned) return std::nullopt; // closed, or destroyed, while it waited
+            std::lock_guard lock(this->anchor_->mutex);
+            if (!n.granted || this->anchor_->gone) return std::nullopt; // closed, or destroyed, while it waited
             channel& c = *this->ch_;
-            std::lock_guard lock(c.mutex_);
             n.used = true;
             --c.values_reserved_;
             c.granted_.erase(n.grant);
@@ -337,7 +354,7 @@ class channel {
     };
 
   private:
-    // All below with mutex_ held.
+    // All below with anchor_->mutex held.
     std::size_t free_places() const noexcept { return ring_.size() - count_ - places_reserved_; }
     std::size_t free_values() const noexcept { return count_ - values_reserved_; }
 
@@ -387,7 +404,7 @@ class channel {
             w.where->post_node(w);
     }
 
-    mutable std::mutex mutex_;
+    std::shared_ptr<anchor> anchor_ = std::make_shared<anchor>();
     std::vector<std::optional<T>> ring_;
     std::size_t head_ = 0, count_ = 0;
     std::size_t values_reserved_ = 0; // for receivers woken and not yet run
