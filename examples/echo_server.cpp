@@ -52,7 +52,7 @@ int serve_threads(const example::options& opt, const cosock::address& where, std
     cosock::scheduler_group g(threads, {.which = opt.backend()});
     std::vector<cosock::socket> listeners = example::reuse_port_listeners(g, where);
     example::announce(listeners[0], g[0]);
-    g.stop_on({SIGINT, SIGTERM});
+    example::stop_on_interrupt(g);
     g.run([&](cosock::scheduler& s, std::size_t i) -> task<> {
         s.spawn(example::report_stats_on_sigusr1(s));
         co_await serve(s, std::move(listeners[i]));

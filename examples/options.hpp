@@ -8,7 +8,9 @@
 #include <cosock/address.hpp>
 #include <cosock/create.hpp>
 #include <cosock/scheduler.hpp>
+#if !COSOCK_WINDOWS
 #include <cosock/signal.hpp>
+#endif
 #include <cosock/socket.hpp>
 #include <cosock/threads.hpp>
 #include <cosock/time.hpp>
@@ -20,7 +22,9 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#if !COSOCK_WINDOWS
 #include <signal.h>
+#endif
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -161,6 +165,17 @@ inline cosock::task<cosock::accept_result> accept_patiently(cosock::socket& srv,
     }
 }
 
+/// SIGINT or SIGTERM stops the group's threads cleanly. POSIX only: on
+/// Windows, Ctrl-C ends the process as it does any console program.
+inline void stop_on_interrupt(cosock::scheduler_group& g) {
+#if COSOCK_WINDOWS
+    (void)g;
+#else
+    g.stop_on({SIGINT, SIGTERM});
+#endif
+}
+
+#if !COSOCK_WINDOWS
 namespace detail {
 inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, std::unique_ptr<cosock::signal_set> usr1) {
     for (;;) {
@@ -182,5 +197,9 @@ inline cosock::task<> print_stats_on_signal(cosock::scheduler& s, std::unique_pt
 inline cosock::task<> report_stats_on_sigusr1(cosock::scheduler& s) {
     return detail::print_stats_on_signal(s, std::make_unique<cosock::signal_set>(s, cosock::signal_list{SIGUSR1}));
 }
+#else
+/// Windows has no SIGUSR1: nothing to report on.
+inline cosock::task<> report_stats_on_sigusr1(cosock::scheduler&) { co_return; }
+#endif
 
 } // namespace example

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #endif
@@ -63,9 +64,18 @@ inline cosock::socket listener(cosock::scheduler& s, const char* host = "127.0.0
 struct temp_dir {
     std::filesystem::path path;
     temp_dir() {
+#if COSOCK_WINDOWS
+        std::random_device random;
+        for (int tries = 0; path.empty(); ++tries) {
+            auto p = std::filesystem::temp_directory_path() / ("cosock-test-" + std::to_string(random()));
+            if (std::filesystem::create_directory(p)) path = p;
+            else if (tries == 100) throw std::runtime_error("temp_dir: no fresh directory");
+        }
+#else
         std::string tmpl = (std::filesystem::temp_directory_path() / "cosock-test-XXXXXX").string();
         if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
         path = tmpl;
+#endif
     }
     ~temp_dir() {
         std::error_code ec;

@@ -4,11 +4,8 @@
 // blocks; host names go through cosock::getaddrinfo, off the loop thread.
 #pragma once
 
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <cosock/detail/platform.hpp>
+#include <cosock/detail/sys.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace cosock {
 
@@ -89,13 +87,13 @@ class address {
     /// Throws std::invalid_argument if len exceeds capacity(), is 1, or sa is
     /// null with a nonzero len.
     static address from_raw(const sockaddr* sa, socklen_t len) {
-        if (len > capacity())
+        if (too_long(len))
             throw std::invalid_argument("cosock::address::from_raw: length " + std::to_string(len) +
                                         " exceeds capacity " + std::to_string(capacity()));
         if (sa == nullptr && len != 0)
             throw std::invalid_argument("cosock::address::from_raw: null address with length " + std::to_string(len));
         address a;
-        if (len != 0) std::memcpy(&a.storage_, sa, len);
+        if (len != 0) std::memcpy(&a.storage_, sa, std::size_t(len));
         a.resize(len);
         return a;
     }
@@ -122,9 +120,9 @@ class address {
             if (in6.sin6_scope_id != 0) {
                 // A name reads better and survives re-numbering; an index that
                 // names no interface (any more) still round-trips as a number.
-                char name[IF_NAMESIZE] = {};
+                std::string name;
                 result += '%';
-                if (::if_indextoname(in6.sin6_scope_id, name) != nullptr)
+                if (detail::sys::interface_name(in6.sin6_scope_id, name))
                     result += name;
                 else
                     result += std::to_string(in6.sin6_scope_id);
@@ -206,10 +204,10 @@ class address {
     /// Throws std::invalid_argument if n exceeds capacity() or is 1 (too short
     /// for a family).
     void resize(socklen_t n) {
-        if (n > capacity())
+        if (too_long(n))
             throw std::invalid_argument("cosock::address::resize: length " + std::to_string(n) + " exceeds capacity " +
                                         std::to_string(capacity()));
-        if (n != 0 && n < sizeof(sa_family_t))
+        if (n != 0 && std::size_t(n) < sizeof(sockaddr::sa_family))
             throw std::invalid_argument("cosock::address::resize: length " + std::to_string(n) +
                                         " cannot hold an address family");
         size_ = n;
@@ -219,7 +217,7 @@ class address {
 
     /// Equal when the sizes and the first size() bytes match. Never throws.
     friend bool operator==(const address& a, const address& b) noexcept {
-        return a.size_ == b.size_ && std::memcmp(&a.storage_, &b.storage_, a.size_) == 0;
+        return a.size_ == b.size_ && std::memcmp(&a.storage_, &b.storage_, std::size_t(a.size_)) == 0;
     }
 
   private:
@@ -229,19 +227,27 @@ class address {
     // Bytes of sun_path counted in size_; never more than sun_path holds.
     std::size_t sun_bytes() const noexcept {
         if (size_ <= sun_offset) return 0;
-        const std::size_t n = size_ - sun_offset;
+        const std::size_t n = std::size_t(size_ - sun_offset);
         return n < sun_capacity ? n : sun_capacity;
     }
 
     // Bytes past size_ are kept zero so that == and the accessors never see
     // what an earlier, longer address or the kernel left behind.
-    void zero_tail() noexcept { std::memset(reinterpret_cast<char*>(&storage_) + size_, 0, capacity() - size_); }
+    void zero_tail() noexcept {
+        std::memset(reinterpret_cast<char*>(&storage_) + size_, 0, std::size_t(capacity() - size_));
+    }
+
+    // Longer than the storage, or negative (socklen_t is signed on Windows).
+    static bool too_long(socklen_t n) noexcept {
+        using u = std::make_unsigned_t<socklen_t>;
+        return u(n) > u(capacity());
+    }
 
     // The kernel reports a path with or without its NUL (and bind() accepts
     // both); counting exactly one keeps == meaningful. Abstract names are
     // binary, so their length is kept as reported.
     void normalize_unix() noexcept {
-        if (size_ > sizeof(sockaddr_un)) size_ = sizeof(sockaddr_un);
+        if (std::size_t(size_) > sizeof(sockaddr_un)) size_ = sizeof(sockaddr_un);
         if (size_ <= sun_offset || is_abstract()) {
             zero_tail();
             return;
@@ -319,7 +325,7 @@ class address {
             fail(prefix, "an interface name as scope (" + quote(scope) +
                              ") is only valid on a link-local address; give the interface's number");
         const std::string name(scope);
-        const unsigned index = name.find('\0') == std::string::npos ? ::if_nametoindex(name.c_str()) : 0;
+        const unsigned index = name.find('\0') == std::string::npos ? detail::sys::interface_index(name.c_str()) : 0;
         if (index == 0) fail(prefix, "unknown network interface " + quote(scope));
         return index;
     }

@@ -5,6 +5,8 @@
 // name says why.
 #pragma once
 
+#include <cosock/detail/os_category.hpp>
+
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -13,8 +15,11 @@
 #include <string_view>
 #include <system_error>
 
-#include <cosock/detail/epoll_backend.hpp>
 #include <cosock/detail/io_backend.hpp>
+#include <cosock/detail/platform.hpp>
+#if COSOCK_HAS_EPOLL
+#include <cosock/detail/epoll_backend.hpp>
+#endif
 #include <cosock/detail/poll_backend.hpp>
 #include <cosock/detail/select_backend.hpp>
 #include <cosock/detail/uring_backend.hpp>
@@ -65,12 +70,18 @@ inline std::unique_ptr<detail::io_backend> make_backend(cosock::backend which) {
     case cosock::backend::poll:
         return std::make_unique<poll_backend>();
     case cosock::backend::epoll:
+#if COSOCK_HAS_EPOLL
         return std::make_unique<epoll_backend>();
+#else
+        throw std::system_error(ENOSYS, detail::os_category(), "epoll backend unavailable: epoll is Linux's (use poll)");
+#endif
     case cosock::backend::io_uring:
 #ifdef COSOCK_HAS_LIBURING
         return std::make_unique<uring_backend>();
+#elif COSOCK_WINDOWS
+        throw std::system_error(ENOSYS, detail::os_category(), "io_uring backend unavailable: io_uring is Linux's (use poll)");
 #else
-        throw std::system_error(ENOSYS, std::system_category(),
+        throw std::system_error(ENOSYS, detail::os_category(),
                                 "io_uring backend unavailable: cosock was built without liburing "
                                 "(define COSOCK_HAS_LIBURING and link -luring, or use the Meson dependency)");
 #endif

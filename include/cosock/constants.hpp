@@ -3,9 +3,7 @@
 // can be passed as a plain int wherever these are taken.
 #pragma once
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
+#include <cosock/detail/platform.hpp>
 
 namespace cosock {
 
@@ -14,7 +12,10 @@ inline constexpr int af_unspec = AF_UNSPEC;
 inline constexpr int af_inet = AF_INET;
 inline constexpr int af_inet6 = AF_INET6;
 inline constexpr int af_unix = AF_UNIX;
+#ifdef AF_PACKET
+/// Linux's packet sockets, as Python's socket.AF_PACKET (not on Windows).
 inline constexpr int af_packet = AF_PACKET;
+#endif
 
 /// Socket types, as Python's socket.SOCK_*.
 inline constexpr int sock_stream = SOCK_STREAM;
@@ -36,13 +37,16 @@ inline constexpr int msg_trunc = MSG_TRUNC;
 /// Socket-level options for setsockopt and getsockopt, as Python's socket.SOL_SOCKET and SO_*.
 inline constexpr int sol_socket = SOL_SOCKET;
 inline constexpr int so_reuseaddr = SO_REUSEADDR;
-inline constexpr int so_reuseport = SO_REUSEPORT;
 inline constexpr int so_keepalive = SO_KEEPALIVE;
 inline constexpr int so_rcvbuf = SO_RCVBUF;
 inline constexpr int so_sndbuf = SO_SNDBUF;
 inline constexpr int so_error = SO_ERROR;
 inline constexpr int so_linger = SO_LINGER;
 inline constexpr int so_broadcast = SO_BROADCAST;
+#ifdef SO_REUSEPORT
+/// Python's socket.SO_REUSEPORT, where the system has it (not on Windows).
+inline constexpr int so_reuseport = SO_REUSEPORT;
+#endif
 
 /// Protocols and protocol-level options, as Python's socket.IPPROTO_*, TCP_NODELAY and IPV6_V6ONLY.
 inline constexpr int ipproto_tcp = IPPROTO_TCP;

@@ -11,7 +11,10 @@
 #include <cosock/resolve.hpp>
 #include <cosock/scheduler.hpp>
 #include <cosock/select.hpp>
-#include <cosock/signal.hpp>
+#include <cosock/detail/platform.hpp>
+#if !COSOCK_WINDOWS
+#include <cosock/signal.hpp> // POSIX signals
+#endif
 #include <cosock/socket.hpp>
 #include <cosock/task.hpp>
 #include <cosock/threads.hpp>

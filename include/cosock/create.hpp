@@ -176,11 +176,19 @@ inline socket create_server(scheduler& s, const address& addr, const server_opti
     if (options.backlog && *options.backlog < 0)
         throw std::invalid_argument(who + "negative backlog " + std::to_string(*options.backlog));
 
+#ifndef SO_REUSEPORT
+    if (options.reuse_port) throw std::invalid_argument(who + "reuse_port: SO_REUSEPORT is not supported on this system");
+#endif
     socket sock{s, family, sock_stream};
-    // As Python: set for every family, and a family without a use for it may refuse.
+#if !COSOCK_WINDOWS
+    // As Python: set for every family, and a family without a use for it may
+    // refuse. Not on Windows, where it would let another socket take the port.
     int one = 1;
     (void)detail::sys::setsockopt(sock.fileno(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#endif
+#ifdef SO_REUSEPORT
     if (options.reuse_port) sock.setsockopt(sol_socket, so_reuseport, 1);
+#endif
     if (family == af_inet6) sock.setsockopt(ipproto_ipv6, ipv6_v6only, options.dualstack_ipv6 ? 0 : 1);
     sock.bind(addr);
     if (options.backlog)

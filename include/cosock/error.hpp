@@ -1,10 +1,15 @@
 // Errors are exceptions, as in Python: std::system_error carrying the errno in
-// std::system_category() and the name of the failed operation. End of stream
-// is not an error (recv yields 0).
+// std::system_category() (on Windows, cosock's own errno category) and the
+// name of the failed operation. End of stream is not an error (recv yields 0).
 #pragma once
 
+#include <cosock/detail/os_category.hpp>
+
+#include <cerrno>
 #include <string>
 #include <system_error>
+
+#include <cosock/detail/os_category.hpp>
 
 namespace cosock {
 
@@ -38,7 +43,7 @@ class cancelled_error : public std::exception {
 /// ETIMEDOUT becomes timeout_error; everything else a std::system_error.
 [[noreturn]] inline void throw_error(int res, const std::string& what) {
     if (res == -ETIMEDOUT) throw timeout_error(what + ": timed out");
-    throw std::system_error(-res, std::system_category(), what);
+    throw std::system_error(-res, detail::os_category(), what);
 }
 
 namespace detail {

@@ -5,7 +5,10 @@
 // converted at once, on the loop thread, with no thread at all.
 #pragma once
 
-#include <netdb.h>
+#include <cosock/detail/os_category.hpp>
+
+#include <cosock/detail/platform.hpp>
+#include <cosock/detail/sys.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -144,13 +147,18 @@ inline gai_answer call_getaddrinfo(const gai_request& r, int extra_flags, getadd
     hints.ai_flags = r.flags | extra_flags;
     addrinfo* list = nullptr;
     gai_answer a;
+    if (int e = detail::sys::start_sockets(); e < 0) {
+        a.rc = EAI_SYSTEM;
+        a.sys_errno = -e;
+        return a;
+    }
     a.rc = fn(r.host.empty() ? nullptr : r.host.c_str(), r.port.empty() ? nullptr : r.port.c_str(), &hints, &list);
     if (a.rc == EAI_SYSTEM) a.sys_errno = errno;
     if (a.rc != 0) return a;
     std::unique_ptr<addrinfo, void (*)(addrinfo*)> owner(list, [](addrinfo* p) { ::freeaddrinfo(p); });
     for (const addrinfo* ai = list; ai; ai = ai->ai_next)
         a.entries.push_back({ai->ai_family, ai->ai_socktype, ai->ai_protocol, ai->ai_canonname ? ai->ai_canonname : "",
-                             address::from_raw(ai->ai_addr, ai->ai_addrlen)});
+                             address::from_raw(ai->ai_addr, socklen_t(ai->ai_addrlen))});
     return a;
 }
 
@@ -165,7 +173,7 @@ inline std::optional<gai_answer> resolve_numeric(const gai_request& r) {
 
 inline std::vector<addrinfo_entry> entries_or_throw(gai_answer a, const gai_request& r) {
     // Python raises OSError with the errno for EAI_SYSTEM.
-    if (a.rc == EAI_SYSTEM && a.sys_errno != 0) throw std::system_error(a.sys_errno, std::system_category(), r.what());
+    if (a.rc == EAI_SYSTEM && a.sys_errno != 0) throw std::system_error(a.sys_errno, detail::os_category(), r.what());
     if (a.rc != 0) throw gaierror(a.rc, r.what());
     return std::move(a.entries);
 }

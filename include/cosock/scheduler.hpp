@@ -3,7 +3,7 @@
 //
 // A scheduler is single-threaded: create it, spawn and run on one thread.
 // Other threads reach it through three doors only, each taking one mutex and
-// waking the loop through its eventfd: post() (a function, or a task to
+// waking the loop through its waker (an eventfd on Linux): post() (a function, or a task to
 // spawn), stop(), and the incoming queue cosock's own awaiters use to resume
 // a coroutine here from elsewhere (resume_on, channels: loop::post_node).
 // Methods not marked noexcept may throw std::system_error (a failed wait) or
@@ -111,10 +111,10 @@ class loop {
     /// Hands `op` to the backend to wait (see io_backend::arm); epoll's is
     /// called directly.
     [[gnu::always_inline]] void arm(io_op& op) {
-        if (epoll_)
-            epoll_->arm_here(op);
-        else
-            io_->arm(op);
+#if COSOCK_HAS_EPOLL
+        if (epoll_) return epoll_->arm_here(op);
+#endif
+        io_->arm(op);
     }
     /// A reference to the scheduler that knows when it is gone (for sockets).
     const scheduler_ref& ref() const noexcept { return anchor_ref_; }
@@ -164,7 +164,7 @@ class loop {
             incoming_.push_back(n);
             incoming_count_.fetch_add(1, std::memory_order_relaxed);
         }
-        if (was_empty) sys::eventfd_add(wake_fd_, 1);
+        if (was_empty) sys::wake(waker_);
     }
     /// Withdraws `n` (its frame is being destroyed) wherever post_node put
     /// it: still incoming, or already in the ready queue. On the loop thread.
@@ -193,19 +193,24 @@ class loop {
     // The wake-up descriptor is made first, so that with few descriptors left
     // `automatic` falls back to a backend that needs none of its own.
     explicit loop(cosock::backend which)
-        : wake_fd_(make_wake_fd()), io_(backend_or_close_wake_fd(which)),
-          readiness_(kind_ == cosock::backend::io_uring ? nullptr : static_cast<readiness_backend*>(io_.get())),
-          epoll_(kind_ == cosock::backend::epoll ? static_cast<epoll_backend*>(io_.get()) : nullptr) {}
-    ~loop() { sys::close(wake_fd_); }
+        : waker_(make_waker()), io_(backend_or_close_waker(which)),
+          readiness_(kind_ == cosock::backend::io_uring ? nullptr : static_cast<readiness_backend*>(io_.get())) {
+#if COSOCK_HAS_EPOLL
+        epoll_ = kind_ == cosock::backend::epoll ? static_cast<epoll_backend*>(io_.get()) : nullptr;
+#endif
+    }
+    ~loop() { sys::close_waker(waker_); }
 
     static constexpr unsigned inline_budget = 64;
 
     cosock::backend kind_ = cosock::backend::automatic;
-    int wake_fd_;                    // an eventfd that post() writes to
+    sys::waker waker_;               // what post() wakes the loop with
     std::unique_ptr<io_backend> io_; // outlives every frame the scheduler destroys
     // The same backend, for the calls made without a virtual call (or null).
     readiness_backend* readiness_; // select, poll or epoll
-    epoll_backend* epoll_;
+#if COSOCK_HAS_EPOLL
+    epoll_backend* epoll_ = nullptr;
+#endif
     scheduler_anchor* anchor_ = nullptr; // owned by anchor_ref_ and the sockets' references
     scheduler_ref anchor_ref_;
     ready_queue ready_;
@@ -219,16 +224,16 @@ class loop {
     std::vector<std::pair<const void*, std::unique_ptr<loop_service>>> services_;
 
   private:
-    static int make_wake_fd() {
-        int fd = sys::eventfd();
-        if (fd < 0) throw std::system_error(-fd, std::system_category(), "eventfd");
-        return fd;
+    static sys::waker make_waker() {
+        sys::waker w;
+        if (int r = sys::open_waker(w); r < 0) throw std::system_error(-r, os_category(), "cosock: the loop's waker");
+        return w;
     }
-    std::unique_ptr<io_backend> backend_or_close_wake_fd(cosock::backend which) {
+    std::unique_ptr<io_backend> backend_or_close_waker(cosock::backend which) {
         try {
             return choose_backend(which, kind_);
         } catch (...) {
-            sys::close(wake_fd_);
+            sys::close_waker(waker_);
             throw;
         }
     }
@@ -267,9 +272,9 @@ class scheduler final : private detail::task_owner, private detail::loop {
     explicit scheduler(backend which = backend::automatic) : detail::loop(which) {
         anchor_ = new detail::scheduler_anchor{this, {0}};
         anchor_ref_ = detail::scheduler_ref(anchor_);
-        wake_.fd = wake_fd_;
+        wake_.fd = waker_.fd;
         wake_.type = &detail::ops::wait_readable;
-        wake_.tried = true; // every arm follows a read of the eventfd (or finds it fresh)
+        wake_.tried = true; // every arm follows a drain of the waker (or finds it fresh)
         wake_.owner = this;
         wake_.callback = [](detail::ready_node& n) { static_cast<wake_op&>(n).owner->run_posted(); };
     }
@@ -380,7 +385,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
             std::lock_guard lock(post_mutex_);
             posted_.push_back(std::move(fn));
         }
-        detail::sys::eventfd_add(wake_fd_, 1);
+        detail::sys::wake(waker_);
     }
 
     /// spawn() from any thread: `t` starts on this scheduler's thread soon,
@@ -400,7 +405,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
     /// waiting on another thread wakes to return.
     void stop() noexcept {
         stop_requested_.store(true, std::memory_order_relaxed);
-        if (current_ != this) detail::sys::eventfd_add(wake_fd_, 1);
+        if (current_ != this) detail::sys::wake(waker_);
     }
 
     /// Replaces the handler for exceptions escaping spawned tasks. The handler
@@ -526,10 +531,10 @@ class scheduler final : private detail::task_owner, private detail::loop {
         }
     }
 
-    // The wake-up op completed: drain the eventfd, queue what other threads
+    // The wake-up op completed: drain the waker, queue what other threads
     // posted, run the posted functions, re-arm.
     void run_posted() {
-        detail::sys::eventfd_take(wake_fd_);
+        detail::sys::drain(waker_);
         std::vector<std::function<void()>> batch;
         {
             std::lock_guard lock(post_mutex_);
@@ -625,7 +630,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
     scheduler_stats stats_;
     struct wake_op : detail::io_op {
         scheduler* owner = nullptr;
-    } wake_;                                    // waits on wake_fd_ while a run() is active
+    } wake_;                                    // waits on waker_ while a run() is active
     std::vector<std::function<void()>> posted_; // guarded by post_mutex_
     static inline thread_local scheduler* current_ = nullptr;
 

@@ -11,7 +11,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <optional>
-#include <poll.h>
+#include <cosock/detail/platform.hpp>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -135,9 +135,9 @@ select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, con
                            const std::vector<int>& closed) {
     std::vector<pollfd> fds;
     fds.reserve(r.size() + w.size() + x.size());
-    for (const T& e : r) fds.push_back({fileno_of(e), POLLIN, 0});
-    for (const T& e : w) fds.push_back({fileno_of(e), POLLOUT, 0});
-    for (const T& e : x) fds.push_back({fileno_of(e), POLLPRI, 0});
+    for (const T& e : r) fds.push_back(sys::make_pollfd(fileno_of(e), POLLIN));
+    for (const T& e : w) fds.push_back(sys::make_pollfd(fileno_of(e), POLLOUT));
+    for (const T& e : x) fds.push_back(sys::make_pollfd(fileno_of(e), sys::poll_urgent));
     int n;
     while ((n = sys::poll(fds.data(), fds.size(), 0)) == -EINTR) { // PEP 475: a signal is not an answer
     }
@@ -147,15 +147,15 @@ select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, con
     // Errors and hang-ups count as ready, as in select(2): the next call reports them.
     auto ready = [&](short want) {
         const pollfd& p = fds[i++];
-        return p.fd < 0 || (p.revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0 ||
-               std::find(closed.begin(), closed.end(), p.fd) != closed.end();
+        return int(p.fd) < 0 || (p.revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0 ||
+               std::find(closed.begin(), closed.end(), int(p.fd)) != closed.end();
     };
     for (const T& e : r)
         if (ready(POLLIN)) out.readable.push_back(e);
     for (const T& e : w)
         if (ready(POLLOUT)) out.writable.push_back(e);
     for (const T& e : x)
-        if (ready(POLLPRI)) out.exceptional.push_back(e);
+        if (ready(sys::poll_urgent)) out.exceptional.push_back(e);
     return out;
 }
 

@@ -11,6 +11,11 @@
 // disposition a signal had is restored when its last set goes.
 #pragma once
 
+#include <cosock/detail/platform.hpp>
+#if COSOCK_WINDOWS
+#error "cosock/signal.hpp: POSIX signals; Windows has no signal sets (see docs/windows.md)"
+#endif
+
 #include <algorithm>
 #include <array>
 #include <concepts>
@@ -214,7 +219,7 @@ class signal_port final : public loop_service {
     /// it came, then to their waiters.
     void collect() noexcept {
         if (fd_ < 0) return;
-        sys::eventfd_take(fd_); // before the counts: a later arrival writes again
+        sys::drain({fd_}); // before the counts: a later arrival writes again
         struct arrival {
             std::uint64_t first;
             std::uint32_t count;
@@ -260,16 +265,15 @@ class signal_port final : public loop_service {
     };
 
     void open() {
-        int fd = sys::eventfd();
-        if (fd < 0) throw std::system_error(-fd, std::system_category(), "cosock: eventfd for signals");
+        sys::waker w;
+        if (int r = sys::open_waker(w); r < 0) throw std::system_error(-r, os_category(), "cosock: eventfd for signals");
         try {
-            slot_ = signal_hub::get().take_slot(fd);
+            slot_ = signal_hub::get().take_slot(w.fd);
         } catch (...) {
-            sys::close(fd);
+            sys::close_waker(w);
             throw;
         }
-        fd_ = fd;
-        op_.fd = fd;
+        fd_ = op_.fd = w.fd;
     }
 
     void close() noexcept {

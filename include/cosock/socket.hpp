@@ -19,7 +19,7 @@
 #include <string>
 #include <utility>
 
-#include <sys/uio.h>
+#include <cosock/detail/platform.hpp>
 
 #include <cosock/address.hpp>
 #include <cosock/buffer.hpp>
@@ -81,15 +81,9 @@ class socket {
     /// is left open and untouched (apart from O_NONBLOCK).
     static socket from_fd(scheduler& s, int fd) {
         socket sock;
-        auto opt = [fd](int name) {
-            int v = 0;
-            socklen_t len = sizeof v;
-            detail::check(detail::sys::getsockopt(fd, SOL_SOCKET, name, &v, &len),
-                          ("from_fd(" + std::to_string(fd) + ")").c_str());
-            return v;
-        };
-        int family = opt(SO_DOMAIN), type = opt(SO_TYPE), proto = opt(SO_PROTOCOL);
-        detail::check(detail::sys::set_nonblocking(fd), "from_fd: fcntl(O_NONBLOCK)");
+        int family = 0, type = 0, proto = 0;
+        detail::check(detail::sys::socket_kind(fd, family, type, proto), ("from_fd(" + std::to_string(fd) + ")").c_str());
+        detail::check(detail::sys::set_nonblocking(fd), "from_fd: making it non-blocking");
         sock.sched_ = detail::loop_of(s).ref();
         sock.fd_ = fd;
         sock.family_ = family;
@@ -253,7 +247,7 @@ class socket {
     std::size_t getsockopt(int level, int name, std::span<std::byte> out) const {
         socklen_t len = socklen_t(out.size());
         detail::check(detail::sys::getsockopt(open_fd("getsockopt"), level, name, out.data(), &len), "getsockopt");
-        return len;
+        return std::size_t(len);
     }
 
     /// `co_await accept()` → accept_result{conn, address}.
@@ -350,9 +344,8 @@ class socket {
     }
 
     int read_protocol(int fallback) const noexcept {
-        int v = 0;
-        socklen_t len = sizeof v;
-        return detail::sys::getsockopt(fd_, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 ? fallback : v;
+        int family = 0, type = 0, proto = 0;
+        return detail::sys::socket_kind(fd_, family, type, proto) < 0 ? fallback : proto;
     }
 
     // What an operation takes from the socket when it is made; throws when
@@ -416,8 +409,11 @@ class accept_awaiter : public op_awaiter {
 
 inline accept_operation socket::accept() { return accept_operation({args("accept"), family_, type_, proto_}); }
 
-/// A connected pair of sockets, like Python's socket.socketpair().
-inline std::pair<socket, socket> socketpair(scheduler& s, int family = af_unix, int type = sock_stream, int proto = 0) {
+/// A connected pair of sockets, like Python's socket.socketpair(): AF_UNIX
+/// by default, AF_INET on Windows, where it is a loopback TCP connection
+/// (AF_INET or AF_INET6, SOCK_STREAM only).
+inline std::pair<socket, socket> socketpair(scheduler& s, int family = COSOCK_WINDOWS ? af_inet : af_unix,
+                                            int type = sock_stream, int proto = 0) {
     int fds[2];
     detail::check(detail::sys::socketpair(family, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), proto, fds), "socketpair");
     std::pair<socket, socket> p;

@@ -21,8 +21,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <pthread.h>
-#include <sched.h>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -34,7 +32,9 @@
 
 #include <cosock/error.hpp>
 #include <cosock/scheduler.hpp>
-#include <cosock/signal.hpp>
+#if !COSOCK_WINDOWS
+#include <cosock/signal.hpp> // stop_on: POSIX signals
+#endif
 #include <cosock/task.hpp>
 #include <cosock/time.hpp>
 
@@ -206,6 +206,7 @@ class scheduler_group {
         start(std::move(fn));
         join();
     }
+#if !COSOCK_WINDOWS
     /// Stops the group when one of `signals` arrives (e.g. {SIGINT, SIGTERM}):
     /// caught from this call on, watched by a task on the first thread. Once
     /// every function has ended the watch ends too, so it does not keep the
@@ -220,6 +221,7 @@ class scheduler_group {
         // The first scheduler runs nowhere yet: its set may be made here.
         slots_[0]->spawn(watch(std::make_unique<signal_set>(*slots_[0], signals)));
     }
+#endif
 
     /// Ends every thread's loop soon; from any thread, once or many times.
     void stop() noexcept {
@@ -292,6 +294,7 @@ class scheduler_group {
         }
     }
 
+#if !COSOCK_WINDOWS
     template <int = 0>
     task<> watch(std::unique_ptr<signal_set> set) {
         try {
@@ -300,6 +303,7 @@ class scheduler_group {
         } catch (const cancelled_error&) { // every function ended first
         }
     }
+#endif
 
     void fail(std::exception_ptr e) noexcept {
         {
@@ -310,18 +314,8 @@ class scheduler_group {
     }
 
     void pin(std::size_t i) const {
-        cpu_set_t allowed;
-        CPU_ZERO(&allowed);
-        if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-        std::vector<std::size_t> cpus;
-        for (std::size_t c = 0; c < CPU_SETSIZE; ++c)
-            if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-        if (cpus.empty()) return;
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpus[i % cpus.size()], &one);
-        if (int r = pthread_setaffinity_np(pthread_self(), sizeof one, &one); r != 0)
-            throw std::system_error(r, std::system_category(),
+        if (int r = detail::sys::pin_this_thread(i); r < 0)
+            throw std::system_error(-r, detail::os_category(),
                                     "cosock::scheduler_group: pinning thread " + std::to_string(i));
     }
 

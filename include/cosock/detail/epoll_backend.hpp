@@ -13,6 +13,8 @@
 // and the ops of one closed or reopened complete with EBADF.
 #pragma once
 
+#include <cosock/detail/os_category.hpp>
+
 #include <cstdint>
 #include <string>
 #include <sys/epoll.h>
@@ -27,7 +29,7 @@ namespace cosock::detail {
 class epoll_backend final : public readiness_backend {
   public:
     epoll_backend() : readiness_backend(false), epfd_(sys::epoll_create()) {
-        if (epfd_ < 0) throw std::system_error(-epfd_, std::system_category(), "epoll_create1");
+        if (epfd_ < 0) throw std::system_error(-epfd_, os_category(), "epoll_create1");
     }
     ~epoll_backend() override { sys::close(epfd_); }
     epoll_backend(const epoll_backend&) = delete;
@@ -74,7 +76,7 @@ class epoll_backend final : public readiness_backend {
         int n;
         while ((n = sys::epoll_wait(epfd_, events_.data(), int(events_.size()), timeout_ms)) == -EINTR)
             if (timeout_ms > 0) timeout_ms = remaining_ms(deadline);
-        if (n < 0) throw std::system_error(-n, std::system_category(), "epoll_wait");
+        if (n < 0) throw std::system_error(-n, os_category(), "epoll_wait");
         for (int i = 0; i < n; ++i) {
             int fd = events_[std::size_t(i)].data.fd;
             std::uint32_t ev = events_[std::size_t(i)].events;
@@ -132,7 +134,7 @@ class epoll_backend final : public readiness_backend {
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.fd = fd;
         if (int r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev); r < 0)
-            throw std::system_error(-r, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
+            throw std::system_error(-r, os_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
         fds_[std::size_t(fd)].flags = foreign ? registered | transient : registered;
     }
 
@@ -145,7 +147,7 @@ class epoll_backend final : public readiness_backend {
         ev.data.fd = fd;
         int r = sys::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
         if (r == -ENOENT) r = sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
-        if (r < 0) throw std::system_error(-r, std::system_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
+        if (r < 0) throw std::system_error(-r, os_category(), "epoll_ctl(ADD, " + std::to_string(fd) + ")");
         std::uint8_t& f = fds_[std::size_t(fd)].flags;
         f = std::uint8_t(f & ~(transient | drained_read | drained_write));
     }

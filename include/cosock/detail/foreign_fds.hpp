@@ -7,8 +7,6 @@
 // Used by every backend, from its arm, wait and op-removal paths.
 #pragma once
 
-#include <sys/stat.h>
-#include <sys/types.h>
 #include <vector>
 
 #include <cosock/detail/sys.hpp>
@@ -27,9 +25,9 @@ class foreign_fds {
                 return;
             }
         gone_.reserve(list_.size() + 1);
-        struct stat st {};
-        (void)sys::fstat(fd, &st); // a bad descriptor fails the op's own registration
-        list_.push_back({fd, st.st_dev, st.st_ino, 1});
+        sys::file_identity id;
+        (void)sys::identify(fd, id); // a bad descriptor fails the op's own registration
+        list_.push_back({fd, id, 1});
     }
 
     /// One op fewer waits on `fd`.
@@ -50,8 +48,8 @@ class foreign_fds {
     void for_each_gone(F f) {
         gone_.clear();
         for (const entry& e : list_) {
-            struct stat st {};
-            if (sys::fstat(e.fd, &st) < 0 || st.st_dev != e.dev || st.st_ino != e.ino) gone_.push_back(e.fd);
+            sys::file_identity id;
+            if (!sys::identify(e.fd, id) || !(id == e.id)) gone_.push_back(e.fd);
         }
         for (int fd : gone_) f(fd);
     }
@@ -59,8 +57,7 @@ class foreign_fds {
   private:
     struct entry {
         int fd;
-        dev_t dev;
-        ino_t ino;
+        sys::file_identity id;
         unsigned ops;
     };
     std::vector<entry> list_;

@@ -19,6 +19,7 @@
 
 #include <cosock/detail/intrusive_list.hpp>
 #include <cosock/detail/io_op.hpp>
+#include <cosock/detail/sys.hpp>
 
 namespace cosock::detail {
 
@@ -37,7 +38,9 @@ inline void complete(io_op& op, int res, ready_queue& ready) noexcept {
 inline std::atomic<std::uint64_t> fork_generation{0};
 inline void count_fork_generations() noexcept {
     static const bool registered = [] {
+#if !COSOCK_WINDOWS // no fork() there
         ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+#endif
         return true;
     }();
     (void)registered;
@@ -107,14 +110,15 @@ class io_backend {
     std::uint64_t born_ = fork_generation.load(std::memory_order_relaxed);
 };
 
-/// Makes a per-descriptor table hold `fd`. It grows by doubling, from 64
-/// entries, so that the descriptors a process opens next rarely grow it again
-/// (a new connection costs no allocation).
+/// Makes a per-descriptor table hold `fd` (at sys::slot(fd)). It grows by
+/// doubling, from 64 entries, so that the descriptors a process opens next
+/// rarely grow it again (a new connection costs no allocation).
 template <class Table>
 void hold_fd(Table& table, int fd) {
-    if (std::size_t(fd) < table.size()) return;
+    std::size_t at = sys::slot(fd);
+    if (at < table.size()) return;
     std::size_t n = std::max<std::size_t>(64, table.size());
-    while (n <= std::size_t(fd)) n *= 2;
+    while (n <= at) n *= 2;
     table.resize(n);
 }
 

@@ -13,7 +13,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <sys/socket.h>
+#include <cosock/detail/platform.hpp>
 
 #include <cosock/detail/intrusive_list.hpp>
 

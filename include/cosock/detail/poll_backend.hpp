@@ -1,7 +1,10 @@
-// poll(2): no descriptor limit, but the kernel scans every registered
-// descriptor on each wait, so a wait costs O(descriptors of interest).
+// poll(2) (WSAPoll on Windows): no descriptor limit, but the kernel scans
+// every registered descriptor on each wait, so a wait costs O(descriptors of
+// interest).
 // Made by backend.hpp; driven through io_backend (see readiness_backend).
 #pragma once
+
+#include <cosock/detail/os_category.hpp>
 
 #include <system_error>
 #include <vector>
@@ -20,37 +23,37 @@ class poll_backend final : public readiness_backend {
         int n;
         while ((n = sys::poll(pfds_.data(), pfds_.size(), timeout_ms)) == -EINTR)
             if (timeout_ms > 0) timeout_ms = remaining_ms(deadline);
-        if (n < 0) throw std::system_error(-n, std::system_category(), "poll");
+        if (n < 0) throw std::system_error(-n, os_category(), "poll");
         // Dispatching changes pfds_, so take the results out first.
         fired_.clear();
         for (const pollfd& p : pfds_)
             if (p.revents && n-- > 0) fired_.push_back(p);
         for (const pollfd& p : fired_) {
             bool err = p.revents & (POLLERR | POLLHUP | POLLNVAL);
-            dispatch(p.fd, err || (p.revents & POLLIN), err || (p.revents & POLLOUT), ready, true);
+            dispatch(int(p.fd), err || (p.revents & POLLIN), err || (p.revents & POLLOUT), ready, true);
         }
     }
 
   private:
     void interest(int fd, bool read, bool write) override {
-        if (std::size_t(fd) >= index_.size()) index_.resize(fds_.size(), -1);
-        int& at = index_[std::size_t(fd)];
+        if (sys::slot(fd) >= index_.size()) index_.resize(fds_.size(), -1);
+        int& at = index_[sys::slot(fd)];
         short events = short((read ? POLLIN : 0) | (write ? POLLOUT : 0));
         if (events && at < 0) {
             at = int(pfds_.size());
-            pfds_.push_back({fd, events, 0});
+            pfds_.push_back(sys::make_pollfd(fd, events));
         } else if (events) {
             pfds_[std::size_t(at)].events = events;
         } else if (at >= 0) {
             pfds_[std::size_t(at)] = pfds_.back();
-            index_[std::size_t(pfds_.back().fd)] = at;
+            index_[sys::slot(int(pfds_.back().fd))] = at;
             pfds_.pop_back();
             at = -1;
         }
     }
 
     std::vector<pollfd> pfds_;
-    std::vector<int> index_; // fd -> position in pfds_, or -1
+    std::vector<int> index_; // sys::slot(fd) -> position in pfds_, or -1
     std::vector<pollfd> fired_;
 };
 

@@ -11,7 +11,8 @@
 // first try (the op is armed `tried`), a failed try at dispatch, a short recv.
 //
 // Everything kept per descriptor (the guesses and both lists) is one entry of
-// one table, indexed by the descriptor, one cache line each: an op's start,
+// one table, indexed by the descriptor (sys::slot: on Windows a SOCKET / 4),
+// one cache line each: an op's start,
 // its arm and a dispatch each check one bound and touch one line.
 #pragma once
 
@@ -27,9 +28,9 @@ class readiness_backend : public io_backend {
   public:
     // Final: the scheduler calls it without a virtual call (see loop::first_step).
     [[gnu::always_inline]] start first_step(const io_op& op, bool) noexcept final {
-        if (std::size_t(op.fd) >= fds_.size()) [[unlikely]]
+        if (sys::slot(op.fd) >= fds_.size()) [[unlikely]]
             return start::now;
-        const fd_state& st = fds_[std::size_t(op.fd)];
+        const fd_state& st = fds_[sys::slot(op.fd)];
         direction d = op.type->dir;
         if (!st.of(d).empty()) return start::behind_others;
         // Urgent data raises no readiness: only a try tells.
@@ -38,7 +39,7 @@ class readiness_backend : public io_backend {
 
     void arm(io_op& op) override {
         hold_fd(fds_, op.fd);
-        fd_state& st = fds_[std::size_t(op.fd)];
+        fd_state& st = fds_[sys::slot(op.fd)];
         op_fifo& list = st.of(op.type->dir);
         bool first = list.empty();
         if (op.foreign) foreign_.add(op.fd);
@@ -54,7 +55,7 @@ class readiness_backend : public io_backend {
     }
 
     void cancel(io_op& op, ready_queue&) noexcept override {
-        fd_state& st = fds_[std::size_t(op.fd)];
+        fd_state& st = fds_[sys::slot(op.fd)];
         op_fifo& list = st.of(op.type->dir);
         list.erase(op);
         op.state = op_state::idle;
@@ -68,20 +69,20 @@ class readiness_backend : public io_backend {
     }
 
     void release_fd(int fd, bool, ready_queue& ready) noexcept override {
-        if (fd < 0 || std::size_t(fd) >= fds_.size()) return;
+        if (fd < 0 || sys::slot(fd) >= fds_.size()) return;
         fail_all(fd, -ECANCELED, end_reason::closed, ready);
-        fds_[std::size_t(fd)].flags = 0;
+        fds_[sys::slot(fd)].flags = 0;
     }
 
     // A short read is only a guess that the queue is empty; after the end of
     // the stream or an error (sticky) no edge would come to correct it.
     void completed_at_once(const io_op& op, int res) noexcept override {
-        if (drained_by(op, res) && std::size_t(op.fd) < fds_.size()) note_short_read(fds_[std::size_t(op.fd)].flags);
+        if (drained_by(op, res) && sys::slot(op.fd) < fds_.size()) note_short_read(fds_[sys::slot(op.fd)].flags);
     }
 
     void cancel_all(ready_queue& ready) noexcept override {
-        for (std::size_t fd = 0; fd < fds_.size() && waiting_ > 0; ++fd)
-            fail_all(int(fd), -ECANCELED, end_reason::none, ready);
+        for (std::size_t at = 0; at < fds_.size() && waiting_ > 0; ++at)
+            fail_all(sys::fd_at(at), -ECANCELED, end_reason::none, ready);
     }
 
     std::size_t waiting() const noexcept override { return waiting_; }
@@ -168,7 +169,7 @@ class readiness_backend : public io_backend {
     /// that still says EAGAIN is checked for a dead end (see dead_end).
     [[gnu::always_inline]] void dispatch(int fd, bool readable, bool writable, ready_queue& ready,
                                          bool fresh) noexcept {
-        dispatch(fds_[std::size_t(fd)], fd, readable, writable, ready, fresh);
+        dispatch(fds_[sys::slot(fd)], fd, readable, writable, ready, fresh);
     }
     [[gnu::always_inline]] void dispatch(fd_state& st, int fd, bool readable, bool writable, ready_queue& ready,
                                          bool fresh) noexcept {
@@ -186,7 +187,7 @@ class readiness_backend : public io_backend {
 
     /// Completes every op waiting on `fd` with `res`, ended by `why`.
     void fail_all(int fd, int res, end_reason why, ready_queue& ready) noexcept {
-        fd_state& st = fds_[std::size_t(fd)];
+        fd_state& st = fds_[sys::slot(fd)];
         bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
         for (auto* list : {&st.readers, &st.writers})
             while (io_op* op = list->pop_front()) {
@@ -204,7 +205,7 @@ class readiness_backend : public io_backend {
         if (foreign_.empty()) return false;
         bool ended = false;
         foreign_.for_each_gone([&](int fd) {
-            fd_state& st = fds_[std::size_t(fd)];
+            fd_state& st = fds_[sys::slot(fd)];
             bool was_r = !st.readers.empty(), was_w = !st.writers.empty();
             for (auto* list : {&st.readers, &st.writers})
                 for (io_op* op = list->front(); op;) {

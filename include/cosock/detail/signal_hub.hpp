@@ -13,6 +13,8 @@
 // happen under a mutex, in ordinary code.
 #pragma once
 
+#include <cosock/detail/os_category.hpp>
+
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -155,7 +157,7 @@ class signal_hub {
             if (::sigaction(sig, &sa, &saved_[std::size_t(sig)]) != 0) {
                 int err = errno;
                 s.wanted.fetch_and(~signal_bit(sig));
-                throw std::system_error(err, std::system_category(), "sigaction(" + std::to_string(sig) + ")");
+                throw std::system_error(err, os_category(), "sigaction(" + std::to_string(sig) + ")");
             }
         }
         ++users_[std::size_t(sig)];

@@ -27,6 +27,8 @@
 // define it and link -luring).
 #pragma once
 
+#include <cosock/detail/os_category.hpp>
+
 #ifdef COSOCK_HAS_LIBURING
 
 #include <cstdio>
@@ -73,7 +75,7 @@ class uring_backend final : public io_backend {
         if (const char* missing = missing_opcode()) {
             if (probe_) io_uring_free_probe(probe_);
             io_uring_queue_exit(&ring_);
-            throw std::system_error(ENOSYS, std::system_category(),
+            throw std::system_error(ENOSYS, os_category(),
                                     std::string("io_uring backend unavailable: the kernel lacks ") + missing);
         }
         // Made now, not when first needed: running out of descriptors later
@@ -83,7 +85,7 @@ class uring_backend final : public io_backend {
             int err = -aux_epfd_;
             io_uring_free_probe(probe_);
             io_uring_queue_exit(&ring_);
-            throw std::system_error(err, std::system_category(), "io_uring backend: epoll_create1");
+            throw std::system_error(err, os_category(), "io_uring backend: epoll_create1");
         }
     }
     ~uring_backend() override {
@@ -200,7 +202,7 @@ class uring_backend final : public io_backend {
             r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         }
         if (r < 0 && r != -EINTR && r != -ETIME && r != -EBUSY)
-            throw std::system_error(-r, std::system_category(), "io_uring_enter");
+            throw std::system_error(-r, os_category(), "io_uring_enter");
         bool unused = false;
         reap(ready, nullptr, unused);
     }
@@ -232,7 +234,7 @@ class uring_backend final : public io_backend {
             if (flags_ & IORING_SETUP_R_DISABLED)
                 // (the system call: liburing 2.3 declares io_uring_enable_rings but does not export it)
                 if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0)
-                    throw std::system_error(errno, std::system_category(), "io_uring_register(ENABLE_RINGS)");
+                    throw std::system_error(errno, os_category(), "io_uring_register(ENABLE_RINGS)");
             // A registered ring fd spares io_uring_enter its file lookup
             // (5.18+); it is the registering thread's, so it is registered
             // here. Older kernels refuse, and the ring works as before.
@@ -265,7 +267,7 @@ class uring_backend final : public io_backend {
                           : r == -ENOSYS ? " (the kernel has no io_uring, or a seccomp profile hides it)"
                           : r == -ENOMEM ? " (out of memory or locked-memory limit: see ulimit -l)"
                                          : "";
-        return std::system_error(-r, std::system_category(),
+        return std::system_error(-r, os_category(),
                                  std::string("io_uring backend unavailable: io_uring_setup failed") + why);
     }
 
@@ -349,7 +351,7 @@ class uring_backend final : public io_backend {
             io_uring_submit(&ring_);
             sqe = io_uring_get_sqe(&ring_);
         }
-        if (!sqe) throw std::system_error(EBUSY, std::system_category(), "io_uring_get_sqe");
+        if (!sqe) throw std::system_error(EBUSY, os_category(), "io_uring_get_sqe");
         return sqe;
     }
 
@@ -382,7 +384,7 @@ class uring_backend final : public io_backend {
         ev.data.fd = op.fd;
         int r = sys::epoll_ctl(aux_epfd_, EPOLL_CTL_MOD, op.fd, &ev);
         if (r == -ENOENT) r = sys::epoll_ctl(aux_epfd_, EPOLL_CTL_ADD, op.fd, &ev);
-        if (r < 0) throw std::system_error(-r, std::system_category(), "epoll_ctl(" + std::to_string(op.fd) + ")");
+        if (r < 0) throw std::system_error(-r, os_category(), "epoll_ctl(" + std::to_string(op.fd) + ")");
         if (!aux_polled_) {
             io_uring_sqe* sqe = get_sqe();
             io_uring_prep_poll_add(sqe, aux_epfd_, POLLIN);

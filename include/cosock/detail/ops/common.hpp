@@ -7,8 +7,7 @@
 #pragma once
 
 #include <cerrno>
-#include <poll.h>
-#include <sys/socket.h>
+#include <cosock/detail/platform.hpp>
 
 #include <cosock/detail/io_op.hpp>
 #include <cosock/detail/sys.hpp>
@@ -24,8 +23,7 @@ namespace cosock::detail::ops {
 /// shutdown(SHUT_RD) is readable for ever with nothing to read) it ends with
 /// 0, as a blocking recv does. Otherwise the wake-up was spurious.
 inline bool read_side_shut(const io_op& op, int& res) noexcept {
-    pollfd p{op.fd, POLLRDHUP, 0};
-    if (sys::poll(&p, 1, 0) != 1 || !(p.revents & POLLRDHUP)) return false;
+    if (!sys::read_side_shut(op.fd)) return false;
     res = 0;
     return true;
 }

@@ -3,8 +3,7 @@
 // kernel to use.
 #pragma once
 
-#include <sys/socket.h>
-#include <sys/uio.h>
+#include <cosock/detail/platform.hpp>
 
 #include <cosock/address.hpp>
 #include <cosock/detail/ops/awaiter.hpp>
