@@ -126,3 +126,33 @@ inline cosock::task<cosock::address> unanswered_address(cosock::scheduler& s, co
     FAIL("a listener with a full backlog still answered 16 connections");
     co_return srv.getsockname();
 }
+
+// Windows (cross-built with mingw-w64 and run under wine by scripts/windows.sh).
+// A case that cannot run there is compiled out with a reason the script lists:
+//
+//   #if !COSOCK_WINDOWS // windows: needs fork()
+//   BACKEND_TEST("...") { ... }
+//   #endif
+//
+// and the system calls a test makes on a raw descriptor go through these.
+namespace raw {
+inline int close(int fd) { return cosock::detail::sys::close(fd); }
+inline long send(int fd, const void* buf, std::size_t len, int flags = 0) {
+    return cosock::detail::sys::send(fd, buf, len, flags);
+}
+inline long recv(int fd, void* buf, std::size_t len, int flags = 0) {
+    return cosock::detail::sys::recv(fd, buf, len, flags);
+}
+inline int shutdown(int fd, int how) { return cosock::detail::sys::shutdown(fd, how); }
+/// Sets (or, with nullptr, removes) an environment variable.
+inline void set_env(const char* name, const char* value) {
+#if COSOCK_WINDOWS
+    ::_putenv_s(name, value ? value : "");
+#else
+    if (value)
+        ::setenv(name, value, 1);
+    else
+        ::unsetenv(name);
+#endif
+}
+} // namespace raw
