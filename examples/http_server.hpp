@@ -32,7 +32,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#if !COSOCK_WINDOWS
 #include <sys/resource.h>
+#endif
 #include <system_error>
 #include <vector>
 
@@ -197,10 +199,15 @@ cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, limits lim, long 
 
 // As many connections as the descriptor limit allows, less some for the
 // server's own (listening socket, backend, standard streams).
+// Windows has no such limit: 10000, as where the limit is infinite.
 inline long long default_max_connections() {
+#if COSOCK_WINDOWS
+    return 10000;
+#else
     rlimit lim{};
     if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 10000;
     return std::clamp<long long>(static_cast<long long>(lim.rlim_cur) - 16, 1, 10000);
+#endif
 }
 
 /// The options shared by both programs, read from `opt`.

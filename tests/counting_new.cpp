@@ -5,8 +5,17 @@
 
 #include <cstdlib>
 #include <new>
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
+#endif
+
+// The replacements pair malloc with free; GCC, seeing operator new inlined
+// into the probe below, takes that free() for a mismatch.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
 namespace {
@@ -38,8 +47,17 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void* operator new(std::size_t n, std::align_val_t align) {
     ++count;
     std::size_t a = std::size_t(align);
+#if defined(_WIN32) // no aligned_alloc in its C library; _aligned_free pairs with it
+    if (void* p = ::_aligned_malloc(n ? n : 1, a)) return p;
+#else
     if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a + (n ? 0 : a))) return p;
+#endif
     throw std::bad_alloc();
 }
+#if defined(_WIN32)
+void operator delete(void* p, std::align_val_t) noexcept { ::_aligned_free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { ::_aligned_free(p); }
+#else
 void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+#endif
