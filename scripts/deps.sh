@@ -7,7 +7,8 @@
 #   when apt has them: clang-16 and its sanitizer/libFuzzer runtime (the clang
 #   test build and the fuzz targets), curl (a smoke test drives http_hello with it),
 #   redis-tools and redis-server (redis-cli drives resp_server in the tests; the
-#   benchmark compares it with redis-server through redis-benchmark)
+#   benchmark compares it with redis-server through redis-benchmark),
+#   g++-mingw-w64-x86-64-posix and wine64 (scripts/windows.sh)
 # With --bench, what bench/run.py needs instead:
 #   required: meson ninja-build g++ pkg-config liburing-dev
 #   when apt has them: libasio-dev (the Asio echo server), libssl-dev and
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 required=(meson ninja-build g++ pkg-config doctest-dev liburing-dev libssl-dev openssl cmake)
-optional=(clang-16 libclang-rt-16-dev curl redis-tools redis-server)
+optional=(clang-16 libclang-rt-16-dev curl redis-tools redis-server g++-mingw-w64-x86-64-posix wine64)
 case "${1:-}" in
 "") ;;
 --bench)

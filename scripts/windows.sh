@@ -183,7 +183,8 @@ def one(seed):
     if bytes(got) != data: errors.append(f"connection {seed}: {len(got)} bytes back")
 ts = [threading.Thread(target=one, args=(i,)) for i in range(4)]
 [t.start() for t in ts]; [t.join() for t in ts]
-print("\n".join(errors)); sys.exit(1 if errors else 0)
+if errors: print("\n".join(errors))
+sys.exit(1 if errors else 0)
 PY
         fi
         kill "$server" 2>/dev/null || true
@@ -198,7 +199,7 @@ PY
             bad "http_hello ($b) printed no listening line"; cat "$log"
         else
             # Two requests on one connection (keep-alive): the second makes no new connection.
-            out=$(curl -s --max-time 30 -o /dev/null -w '%{http_code} %{num_connects}\n' \
+            out=$(curl -s --max-time 30 -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' \
                 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/" 2>&1 || true)
             [ "$(tr '\n' ' ' <<<"$out")" = "200 1 200 0 " ] && ok "curl keep-alive against http_hello ($b)" ||
                 bad "curl against http_hello ($b): $out"
