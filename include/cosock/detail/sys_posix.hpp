@@ -60,6 +60,10 @@ inline int set_nonblocking(int fd) noexcept {
 inline bool is_open(int fd) noexcept {
     return retry([&] { return ::fcntl(fd, F_GETFD); }) >= 0;
 }
+/// A second descriptor for the same socket (close-on-exec), or -errno.
+inline int dup(int fd) noexcept {
+    return int(retry([&] { return ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }));
+}
 inline int set_cloexec(int fd) noexcept {
     return int(retry([&] { return ::fcntl(fd, F_SETFD, FD_CLOEXEC); }));
 }

@@ -120,6 +120,14 @@ inline int socket(int family, int type, int proto) noexcept {
     if (int r = start_sockets(); r < 0) return r;
     return adopt_new(::WSASocketW(family, type, proto, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
 }
+/// A second handle for the same socket (WSADuplicateSocket into this very
+/// process), non-blocking and uninheritable, or -errno.
+inline int dup(int fd) noexcept {
+    WSAPROTOCOL_INFOW info{};
+    if (::WSADuplicateSocketW(handle(fd), ::GetCurrentProcessId(), &info) != 0) return failed();
+    return adopt_new(::WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
+                                  WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
+}
 /// Whether `fd` is an open socket of this process.
 inline bool is_open(int fd) noexcept {
     int type = 0;
