@@ -35,6 +35,7 @@ BACKEND_TEST("UDP sendto/recvfrom carry a datagram and the sender's address") {
     exchange(s, rx, tx);
 }
 
+#if !COSOCK_WINDOWS // windows: AF_UNIX sockets, which wine refuses
 BACKEND_TEST("Unix datagram sockets exchange datagrams between bound paths") {
     cosock::scheduler s{B::value};
     temp_dir dir;
@@ -43,10 +44,21 @@ BACKEND_TEST("Unix datagram sockets exchange datagrams between bound paths") {
     tx.bind(cosock::address::unix_path(dir / "tx.sock"));
     exchange(s, rx, tx);
 }
+#endif
 
 BACKEND_TEST("datagram boundaries are kept: one recv, one datagram, even an empty one") {
     cosock::scheduler s{B::value};
+#if COSOCK_WINDOWS // no AF_UNIX datagram pair there: two UDP sockets connected to each other
+    cosock::socket a{s, cosock::af_inet, cosock::sock_dgram}, b{s, cosock::af_inet, cosock::sock_dgram};
+    a.bind({"127.0.0.1", 0});
+    b.bind({"127.0.0.1", 0});
+    s.run([&]() -> task<> {
+        co_await a.connect(b.getsockname());
+        co_await b.connect(a.getsockname());
+    }());
+#else
     auto [a, b] = cosock::socketpair(s, cosock::af_unix, cosock::sock_dgram);
+#endif
     s.run([&]() -> task<> {
         co_await a.send(std::string_view("one"));
         co_await a.send(std::string_view(""));
