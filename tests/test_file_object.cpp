@@ -4,13 +4,15 @@
 #include <array>
 #include <coroutine>
 #include <cstdint>
-#include <fcntl.h>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+#if !COSOCK_WINDOWS
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <vector>
+#endif
 
 using namespace std::literals;
 using cosock::task;
@@ -39,9 +41,16 @@ void run_until_idle(cosock::scheduler& s) {
     s.run();
 }
 
+#if COSOCK_WINDOWS
+// Winsock has no MSG_DONTWAIT: cosock's sockets are non-blocking there.
+constexpr int dont_wait = 0;
+#else
+constexpr int dont_wait = MSG_DONTWAIT;
+#endif
+
 /// Sends `bytes` at once, outside the loop (the peer's buffer has room).
 void send_now(cosock::socket& sock, std::string_view bytes) {
-    REQUIRE(::send(sock.fileno(), bytes.data(), bytes.size(), MSG_NOSIGNAL) == ssize_t(bytes.size()));
+    REQUIRE(raw::send(sock.fileno(), bytes.data(), bytes.size(), MSG_NOSIGNAL) == long(bytes.size()));
 }
 
 /// Takes everything the kernel holds for `sock` right now, without waiting.
@@ -49,7 +58,7 @@ std::string on_the_wire(cosock::socket& sock) {
     std::string got;
     char buf[65536];
     for (;;) {
-        ssize_t n = ::recv(sock.fileno(), buf, sizeof buf, MSG_DONTWAIT);
+        long n = raw::recv(sock.fileno(), buf, sizeof buf, dont_wait);
         if (n <= 0) return got;
         got.append(buf, std::size_t(n));
     }
@@ -58,11 +67,15 @@ std::string on_the_wire(cosock::socket& sock) {
 /// How many bytes the kernel holds for `fd`, left where they are.
 std::size_t kernel_holds(int fd) {
     char buf[65536];
-    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_PEEK);
+    long n = raw::recv(fd, buf, sizeof buf, dont_wait | MSG_PEEK);
     return n < 0 ? 0 : std::size_t(n);
 }
 
+#if COSOCK_WINDOWS
+bool is_open(int fd) { return cosock::detail::sys::is_open(fd); }
+#else
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+#endif
 
 /// A small deterministic generator (xorshift64), so every seed replays.
 struct rng {
@@ -541,7 +554,7 @@ BACKEND_TEST("after detach the descriptor is the caller's and file objects fail 
     CHECK(error_of([&] { (void)s.run(f.read(1)); }) == EBADF);
     s.run(f.close());
     CHECK(is_open(fd));
-    ::close(fd);
+    raw::close(fd);
 }
 
 BACKEND_TEST("a closed file object, or one used against its mode, throws EBADF naming the operation") {

@@ -9,21 +9,32 @@
 #include <numeric>
 #include <set>
 #include <string>
-#include <sys/syscall.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
+#if !COSOCK_WINDOWS
+#include <csignal>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 using namespace std::chrono_literals;
 using cosock::task;
 
 namespace {
 
+#if COSOCK_WINDOWS // no /proc: the process's handles, sockets among them
+std::size_t descriptors_open() {
+    DWORD n = 0;
+    REQUIRE(::GetProcessHandleCount(::GetCurrentProcess(), &n));
+    return n;
+}
+#else
 std::size_t descriptors_open() {
     std::size_t n = 0;
     for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
     return n;
 }
+#endif
 
 // Each byte of connection `id`'s stream is a function of its position, so a
 // byte lost, repeated or taken from another connection shows.
@@ -74,7 +85,11 @@ task<> forever(cosock::scheduler& s) {
 // The calling thread's id, read by a system call: std::this_thread::get_id()
 // reads pthread_self(), which compilers may assume does not change across a
 // coroutine's suspension.
+#if COSOCK_WINDOWS
+long thread_number() { return long(::GetCurrentThreadId()); }
+#else
 long thread_number() { return ::syscall(SYS_gettid); }
+#endif
 
 struct other_thread {
     std::atomic<long> id{0};
@@ -213,6 +228,7 @@ task<> counted_echo(cosock::socket conn, tally& t) {
     co_await echo(std::move(conn));
 }
 
+#if !COSOCK_WINDOWS // SO_REUSEPORT
 // A loopback port held by a socket that never listens, so that listeners with
 // SO_REUSEPORT can share it and it takes no connections itself.
 struct reserved_port {
@@ -225,6 +241,7 @@ struct reserved_port {
         port = probe.getsockname().port();
     }
 };
+#endif
 
 // Runs `clients` clients of `bytes` each, at most `parallel` at a time, on a
 // scheduler of this thread; returns the bytes checked.
@@ -242,6 +259,7 @@ std::size_t run_clients(cosock::backend which, cosock::address to, std::size_t c
 
 } // namespace
 
+#if !COSOCK_WINDOWS // windows: no SO_REUSEPORT
 BACKEND_TEST("scheduler_group: a SO_REUSEPORT listener per thread; threads x connections echo every byte") {
     constexpr std::size_t threads = 3;
     std::size_t clients = B::value == cosock::backend::select ? 60 : 150;
@@ -269,6 +287,7 @@ BACKEND_TEST("scheduler_group: a SO_REUSEPORT listener per thread; threads x con
     for (auto& [s, n] : t.served) total += n;
     CHECK(total == clients);
 }
+#endif
 
 BACKEND_TEST("scheduler_group: one acceptor hands 10,000 connections to the other schedulers, each byte checked") {
     constexpr std::size_t threads = 3;
@@ -375,6 +394,7 @@ TEST_CASE("scheduler_group refuses bad input, naming it") {
     g.join();
 }
 
+#if !COSOCK_WINDOWS // windows: POSIX signals (stop_on, kill)
 BACKEND_TEST("scheduler_group: stop_on ends the group when the signal arrives, and does not keep a finished group up") {
     {
         std::atomic<int> started{0};
@@ -392,6 +412,7 @@ BACKEND_TEST("scheduler_group: stop_on ends the group when the signal arrives, a
     g.stop_on({SIGUSR2});
     g.run([](cosock::scheduler&, std::size_t) -> task<> { co_return; }); // ends by itself
 }
+#endif
 
 BACKEND_TEST("tasks posted to a scheduler that is destroyed before it runs them are destroyed with it") {
     std::atomic<int> alive{0};
