@@ -237,7 +237,6 @@ BACKEND_TEST("a reset by the peer is an ECONNRESET error") {
 }
 #endif
 
-#if !COSOCK_WINDOWS // windows: library bug: connect's SO_ERROR is a WSA code not turned into errno (10061, not ECONNREFUSED)
 BACKEND_TEST("connecting to a port nobody listens on is ECONNREFUSED naming the address") {
     cosock::scheduler s{B::value};
     cosock::socket bound{s}; // bound, never listening: the port is ours and refuses
@@ -254,7 +253,6 @@ BACKEND_TEST("connecting to a port nobody listens on is ECONNREFUSED naming the 
         }
     }());
 }
-#endif
 
 BACKEND_TEST("sending to a closed peer is an EPIPE error, never SIGPIPE") {
     cosock::scheduler s{B::value};

@@ -127,6 +127,13 @@ inline int getsockname(int fd, sockaddr* sa, socklen_t* len) noexcept {
 inline int getpeername(int fd, sockaddr* sa, socklen_t* len) noexcept {
     return int(retry([&] { return ::getpeername(fd, sa, len); }));
 }
+/// The socket's pending error (SO_ERROR, which reading clears) as -errno, or 0.
+inline int pending_error(int fd) noexcept {
+    int err = 0;
+    socklen_t len = sizeof err;
+    int r = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    return r < 0 ? r : -err;
+}
 /// The family, type and protocol of an open socket.
 inline int socket_kind(int fd, int& family, int& type, int& proto) noexcept {
     for (auto [name, out] : {std::pair{SO_DOMAIN, &family}, std::pair{SO_TYPE, &type}, std::pair{SO_PROTOCOL, &proto}}) {

@@ -198,6 +198,13 @@ inline int getsockname(int fd, sockaddr* sa, socklen_t* len) noexcept {
 inline int getpeername(int fd, sockaddr* sa, socklen_t* len) noexcept {
     return ::getpeername(handle(fd), sa, len) == 0 ? 0 : failed();
 }
+/// The socket's pending error (SO_ERROR, a winsock code there) as -errno, or 0.
+inline int pending_error(int fd) noexcept {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(handle(fd), SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&err), &len) != 0) return failed();
+    return err ? -errno_of(err) : 0;
+}
 /// The family, type and protocol of an open socket (SO_PROTOCOL_INFOW).
 inline int socket_kind(int fd, int& family, int& type, int& proto) noexcept {
     WSAPROTOCOL_INFOW info{};
@@ -346,7 +353,14 @@ inline constexpr short poll_urgent = POLLRDBAND;
 
 // The waits, retried by the backends themselves (which know the time left).
 inline int poll(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcept {
-    if (n == 0) { // WSAPoll refuses an empty set; a plain sleep it is
+    // WSAPoll refuses a set with no socket in it (an empty one, or one of
+    // INVALID_SOCKETs only, which poll() would ignore): a plain sleep it is.
+    bool any = false;
+    for (std::size_t i = 0; i < n; ++i) {
+        fds[i].revents = 0;
+        any = any || fds[i].fd != INVALID_SOCKET;
+    }
+    if (!any) {
         ::Sleep(timeout_ms < 0 ? INFINITE : DWORD(timeout_ms));
         return 0;
     }

@@ -13,12 +13,7 @@ inline constexpr op_type connect_wait{
     .name = "connect",
     .dir = direction::write,
     .perform =
-        [](io_op& op) noexcept {
-            int err = 0;
-            socklen_t len = sizeof err;
-            int r = sys::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-            return r < 0 ? r : -err;
-        },
+        [](io_op& op) noexcept { return sys::pending_error(op.fd); },
 };
 
 /// A connect that says EAGAIN (an AF_UNIX listener whose backlog is full)
