@@ -27,12 +27,10 @@ done
 if [ -z "$clang" ] && command -v clang++ >/dev/null && [ "$(clang++ -dumpversion | cut -d. -f1)" -ge 16 ]; then clang=clang++; fi
 [ -n "$clang" ] && compilers+=("$clang")
 
-# meson.build's list first, then tls.hpp and anything else under include/cosock
-# but the Windows seam, which scripts/windows.sh compiles with the same flags.
+# meson.build's list first, then tls.hpp and anything else under include/cosock.
 listed=$(sed -n '/^public_headers = \[/,/\]/p' meson.build | grep -oE "'[^']+'" | tr -d "'")
 headers=($listed)
 while read -r h; do
-    [ "$h" = detail/sys_windows.hpp ] && continue
     grep -qxF -- "$h" <<<"$listed" || headers+=("$h")
 done < <(cd include/cosock && find . -name '*.hpp' | sed 's|^\./||' | sort)
 

@@ -151,19 +151,27 @@ port_of() { # the port a server printed as "listening on HOST:PORT (BACKEND)"
         sleep 0.1
     done
 }
+# start_server NAME BACKEND: starts NAME.exe on a free port; sets $server
+# (its pid) and $port (empty, said as a failure, when it printed none).
+start_server() {
+    local log="$root/$1_$2.log"
+    "$wine" "$root/$1.exe" --backend "$2" --port 0 >"$log" 2>&1 &
+    server=$!
+    port=$(port_of "$log")
+    if [ -z "$port" ]; then bad "$1 ($2) printed no listening line"; cat "$log"; fi
+}
+stop_server() {
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+}
 for b in poll select; do
     if [ -f "$root/echo.exe" ]; then
         out=$(timeout 120 "$wine" "$root/echo.exe" --backend "$b" --clients 50 2>&1 | tr -d '\r' | tail -1 || true)
         [ "$out" = "50 of 50 clients got their message back" ] && ok "echo ($b): $out" || bad "echo ($b): $out"
     fi
     if [ -f "$root/echo_server.exe" ] && [ -f "$root/echo_client.exe" ]; then
-        log="$root/echo_server_$b.log"
-        "$wine" "$root/echo_server.exe" --backend "$b" --port 0 >"$log" 2>&1 &
-        server=$!
-        port=$(port_of "$log")
-        if [ -z "$port" ]; then
-            bad "echo_server ($b) printed no listening line"; cat "$log"
-        else
+        start_server echo_server "$b"
+        if [ -n "$port" ]; then
             # echo_client exits 0 only when every message came back unchanged.
             if out=$(timeout 120 "$wine" "$root/echo_client.exe" --port "$port" --backend "$b" hello windows 2>&1); then
                 ok "echo_client -> echo_server ($b)"
@@ -195,25 +203,18 @@ if errors: print("\n".join(errors))
 sys.exit(1 if errors else 0)
 PY
         fi
-        kill "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
+        stop_server
     fi
     if [ -f "$root/http_hello.exe" ] && command -v curl >/dev/null; then
-        log="$root/http_hello_$b.log"
-        "$wine" "$root/http_hello.exe" --backend "$b" --port 0 >"$log" 2>&1 &
-        server=$!
-        port=$(port_of "$log")
-        if [ -z "$port" ]; then
-            bad "http_hello ($b) printed no listening line"; cat "$log"
-        else
+        start_server http_hello "$b"
+        if [ -n "$port" ]; then
             # Two requests on one connection (keep-alive): the second makes no new connection.
             out=$(curl -s --max-time 30 -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' \
                 "http://127.0.0.1:$port/" "http://127.0.0.1:$port/" 2>&1 || true)
             [ "$(tr '\n' ' ' <<<"$out")" = "200 1 200 0 " ] && ok "curl keep-alive against http_hello ($b)" ||
                 bad "curl against http_hello ($b): $out"
         fi
-        kill "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
+        stop_server
     fi
 done
 "$wineserver" -k 2>/dev/null || true

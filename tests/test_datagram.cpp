@@ -2,6 +2,7 @@
 
 #include <array>
 #include <string>
+#include <utility>
 
 using cosock::task;
 
@@ -22,6 +23,18 @@ void exchange(cosock::scheduler& s, cosock::socket& rx, cosock::socket& tx) {
     s.run();
     CHECK(got == "datagram");
     CHECK(from == tx_addr);
+}
+
+// Two UDP sockets on loopback, each connected to the other.
+std::pair<cosock::socket, cosock::socket> connected_udp_pair(cosock::scheduler& s) {
+    cosock::socket a{s, cosock::af_inet, cosock::sock_dgram}, b{s, cosock::af_inet, cosock::sock_dgram};
+    a.bind({"127.0.0.1", 0});
+    b.bind({"127.0.0.1", 0});
+    s.run([&]() -> task<> {
+        co_await a.connect(b.getsockname());
+        co_await b.connect(a.getsockname());
+    }());
+    return {std::move(a), std::move(b)};
 }
 
 } // namespace
@@ -48,14 +61,8 @@ BACKEND_TEST("Unix datagram sockets exchange datagrams between bound paths") {
 
 BACKEND_TEST("datagram boundaries are kept: one recv, one datagram, even an empty one") {
     cosock::scheduler s{B::value};
-#if COSOCK_WINDOWS // no AF_UNIX datagram pair there: two UDP sockets connected to each other
-    cosock::socket a{s, cosock::af_inet, cosock::sock_dgram}, b{s, cosock::af_inet, cosock::sock_dgram};
-    a.bind({"127.0.0.1", 0});
-    b.bind({"127.0.0.1", 0});
-    s.run([&]() -> task<> {
-        co_await a.connect(b.getsockname());
-        co_await b.connect(a.getsockname());
-    }());
+#if COSOCK_WINDOWS // no AF_UNIX datagram pair there
+    auto [a, b] = connected_udp_pair(s);
 #else
     auto [a, b] = cosock::socketpair(s, cosock::af_unix, cosock::sock_dgram);
 #endif
@@ -72,12 +79,8 @@ BACKEND_TEST("datagram boundaries are kept: one recv, one datagram, even an empt
 
 BACKEND_TEST("a connected UDP socket uses send and recv") {
     cosock::scheduler s{B::value};
-    cosock::socket a{s, cosock::af_inet, cosock::sock_dgram}, b{s, cosock::af_inet, cosock::sock_dgram};
-    a.bind({"127.0.0.1", 0});
-    b.bind({"127.0.0.1", 0});
+    auto [a, b] = connected_udp_pair(s);
     s.run([&]() -> task<> {
-        co_await a.connect(b.getsockname());
-        co_await b.connect(a.getsockname());
         co_await a.send(std::string_view("ping"));
         std::array<char, 16> buf;
         CHECK(co_await b.recv(buf) == 4);

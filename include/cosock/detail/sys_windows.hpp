@@ -8,7 +8,11 @@
 // Winsock needs WSAStartup before its first call: a counted reference
 // (winsock_user) is taken by every function here that makes a socket, and
 // released when the process ends.
+//
+// Elsewhere this file is empty: sys.hpp includes it only on Windows.
 #pragma once
+
+#if defined(_WIN32)
 
 #include <atomic>
 #include <cerrno>
@@ -378,3 +382,5 @@ inline int select(int, fd_set* r, fd_set* w, fd_set* x, timeval* tv) noexcept {
 }
 
 } // namespace cosock::detail::sys
+
+#endif // _WIN32
