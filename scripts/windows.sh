@@ -34,10 +34,9 @@ wineserver=$(dirname "$wine")/wineserver
 export WINEPREFIX="$root/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 export WINEARCH=win64
 
-# test_names, test_allocations and test_quiescence build and mostly pass, but
-# under wine some of their cases do not end yet: run them by name meanwhile.
 tests_default="test_address test_task test_time test_stream test_datagram test_socket_api test_select_when
-  test_file_object test_operations test_channel test_cancellation test_scheduler test_threads"
+  test_file_object test_operations test_channel test_cancellation test_scheduler test_threads test_names
+  test_allocations test_quiescence"
 tests=${COSOCK_WINDOWS_TESTS:-$tests_default}
 
 passed=0 failed=0

@@ -19,7 +19,7 @@ namespace cosock {
 class timeout_error : public std::system_error {
   public:
     explicit timeout_error(const std::string& what)
-        : std::system_error(std::make_error_code(std::errc::timed_out), what) {}
+        : std::system_error(detail::os_error(std::errc::timed_out), what) {}
 };
 
 /// The operation was cancelled by a stop request: the task's stop token, and so

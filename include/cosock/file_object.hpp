@@ -40,6 +40,7 @@
 
 #include <cosock/buffer.hpp>
 #include <cosock/detail/file_mode.hpp>
+#include <cosock/detail/os_category.hpp>
 #include <cosock/detail/read_buffer.hpp>
 #include <cosock/detail/retry_awaiter.hpp>
 #include <cosock/detail/shared_fd.hpp>
@@ -510,7 +511,7 @@ inline bool file_object::too_long(std::string_view v, std::size_t end) const noe
 }
 
 inline void file_object::throw_too_long(const char* op) const {
-    throw std::system_error(std::make_error_code(std::errc::message_size),
+    throw std::system_error(detail::os_error(std::errc::message_size),
                             std::string(op) + ": no line end within max_line (" + std::to_string(max_line_) +
                                 " bytes); the bytes stay buffered");
 }

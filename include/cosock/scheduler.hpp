@@ -32,6 +32,7 @@
 #include <cosock/backend.hpp>
 #include <cosock/detail/io_backend.hpp>
 #include <cosock/detail/ops/wait.hpp>
+#include <cosock/detail/os_category.hpp>
 #include <cosock/detail/timer_heap.hpp>
 #include <cosock/error.hpp>
 #include <cosock/task.hpp>
@@ -343,7 +344,7 @@ class scheduler final : private detail::task_owner, private detail::loop {
         // frame is that thread's to read: done() is asked only once it is back.
         while (h.promise().away || !h.done()) {
             if (stop_requested_.load(std::memory_order_relaxed))
-                throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                throw std::system_error(detail::os_error(std::errc::operation_canceled),
                                         "cosock::scheduler::run: stopped before the task finished");
             if (!turn())
                 throw std::logic_error("cosock::scheduler::run: the task can never finish: it waits, "

@@ -145,13 +145,13 @@ select_result<T> check_now(const std::vector<T>& r, const std::vector<T>& w, con
     select_result<T> out;
     std::size_t i = 0;
     // Errors and hang-ups count as ready, as in select(2): the next call reports them.
-    auto ready = [&](short want) {
+    auto ready = [&](int want) {
         const pollfd& p = fds[i++];
-        return int(p.fd) < 0 || (p.revents & (want | POLLERR | POLLHUP | POLLNVAL)) != 0 ||
+        return int(p.fd) < 0 || (p.revents & (want | sys::poll_failed)) != 0 ||
                std::find(closed.begin(), closed.end(), int(p.fd)) != closed.end();
     };
     for (const T& e : r)
-        if (ready(POLLIN)) out.readable.push_back(e);
+        if (ready(POLLIN | sys::poll_read_ended)) out.readable.push_back(e);
     for (const T& e : w)
         if (ready(POLLOUT)) out.writable.push_back(e);
     for (const T& e : x)

@@ -31,6 +31,7 @@
 
 #include <cosock/detail/intrusive_list.hpp>
 #include <cosock/detail/io_op.hpp>
+#include <cosock/detail/os_category.hpp>
 #include <cosock/detail/ops/wait.hpp>
 #include <cosock/detail/signal_hub.hpp>
 #include <cosock/detail/sys.hpp>
@@ -352,7 +353,7 @@ class signal_awaiter {
             return signal_;
         }
         if (state_ == state::done) return signal_;
-        throw std::system_error(std::make_error_code(std::errc::bad_file_descriptor),
+        throw std::system_error(detail::os_error(std::errc::bad_file_descriptor),
                                 std::string(what_) + ": the signal_set was destroyed");
     }
 

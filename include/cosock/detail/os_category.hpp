@@ -46,6 +46,7 @@ class errno_category final : public std::error_category {
         case ENOTCONN: return "Transport endpoint is not connected";
         case ENOTSOCK: return "Socket operation on non-socket";
         case EOPNOTSUPP: return "Operation not supported";
+        case EOVERFLOW: return "Value too large for defined data type";
         case EPROTONOSUPPORT: return "Protocol not supported";
         case EPROTOTYPE: return "Protocol wrong type for socket";
         case ETIMEDOUT: return "Connection timed out";
@@ -61,5 +62,10 @@ inline const std::error_category& os_category() noexcept {
 #else
 inline const std::error_category& os_category() noexcept { return std::system_category(); }
 #endif
+
+/// An error cosock reports itself, in the category of the system's own:
+/// named on every platform (mingw's generic_category() says "Unknown error"
+/// for most socket errors) and equal to std::errc `e`.
+inline std::error_code os_error(std::errc e) noexcept { return {int(e), os_category()}; }
 
 } // namespace cosock::detail

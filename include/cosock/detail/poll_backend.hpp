@@ -28,10 +28,9 @@ class poll_backend final : public readiness_backend {
         fired_.clear();
         for (const pollfd& p : pfds_)
             if (p.revents && n-- > 0) fired_.push_back(p);
-        for (const pollfd& p : fired_) {
-            bool err = p.revents & (POLLERR | POLLHUP | POLLNVAL);
-            dispatch(int(p.fd), err || (p.revents & POLLIN), err || (p.revents & POLLOUT), ready, true);
-        }
+        for (const pollfd& p : fired_)
+            dispatch(int(p.fd), p.revents & (POLLIN | sys::poll_failed | sys::poll_read_ended),
+                     p.revents & (POLLOUT | sys::poll_failed), ready, true);
     }
 
   private:

@@ -25,7 +25,7 @@ class select_backend final : public readiness_backend {
     void arm(io_op& op) override {
 #if !COSOCK_WINDOWS
         if (op.fd < 0 || op.fd >= FD_SETSIZE)
-            throw std::system_error(std::make_error_code(std::errc::value_too_large),
+            throw std::system_error(os_error(std::errc::value_too_large),
                                     "select backend cannot wait on descriptor " + std::to_string(op.fd) +
                                         ": select() handles only descriptors below FD_SETSIZE (" +
                                         std::to_string(FD_SETSIZE) + "); use the poll backend");
@@ -81,7 +81,7 @@ class select_backend final : public readiness_backend {
         // FD_SET ignores a socket that does not fit: refuse it instead.
         for (fd_set* set : {&read_, &write_})
             if ((set == &read_ ? read : write) && set->fd_count == FD_SETSIZE && !FD_ISSET(s, set))
-                throw std::system_error(std::make_error_code(std::errc::value_too_large),
+                throw std::system_error(os_error(std::errc::value_too_large),
                                         "select backend cannot wait on socket " + std::to_string(fd) + ": " +
                                             std::to_string(FD_SETSIZE) +
                                             " sockets already wait (FD_SETSIZE); use the poll backend");

@@ -231,6 +231,11 @@ inline int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) noexcept {
 inline pollfd make_pollfd(int fd, short events) noexcept { return {fd, events, 0}; }
 /// What poll() calls urgent (out-of-band) data.
 inline constexpr short poll_urgent = POLLPRI;
+/// The poll() results that wake every waiter, reader and writer alike (the
+/// next call reports the error), and those that wake readers only: POLLHUP
+/// here means both directions are over.
+inline constexpr short poll_failed = POLLERR | POLLHUP | POLLNVAL;
+inline constexpr short poll_read_ended = 0;
 
 // The waits are retried by the backends themselves, which know the time left.
 inline int epoll_wait(int epfd, epoll_event* events, int n, int timeout_ms) noexcept {

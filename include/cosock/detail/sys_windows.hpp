@@ -354,6 +354,63 @@ inline pollfd make_pollfd(int fd, short events) noexcept {
 }
 /// What WSAPoll calls urgent (out-of-band) data: it refuses POLLPRI.
 inline constexpr short poll_urgent = POLLRDBAND;
+/// The WSAPoll results that wake every waiter (a reset is POLLERR), and
+/// those that wake readers only: WSAPoll reports the peer's FIN alone as
+/// POLLHUP, where poll(2) says POLLHUP once both directions are over. Waking
+/// a writer for it would spin: its buffer is still full, and send() says
+/// WSAEWOULDBLOCK for as long as the peer does not read.
+inline constexpr short poll_failed = POLLERR | POLLNVAL;
+inline constexpr short poll_read_ended = POLLHUP;
+
+// WSAPoll reports a peer's FIN (POLLHUP) whatever was asked, at once and for
+// as long as the socket stays open. A set where a writer waits for room on
+// such a socket, and nobody reads it, would never let WSAPoll block: when
+// WSAPoll has nothing else to say, the wait is made with select() instead,
+// whose write set means room to write and nothing else.
+inline bool only_read_ends_unasked(const WSAPOLLFD* fds, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i)
+        if ((fds[i].revents & ~POLLHUP) != 0 || (fds[i].revents && (fds[i].events & POLLRDNORM))) return false;
+    return true;
+}
+inline int poll_by_select(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcept {
+    fd_set r, w, x; // Winsock's sets: arrays of up to FD_SETSIZE sockets
+    r.fd_count = w.fd_count = x.fd_count = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        fds[i].revents = 0;
+        if (fds[i].fd == INVALID_SOCKET) continue;
+        if (r.fd_count == FD_SETSIZE || w.fd_count == FD_SETSIZE || x.fd_count == FD_SETSIZE) {
+            // Past FD_SETSIZE sockets: look again in a moment (the caller
+            // loops), rather than spin.
+            ::Sleep(timeout_ms < 0 || timeout_ms > 10 ? 10 : DWORD(timeout_ms));
+            return 0;
+        }
+        if (fds[i].events & POLLRDNORM) r.fd_array[r.fd_count++] = fds[i].fd;
+        if (fds[i].events & POLLWRNORM) w.fd_array[w.fd_count++] = fds[i].fd;
+        // The exception set: urgent data, and a failed connect (reported
+        // there only, not as writable).
+        if (fds[i].events & (POLLRDBAND | POLLWRNORM)) x.fd_array[x.fd_count++] = fds[i].fd;
+    }
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int res = ::select(0, &r, &w, &x, timeout_ms < 0 ? nullptr : &tv);
+    if (res <= 0) return res < 0 ? failed() : 0;
+    // The sets came back holding only the ready sockets, few next to n.
+    auto in = [](const fd_set& set, SOCKET sock) {
+        for (u_int k = 0; k < set.fd_count; ++k)
+            if (set.fd_array[k] == sock) return true;
+        return false;
+    };
+    int ready = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (fds[i].fd == INVALID_SOCKET) continue;
+        short got = 0;
+        if (r.fd_count && in(r, fds[i].fd)) got |= POLLRDNORM;
+        if (w.fd_count && in(w, fds[i].fd)) got |= POLLWRNORM;
+        if (x.fd_count && in(x, fds[i].fd)) got |= short(fds[i].events & POLLWRNORM ? POLLERR : POLLRDBAND);
+        fds[i].revents = got;
+        ready += got != 0;
+    }
+    return ready;
+}
 
 // The waits, retried by the backends themselves (which know the time left).
 inline int poll(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcept {
@@ -369,7 +426,8 @@ inline int poll(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcept {
         return 0;
     }
     int r = ::WSAPoll(fds, ULONG(n), timeout_ms);
-    return r >= 0 ? r : failed();
+    if (r < 0) return failed();
+    return r > 0 && only_read_ends_unasked(fds, n) ? poll_by_select(fds, n, timeout_ms) : r;
 }
 inline int select(int, fd_set* r, fd_set* w, fd_set* x, timeval* tv) noexcept {
     // Winsock refuses a select on three empty sets; a plain sleep it is.

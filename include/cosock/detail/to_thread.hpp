@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <coroutine>
 #include <exception>
 #include <memory>
@@ -43,10 +44,25 @@ namespace cosock::detail {
 /// How many helper threads are running (started and not yet finished).
 inline std::atomic<int> helper_threads{0};
 
+/// What wait_for_helper_threads sleeps on. A mutex and a condition variable,
+/// not std::atomic::wait: libstdc++ 12 builds the latter from them where the
+/// system has no futex (mingw-w64) and loses a wake-up there (it tests the
+/// value outside the mutex its notify does not take). Never destroyed: a
+/// detached helper may finish while the program exits.
+struct helper_gate {
+    std::mutex mutex;
+    std::condition_variable done;
+};
+inline helper_gate& helpers() {
+    static helper_gate* gate = new helper_gate;
+    return *gate;
+}
+
 /// Blocks until every helper thread has finished, including those whose
 /// awaiter is long gone (tests use it to prove that nothing is touched late).
 inline void wait_for_helper_threads() noexcept {
-    for (int n = helper_threads.load(); n != 0; n = helper_threads.load()) helper_threads.wait(n);
+    std::unique_lock lock(helpers().mutex);
+    helpers().done.wait(lock, [] { return helper_threads.load() == 0; });
 }
 
 /// `co_await to_thread(fn, "what")` runs `fn()` on a helper thread and gives its
@@ -130,7 +146,8 @@ class to_thread_awaiter {
     }
 
     static void finish_helper() noexcept {
-        if (helper_threads.fetch_sub(1) == 1) helper_threads.notify_all();
+        std::lock_guard lock(helpers().mutex);
+        if (helper_threads.fetch_sub(1) == 1) helpers().done.notify_all();
     }
 
     // The helper thread. It owns `st`; the only thing outside it that it
