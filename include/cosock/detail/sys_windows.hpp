@@ -362,6 +362,23 @@ inline constexpr short poll_urgent = POLLRDBAND;
 inline constexpr short poll_failed = POLLERR | POLLNVAL;
 inline constexpr short poll_read_ended = POLLHUP;
 
+// WSAPoll fails as a whole when one of its sockets was closed (WSAENOTSOCK),
+// where poll(2) marks that one POLLNVAL: do the same, and report the others
+// as they are now, one by one (a rare path), without waiting.
+inline int poll_marking_closed(WSAPOLLFD* fds, std::size_t n) noexcept {
+    int ready = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        fds[i].revents = 0;
+        if (fds[i].fd == INVALID_SOCKET) continue;
+        if (!is_open(descriptor(fds[i].fd)))
+            fds[i].revents = POLLNVAL;
+        else if (::WSAPoll(&fds[i], 1, 0) < 0)
+            fds[i].revents = POLLNVAL; // closed since
+        ready += fds[i].revents != 0;
+    }
+    return ready;
+}
+
 // WSAPoll reports a peer's FIN (POLLHUP) whatever was asked, at once and for
 // as long as the socket stays open. A set where a writer waits for room on
 // such a socket, and nobody reads it, would never let WSAPoll block: when
@@ -392,6 +409,7 @@ inline int poll_by_select(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcep
     }
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int res = ::select(0, &r, &w, &x, timeout_ms < 0 ? nullptr : &tv);
+    if (res < 0 && ::WSAGetLastError() == WSAENOTSOCK) return poll_marking_closed(fds, n);
     if (res <= 0) return res < 0 ? failed() : 0;
     // The sets came back holding only the ready sockets, few next to n.
     auto in = [](const fd_set& set, SOCKET sock) {
@@ -426,6 +444,7 @@ inline int poll(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcept {
         return 0;
     }
     int r = ::WSAPoll(fds, ULONG(n), timeout_ms);
+    if (r < 0 && ::WSAGetLastError() == WSAENOTSOCK) return poll_marking_closed(fds, n);
     if (r < 0) return failed();
     return r > 0 && only_read_ends_unasked(fds, n) ? poll_by_select(fds, n, timeout_ms) : r;
 }
