@@ -36,7 +36,7 @@ export WINEARCH=win64
 
 tests_default="test_address test_task test_time test_stream test_datagram test_socket_api test_select_when
   test_file_object test_operations test_channel test_cancellation test_scheduler test_threads test_names
-  test_allocations test_quiescence test_misuse"
+  test_allocations test_quiescence test_misuse test_faults"
 tests=${COSOCK_WINDOWS_TESTS:-$tests_default}
 
 passed=0 failed=0
