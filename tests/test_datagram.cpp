@@ -87,3 +87,24 @@ BACKEND_TEST("a connected UDP socket uses send and recv") {
         CHECK(std::string_view(buf.data(), 4) == "ping");
     }());
 }
+
+BACKEND_TEST("a datagram longer than the buffer fills it and the rest is dropped, for recv and recvfrom alike") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = connected_udp_pair(s);
+    s.run([](cosock::socket& a, cosock::socket& b) -> task<> {
+        const std::string first(100, 'x'), second = "next";
+        co_await a.send(first);
+        co_await a.send(second);
+        std::array<char, 10> small;
+        // A peek leaves the datagram where it is; it fills the buffer all the same.
+        CHECK(co_await b.recv(small, cosock::msg_peek) == small.size());
+        CHECK(co_await b.recv(small) == small.size()); // where Winsock says WSAEMSGSIZE
+        CHECK(std::string_view(small.data(), small.size()) == std::string_view(first).substr(0, small.size()));
+        std::array<char, 16> buf;
+        CHECK(co_await b.recv(buf) == second.size()); // the rest of the first was dropped
+        co_await a.send(first);
+        auto [n, from] = co_await b.recvfrom(small);
+        CHECK(n == small.size());
+        CHECK(from == a.getsockname());
+    }(a, b));
+}

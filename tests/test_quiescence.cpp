@@ -202,6 +202,21 @@ task<> after_a_move(world& w) {
 
 // A writer waits for room on a TCP connection whose peer has shut its sending
 // side (io_uring's poll reports that half-close to a wait for writability).
+// Writers that fill a peer's buffers are stuck once its window is closed.
+// Segments still in flight are acknowledged for a while after the last read,
+// and the peer's stack may still open its window now and then (zero-window
+// probes back off: 200 ms, 400 ms, …), each time making room the writers
+// rightly use: wait until a window as long as the check's passes with at most
+// the timer's own wake-up and one such event. A loop that spins never gets
+// there, and the check that follows fails.
+task<> until_writers_stuck(world& w) {
+    for (int i = 0; i < 15; ++i) {
+        std::uint64_t before = w.s.stats().waits;
+        co_await cosock::sleep_for(std::chrono::milliseconds(200));
+        if (w.s.stats().waits - before <= 2) break;
+    }
+}
+
 task<> after_a_peer_half_closed(world& w) {
     cosock::socket& srv = w.keep(listener(w.s));
     cosock::socket& cli = w.keep(cosock::socket{w.s});
@@ -229,17 +244,23 @@ task<> after_a_peer_half_closed(world& w) {
     }(w.keep(cosock::socket::from_fd(w.s, cosock::detail::sys::dup(conn.fileno())))));
     std::vector<char> sink(1 << 16);
     for (std::size_t got = 0; got < (4u << 20);) got += co_await cli.recv(sink); // then stops reading
-    // Segments still in flight are acknowledged for a while after the last
-    // read, and the peer's stack may still open its window now and then
-    // (zero-window probes back off: 200 ms, 400 ms, …), each time making room
-    // the writers rightly use: wait until a window as long as the check's
-    // passes with at most the timer's own wake-up and one such event. A loop
-    // that spins never gets there, and the check that follows fails.
-    for (int i = 0; i < 15; ++i) {
-        std::uint64_t before = w.s.stats().waits;
-        co_await cosock::sleep_for(std::chrono::milliseconds(200));
-        if (w.s.stats().waits - before <= 2) break;
-    }
+    co_await until_writers_stuck(w);
+}
+
+// Urgent data from the peer while our writes wait for room: Windows' select()
+// reports it in the exception set, where a failed connect is reported too.
+task<> after_urgent_data_under_waiting_writes(world& w) {
+    cosock::socket& srv = w.keep(listener(w.s));
+    cosock::socket& cli = w.keep(cosock::socket{w.s});
+    co_await cli.connect(srv.getsockname());
+    cosock::socket& conn = w.keep((co_await srv.accept()).conn);
+    w.s.spawn([](cosock::socket& conn) -> task<> {
+        std::string big(1 << 20, 'u');
+        for (;;) co_await conn.sendall(big); // fills the buffers, then waits for room
+    }(conn));
+    co_await w.s.yield();
+    CHECK(co_await cli.send(std::string_view("!"), cosock::msg_oob) == 1);
+    co_await until_writers_stuck(w); // nobody reads cli
 }
 
 // One ICMP error (port unreachable) on a datagram socket, then a select()
@@ -407,6 +428,7 @@ BACKEND_TEST("an idle loop sleeps after an operation of any kind has ended, in a
         {"select on raw descriptors, then closed", after_select_on_raw_descriptors},
         {"a recv whose socket moved", after_a_move},
         {"writes waiting on a peer that shut its side", after_a_peer_half_closed},
+        {"urgent data while writes wait", after_urgent_data_under_waiting_writes},
         {"an ICMP error on a datagram socket", after_an_icmp_error},
         {"a timer two months away", after_a_far_timer},
         {"post", after_post},

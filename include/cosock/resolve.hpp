@@ -61,11 +61,12 @@ namespace detail {
 class gai_error_category final : public std::error_category {
   public:
     const char* name() const noexcept override { return "getaddrinfo"; }
-    std::string message(int ev) const override { return ::gai_strerror(ev); }
+    std::string message(int ev) const override { return sys::gai_message(ev); }
 };
 } // namespace detail
 
-/// The category of getaddrinfo's EAI_* codes; message() is gai_strerror's text.
+/// The category of getaddrinfo's EAI_* codes; message() is gai_strerror's text
+/// (worded the same on Windows).
 inline const std::error_category& gai_category() noexcept {
     static const detail::gai_error_category category;
     return category;

@@ -45,9 +45,10 @@ class epoll_backend final : public readiness_backend {
         std::size_t fd = std::size_t(op.fd);
         if (fd < fds_.size() && (fds_[fd].flags & (registered | transient)) == registered && !op.foreign) [[likely]] {
             fd_state& st = fds_[fd];
+            bool again = needs_recheck(op, st); // may allocate: before the op is linked
             st.of(op.type->dir).push_back(op);
             armed(op, st);
-            if (!(st.flags & drained_bit(op.type->dir))) recheck(st, op.fd);
+            if (again) recheck(st, op.fd);
             return;
         }
         arm_other(op);
@@ -70,7 +71,7 @@ class epoll_backend final : public readiness_backend {
 
     void wait(ready_queue& ready, int timeout_ms) override {
         if (orphaned()) refuse_after_fork();
-        if (!recheck_.empty()) timeout_ms = 0;
+        if (rechecks_pending()) timeout_ms = 0;
         if (timeout_ms != 0 && end_gone_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         int n;
@@ -94,17 +95,12 @@ class epoll_backend final : public readiness_backend {
             run_ready(st, ready, true);
         }
         if (std::size_t(n) == events_.size()) events_.resize(events_.size() * 2);
-        if (recheck_.empty()) return;
-        // Ops armed while their descriptor may already have been ready.
-        std::vector<int> again = std::exchange(recheck_, std::move(spare_));
-        for (int fd : again) run_ready(fds_[std::size_t(fd)], ready, false);
-        again.clear();
-        spare_ = std::move(again);
+        run_rechecks(ready); // ops armed while their descriptor may already have been ready
     }
 
   private:
-    static constexpr std::uint8_t registered = first_free_bit, queued = first_free_bit << 1,
-                                  transient = first_free_bit << 2; // registered for a foreign descriptor
+    static constexpr std::uint8_t registered = first_free_bit,
+                                  transient = first_free_bit << 1; // registered for a foreign descriptor
 
     // arm() for a descriptor not registered (or registered only for a
     // foreign op), or for a foreign op.
@@ -118,11 +114,12 @@ class epoll_backend final : public readiness_backend {
             else if (!op.foreign)
                 adopt(op.fd);
         }
-        if (op.foreign) add_foreign(op.fd);
         fd_state& st = fds_[fd];
+        bool again = needs_recheck(op, st);
+        if (op.foreign) add_foreign(op.fd);
         st.of(op.type->dir).push_back(op);
         armed(op, st);
-        if (!(st.flags & drained_bit(op.type->dir))) recheck(st, op.fd);
+        if (again) recheck(st, op.fd);
     }
 
     // The first op on `fd` registers it; an owned descriptor stays registered
@@ -164,11 +161,6 @@ class epoll_backend final : public readiness_backend {
     // Its registration went with the file that was closed.
     void forget_gone(int fd) noexcept override { drop_if_unused(fd, false); }
 
-    [[gnu::noinline]] void recheck(fd_state& st, int fd) {
-        if (st.flags & queued) return;
-        recheck_.push_back(fd);
-        st.flags |= queued;
-    }
 
     // Performs the ops of the directions not known to be drained, as
     // dispatch does (without interest to follow). `edge`: reported by the
@@ -186,9 +178,10 @@ class epoll_backend final : public readiness_backend {
             drop_if_unused(int(&st - fds_.data()), true);
     }
 
+    void run_recheck(fd_state& st, int, ready_queue& ready) noexcept override { run_ready(st, ready, false); }
+
     int epfd_;
     std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
-    std::vector<int> recheck_, spare_;
 };
 
 } // namespace cosock::detail

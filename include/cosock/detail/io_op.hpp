@@ -69,6 +69,10 @@ struct op_type {
     /// What an op says EAGAIN to: true, wait for readiness and try again;
     /// false, fail with EAGAIN (nothing would tell when to try again).
     bool waits_on_eagain = true;
+    /// Its wait may end with an error and no readiness (a connect whose
+    /// handshake fails): Windows' select() reports that in the exception set
+    /// only, which for other sockets means urgent data.
+    bool ends_on_error = false;
     /// One non-blocking try; -EAGAIN means not ready yet. Readiness backends
     /// call it when the descriptor is ready, io_uring after a poll.
     int (*perform)(io_op&) noexcept = nullptr;

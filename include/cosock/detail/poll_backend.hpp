@@ -18,6 +18,7 @@ class poll_backend final : public readiness_backend {
     const char* name() const noexcept override { return "poll"; }
 
     void wait(ready_queue& ready, int timeout_ms) override {
+        if (rechecks_pending()) timeout_ms = 0;
         if (timeout_ms != 0 && end_gone_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         int n;
@@ -31,6 +32,7 @@ class poll_backend final : public readiness_backend {
         for (const pollfd& p : fired_)
             dispatch(int(p.fd), p.revents & (POLLIN | sys::poll_failed | sys::poll_read_ended),
                      p.revents & (POLLOUT | sys::poll_failed), ready, true);
+        run_rechecks(ready);
     }
 
   private:

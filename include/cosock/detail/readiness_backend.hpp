@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <cosock/detail/foreign_fds.hpp>
@@ -40,6 +41,7 @@ class readiness_backend : public io_backend {
     void arm(io_op& op) override {
         hold_fd(fds_, op.fd);
         fd_state& st = fds_[sys::slot(op.fd)];
+        bool again = needs_recheck(op, st);
         op_fifo& list = st.of(op.type->dir);
         bool first = list.empty();
         if (op.foreign) foreign_.add(op.fd);
@@ -52,6 +54,7 @@ class readiness_backend : public io_backend {
                 throw;
             }
         armed(op, st);
+        if (again) recheck(st, op.fd);
     }
 
     void cancel(io_op& op, ready_queue&) noexcept override {
@@ -100,7 +103,9 @@ class readiness_backend : public io_backend {
     // The descriptor reported its end or an error: a state, not an event, so
     // no further edge will come, and a short read is no reason to wait.
     static constexpr std::uint8_t sticky = 4;
-    static constexpr std::uint8_t first_free_bit = 8;
+    // The descriptor is in recheck_.
+    static constexpr std::uint8_t queued = 8;
+    static constexpr std::uint8_t first_free_bit = 16;
 
     /// The ops waiting in one direction, oldest first (linked through their
     /// list_node, which no other list uses while they wait).
@@ -227,6 +232,46 @@ class readiness_backend : public io_backend {
     /// A foreign descriptor's ops were ended by end_gone_foreign.
     virtual void forget_gone(int /*fd*/) noexcept {}
 
+    // Rechecks. An op armed untried on a descriptor not known to be drained
+    // (its first try was put off, to keep the loop turn fair, or it joined a
+    // list whose front had not tried either) is tried after the next wait,
+    // which then does not block. Readiness cannot stand in for that try: a
+    // connect must call connect() before anything is reported, Windows
+    // reports nothing for a socket neither connected nor listening, and
+    // epoll reports an edge only once.
+
+    /// Whether `op`, about to be linked into `st`, must be rechecked; if so,
+    /// makes room for it first (the only step that may throw).
+    [[gnu::always_inline]] bool needs_recheck(const io_op& op, const fd_state& st) {
+        if (op.tried || (st.flags & drained_bit(op.type->dir))) [[likely]]
+            return false;
+        if (recheck_.size() == recheck_.capacity()) recheck_.reserve(recheck_.size() * 2 + 16);
+        return true;
+    }
+    void recheck(fd_state& st, int fd) noexcept {
+        if (st.flags & queued) return;
+        recheck_.push_back(fd); // room was made before the op was linked
+        st.flags |= queued;
+    }
+    /// True while a recheck waits: the next wait must not block.
+    bool rechecks_pending() const noexcept { return !recheck_.empty(); }
+    /// Tries, after a wait, the ops of the descriptors queued by recheck().
+    void run_rechecks(ready_queue& ready) noexcept {
+        if (recheck_.empty()) return;
+        std::vector<int> again = std::exchange(recheck_, std::move(spare_));
+        for (int fd : again) {
+            fd_state& st = fds_[sys::slot(fd)];
+            st.flags = std::uint8_t(st.flags & ~queued);
+            run_recheck(st, fd, ready);
+        }
+        again.clear();
+        spare_ = std::move(again);
+    }
+    /// Performs the ops of the directions of `fd` not known to be drained.
+    virtual void run_recheck(fd_state& st, int fd, ready_queue& ready) noexcept {
+        dispatch(st, fd, !(st.flags & drained_read), !(st.flags & drained_write), ready, false);
+    }
+
     std::vector<fd_state> fds_; // per descriptor; grown by hold_fd
 
     // Performs the ops of one direction in order, from the first (there is
@@ -241,7 +286,9 @@ class readiness_backend : public io_backend {
         do {
             const op_type& t = *op->type;
             int res = t.perform(*op);
-            if (res == -EAGAIN && !(fresh && t.dead_end && t.dead_end(*op, res))) [[unlikely]] {
+            // (A connect in progress has become its wait: op->type, not t.)
+            if (res == -EAGAIN && op->type->waits_on_eagain && !(fresh && t.dead_end && t.dead_end(*op, res)))
+                [[unlikely]] {
                 st.flags |= drained_bit(D); // FIFO: later ops wait
                 return;
             }
@@ -275,6 +322,7 @@ class readiness_backend : public io_backend {
 
     std::size_t waiting_ = 0;
     foreign_fds foreign_;
+    std::vector<int> recheck_, spare_;
     const bool follows_interest_;
 };
 

@@ -34,11 +34,15 @@ class select_backend final : public readiness_backend {
     }
 
     void wait(ready_queue& ready, int timeout_ms) override {
+        if (rechecks_pending()) timeout_ms = 0;
         if (timeout_ms != 0 && end_gone_foreign(ready)) timeout_ms = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         fd_set r, w;
 #if COSOCK_WINDOWS
-        fd_set x; // a failed connect is reported here only, not as writable
+        // A failed connect is reported in the exception set only, not as
+        // writable; urgent data is reported there too, so only the sockets
+        // of connects in progress go in it.
+        fd_set x;
 #endif
         int n;
         for (;;) {
@@ -46,7 +50,12 @@ class select_backend final : public readiness_backend {
             w = write_;
             timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 #if COSOCK_WINDOWS
-            x = write_;
+            x.fd_count = 0;
+            for (u_int i = 0; i < write_.fd_count; ++i) {
+                const fd_state& st = fds_[sys::slot(sys::descriptor(write_.fd_array[i]))];
+                if (!st.writers.empty() && st.writers.front()->type->ends_on_error)
+                    x.fd_array[x.fd_count++] = write_.fd_array[i];
+            }
             n = sys::select(0, &r, &w, &x, timeout_ms < 0 ? nullptr : &tv);
 #else
             n = sys::select(max_fd_ + 1, &r, &w, nullptr, timeout_ms < 0 ? nullptr : &tv);
@@ -54,7 +63,10 @@ class select_backend final : public readiness_backend {
             if (n != -EINTR) break;
             if (timeout_ms > 0) timeout_ms = remaining_ms(deadline);
         }
-        if (n == -EBADF || n == -ENOTSOCK) return fail_closed(ready);
+        if (n == -EBADF || n == -ENOTSOCK) {
+            fail_closed(ready);
+            return run_rechecks(ready);
+        }
         if (n < 0) throw std::system_error(-n, os_category(), "select");
 #if COSOCK_WINDOWS
         // The sets came back holding only the ready sockets (FD_ISSET is a
@@ -72,6 +84,7 @@ class select_backend final : public readiness_backend {
             dispatch(fd, rd, wr, ready, true);
         }
 #endif
+        run_rechecks(ready);
     }
 
   private:

@@ -164,6 +164,8 @@ inline int pin_this_thread(std::size_t i) {
 
 /// The name of network interface `index` (false when none has it), and the
 /// index of interface `name` (0 when none has it).
+/// getaddrinfo's text for an EAI_* code.
+inline std::string gai_message(int eai) { return ::gai_strerror(eai); }
 inline bool interface_name(unsigned index, std::string& name) {
     char text[IF_NAMESIZE] = {};
     if (::if_indextoname(index, text) == nullptr) return false;

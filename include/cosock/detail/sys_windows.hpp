@@ -151,9 +151,20 @@ inline int connect(int fd, const sockaddr* sa, socklen_t len) noexcept {
     int r = failed();
     return r == -EAGAIN ? -EINPROGRESS : r;
 }
+// Reads end as on POSIX where Winsock fails instead: a datagram longer than
+// the buffer fills it (WSAEMSGSIZE, the rest dropped as recv(2) drops it),
+// and after our own shutdown(SHUT_RD) a read is the end of the stream
+// (WSAESHUTDOWN).
+inline int recv_failed(std::size_t len) noexcept {
+    switch (::WSAGetLastError()) {
+    case WSAEMSGSIZE: return int(cap(len));
+    case WSAESHUTDOWN: return 0;
+    default: return failed();
+    }
+}
 inline int recv(int fd, void* buf, std::size_t len, int flags) noexcept {
     int r = ::recv(handle(fd), static_cast<char*>(buf), int(cap(len)), flags);
-    return r >= 0 ? r : failed();
+    return r >= 0 ? r : recv_failed(len);
 }
 inline int send(int fd, const void* buf, std::size_t len, int flags) noexcept {
     int r = ::send(handle(fd), static_cast<const char*>(buf), int(cap(len)), flags);
@@ -169,18 +180,20 @@ inline int send_rest_of(const Op& op) noexcept {
 }
 // recvfrom and sendto keep one buffer in their msghdr (ops/message.hpp).
 // A datagram longer than the buffer fills it and is reported as MSG_TRUNC,
-// as recvmsg does, where winsock fails with WSAEMSGSIZE.
+// as recvmsg does (see recv_failed).
 inline int recvmsg(int fd, msghdr* msg, int flags) noexcept {
     msg->msg_flags = 0;
     int namelen = msg->msg_namelen;
     int r = ::recvfrom(handle(fd), static_cast<char*>(msg->msg_iov->iov_base), int(cap(msg->msg_iov->iov_len)), flags,
                        static_cast<sockaddr*>(msg->msg_name), msg->msg_name ? &namelen : nullptr);
-    if (r < 0 && ::WSAGetLastError() == WSAEMSGSIZE) {
-        msg->msg_flags |= MSG_TRUNC;
-        r = int(cap(msg->msg_iov->iov_len));
+    if (r < 0) {
+        if (::WSAGetLastError() == WSAEMSGSIZE)
+            msg->msg_flags |= MSG_TRUNC; // the sender is filled in
+        else
+            namelen = 0; // nothing came from anyone
+        r = recv_failed(msg->msg_iov->iov_len);
     }
-    if (r < 0) return failed();
-    msg->msg_namelen = namelen;
+    if (r >= 0) msg->msg_namelen = namelen;
     return r;
 }
 inline int sendmsg(int fd, const msghdr* msg, int flags) noexcept {
@@ -304,6 +317,23 @@ inline int pin_this_thread(std::size_t i) noexcept {
 }
 
 /// Interface names would need iphlpapi: scopes are numbers on Windows.
+/// getaddrinfo's text for an EAI_* code (a WSA code here), as glibc words
+/// it: mingw's gai_strerror writes a buffer shared by every thread, and keeps
+/// the previous text for a code Windows has no message for.
+inline std::string gai_message(int eai) {
+    switch (eai) {
+    case WSATRY_AGAIN: return "Temporary failure in name resolution";
+    case WSAEINVAL: return "Bad value for ai_flags";
+    case WSANO_RECOVERY: return "Non-recoverable failure in name resolution";
+    case WSAEAFNOSUPPORT: return "ai_family not supported";
+    case WSA_NOT_ENOUGH_MEMORY: return "Memory allocation failure";
+    case WSAHOST_NOT_FOUND: return "Name or service not known";
+    case WSATYPE_NOT_FOUND: return "Servname not supported for ai_socktype";
+    case WSAESOCKTNOSUPPORT: return "ai_socktype not supported";
+    case WSANO_DATA: return "No address associated with hostname";
+    default: return "getaddrinfo error " + std::to_string(eai);
+    }
+}
 inline bool interface_name(unsigned, std::string&) { return false; }
 inline unsigned interface_index(const char*) noexcept { return 0; }
 
@@ -403,9 +433,9 @@ inline int poll_by_select(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcep
         }
         if (fds[i].events & POLLRDNORM) r.fd_array[r.fd_count++] = fds[i].fd;
         if (fds[i].events & POLLWRNORM) w.fd_array[w.fd_count++] = fds[i].fd;
-        // The exception set: urgent data, and a failed connect (reported
-        // there only, not as writable).
-        if (fds[i].events & (POLLRDBAND | POLLWRNORM)) x.fd_array[x.fd_count++] = fds[i].fd;
+        // The exception set: urgent data. (A failed connect, which select()
+        // reports there too, WSAPoll reports as POLLERR: not asked here.)
+        if (fds[i].events & POLLRDBAND) x.fd_array[x.fd_count++] = fds[i].fd;
     }
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     int res = ::select(0, &r, &w, &x, timeout_ms < 0 ? nullptr : &tv);
@@ -423,7 +453,7 @@ inline int poll_by_select(WSAPOLLFD* fds, std::size_t n, int timeout_ms) noexcep
         short got = 0;
         if (r.fd_count && in(r, fds[i].fd)) got |= POLLRDNORM;
         if (w.fd_count && in(w, fds[i].fd)) got |= POLLWRNORM;
-        if (x.fd_count && in(x, fds[i].fd)) got |= short(fds[i].events & POLLWRNORM ? POLLERR : POLLRDBAND);
+        if (x.fd_count && in(x, fds[i].fd)) got |= POLLRDBAND;
         fds[i].revents = got;
         ready += got != 0;
     }

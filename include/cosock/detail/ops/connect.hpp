@@ -12,6 +12,7 @@ namespace cosock::detail::ops {
 inline constexpr op_type connect_wait{
     .name = "connect",
     .dir = direction::write,
+    .ends_on_error = true,
     .perform =
         [](io_op& op) noexcept { return sys::pending_error(op.fd); },
 };
