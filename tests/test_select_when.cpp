@@ -4,6 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 #if !COSOCK_WINDOWS
 #include <fcntl.h>
@@ -174,6 +175,67 @@ BACKEND_TEST("when_any returns the first result and cancels the others, waiting 
     CHECK(r.others.empty());
     CHECK(loser_error == ECANCELED); // the loser finished before when_any returned
     CHECK_THROWS_AS(s.run(cosock::when_any(std::vector<task<int>>{})), std::invalid_argument);
+}
+
+namespace {
+template <class T>
+task<T> value_after(std::chrono::milliseconds d, T v) {
+    co_await cosock::sleep_for(d);
+    co_return v;
+}
+
+task<std::size_t> recv_some(cosock::socket& sock) {
+    std::array<char, 8> buf;
+    co_return co_await sock.recv(buf);
+}
+} // namespace
+
+BACKEND_TEST("when_any(a, b, ...) of tasks of several types gives the winner's index and value as a variant") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    int loser_error = 0;
+    auto r = s.run(cosock::when_any(
+        [](cosock::socket& b, int& err) -> task<std::size_t> {
+            std::array<char, 8> buf;
+            try {
+                co_return co_await b.recv(buf); // never satisfied: stopped by the winner
+            } catch (const cosock::cancelled_error&) {
+                err = ECANCELED;
+                throw;
+            }
+        }(b, loser_error),
+        value_after(10ms, std::string("fast")), []() -> task<> { co_await cosock::sleep_for(10s); }()));
+    static_assert(std::is_same_v<decltype(r.value), std::variant<std::size_t, std::string, std::monostate>>);
+    CHECK(r.index == 1);
+    CHECK(r.value.index() == 1);
+    CHECK(std::get<1>(r.value) == "fast");
+    CHECK(r.others.empty());
+    CHECK(loser_error == ECANCELED);
+
+    // Tasks of one type give that type, as the vector form does.
+    auto same = s.run(cosock::when_any(value_after(200ms, 1), value_after(5ms, 2), value_after(300ms, 3)));
+    static_assert(std::is_same_v<decltype(same.value), int>);
+    CHECK(same.index == 1);
+    CHECK(same.value == 2);
+
+    // Nothing received is dropped: what the recv got is the winner's value or
+    // in `others`, and what it did not take is still in the socket.
+    s.spawn([](cosock::socket& a) -> task<> { co_await a.sendall(std::string_view("abc")); }(a));
+    auto both = s.run(cosock::when_any(recv_some(b), value_after(0ms, std::string("now"))));
+    std::size_t got = both.index == 0 ? std::get<0>(both.value) : 0;
+    for (auto& [i, v] : both.others) {
+        CHECK(v.index() == i);
+        if (i == 0) got = std::get<0>(v);
+    }
+    if (got < 3) got += s.run(recv_some(b));
+    CHECK(got == 3);
+
+    // Awaited in place, its tasks made in the same expression.
+    std::size_t first = s.run([]() -> task<std::size_t> {
+        auto r = co_await cosock::when_any(value_after(5ms, 1), value_after(50ms, std::string("late")));
+        co_return r.index;
+    }());
+    CHECK(first == 0);
 }
 
 BACKEND_TEST("select takes file objects too") {

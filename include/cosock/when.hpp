@@ -252,4 +252,45 @@ task<any_result<T>> when_any(std::vector<task<T>> tasks) {
     co_return r;
 }
 
+namespace detail {
+
+// Task I of a variadic when_any, its value made alternative I of `V` (a void
+// task's is std::monostate), so that the tasks can share one vector.
+template <std::size_t I, class V, class T>
+task<V> as_alternative(task<T> t) {
+    if constexpr (std::is_void_v<T>) {
+        co_await std::move(t);
+        co_return V(std::in_place_index<I>);
+    } else {
+        T value = co_await std::move(t); // named (see GCC before 13 in task.hpp)
+        co_return V(std::in_place_index<I>, std::move(value));
+    }
+}
+
+} // namespace detail
+
+/// `co_await when_any(a, b, ...)`: the same as the vector form, for tasks
+/// given one by one. Tasks of one type give that type's any_result; tasks of
+/// several give any_result<std::variant<...>> whose alternative i is task i's
+/// value (std::monostate for a void task), so `value.index() == index`.
+template <class T0, class... Ts>
+auto when_any(task<T0> first, task<Ts>... rest) {
+    if constexpr ((std::is_same_v<T0, Ts> && ...)) {
+        std::vector<task<T0>> tasks;
+        tasks.reserve(1 + sizeof...(Ts));
+        tasks.push_back(std::move(first));
+        (tasks.push_back(std::move(rest)), ...);
+        return when_any(std::move(tasks));
+    } else {
+        using V = std::variant<detail::outcome_value<T0>, detail::outcome_value<Ts>...>;
+        std::vector<task<V>> tasks;
+        tasks.reserve(1 + sizeof...(Ts));
+        tasks.push_back(detail::as_alternative<0, V>(std::move(first)));
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (tasks.push_back(detail::as_alternative<I + 1, V>(std::move(rest))), ...);
+        }(std::index_sequence_for<Ts...>{});
+        return when_any(std::move(tasks));
+    }
+}
+
 } // namespace cosock
