@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -26,6 +27,8 @@
 #include <cosock/time.hpp>
 
 namespace cosock {
+
+class socket;
 
 /// The descriptor of a select() list element.
 inline int fileno_of(int fd) noexcept { return fd; }
@@ -198,6 +201,44 @@ task<select_result<T>> select(std::vector<T> rlist, std::vector<T> wlist, std::v
         if (!now.empty() || (deadline && detail::clock::now() >= *deadline)) co_return now;
         co_await detail::any_ready_awaiter(s, r, w, deadline, std::is_same_v<T, int>, closed);
     }
+}
+
+/// A list given as braces to select(), `{&a, &b}` or `{}`: up to 16
+/// elements, held inline. It exists for GCC before 13, which refuses an
+/// std::initializer_list inside a co_await expression ("array used as
+/// initializer") and copies a temporary that owns memory bytewise (see task.hpp);
+/// more elements, or elements of other types, go in a std::vector.
+template <class T>
+class select_list {
+  public:
+    static constexpr std::size_t capacity = 16;
+    select_list() noexcept = default;
+    template <class... U>
+    requires(sizeof...(U) >= 1 && sizeof...(U) <= capacity && (std::is_convertible_v<U, T> && ...))
+    select_list(U... items) noexcept : items_{T(items)...}, size_(sizeof...(U)) {}
+    std::vector<T> to_vector() const {
+        return std::vector<T>(items_.begin(), items_.begin() + std::ptrdiff_t(size_));
+    }
+
+  private:
+    std::array<T, capacity> items_{};
+    std::size_t size_ = 0;
+};
+
+/// `co_await select({&a, &b}, {}, {}, timeout)`: select() over braced lists of
+/// sockets, as Python writes it.
+template <class S = socket>
+requires std::is_class_v<S> // select<int>(...) names the vector form
+task<select_result<S*>> select(select_list<S*> rlist, select_list<S*> wlist, select_list<S*> xlist,
+                               std::optional<std::chrono::nanoseconds> timeout = std::nullopt) {
+    return select(rlist.to_vector(), wlist.to_vector(), xlist.to_vector(), timeout);
+}
+
+/// `co_await select({fd}, {}, {}, timeout)`: the same over braced lists of
+/// descriptors; `select({}, {}, {}, timeout)` only sleeps.
+inline task<select_result<int>> select(select_list<int> rlist, select_list<int> wlist, select_list<int> xlist,
+                                       std::optional<std::chrono::nanoseconds> timeout = std::nullopt) {
+    return select(rlist.to_vector(), wlist.to_vector(), xlist.to_vector(), timeout);
 }
 
 } // namespace cosock
