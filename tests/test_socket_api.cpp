@@ -208,3 +208,71 @@ BACKEND_TEST("socketpair gives two connected sockets") {
     CHECK(error_of([&] { (void)cosock::socketpair(s, cosock::af_inet); }) == EOPNOTSUPP);
 #endif
 }
+
+BACKEND_TEST("setblocking and getblocking are the timeout as Python maps them") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    CHECK(a.getblocking());
+    a.setblocking(false);
+    CHECK_FALSE(a.getblocking());
+    CHECK(a.gettimeout() == std::chrono::nanoseconds::zero());
+    std::array<char, 4> buf{};
+    CHECK(error_of([&] { s.run([](cosock::socket& a, std::span<char> buf) -> task<> { co_await a.recv(buf); }(a, buf)); }) ==
+          EAGAIN);
+    a.settimeout(1.5);
+    CHECK(a.getblocking()); // a timeout still blocks, up to its limit
+    a.setblocking(true);
+    CHECK_FALSE(a.gettimeout().has_value());
+}
+
+BACKEND_TEST("dup gives a second socket on the same connection, which outlives the first") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    b.settimeout(2.0);
+    cosock::socket c = b.dup();
+    CHECK(c.fileno() != b.fileno());
+    CHECK(c.family() == b.family());
+    CHECK(c.type() == b.type());
+    CHECK_FALSE(c.gettimeout().has_value()); // the default, as Python's dup gives
+    CHECK(c.get_scheduler() == &s);
+    b.close();
+    std::string got = s.run([](cosock::socket& a, cosock::socket& c) -> task<std::string> {
+        co_await c.sendall(std::string_view("from the dup"));
+        std::array<char, 32> buf;
+        std::size_t n = co_await a.recv(buf);
+        co_return std::string(buf.data(), n);
+    }(a, c));
+    CHECK(got == "from the dup");
+    CHECK(error_of([&] { (void)b.dup(); }) == EBADF); // a closed socket has nothing to duplicate
+}
+
+BACKEND_TEST("recv_into and recvfrom_into read at most nbytes, and refuse more than the buffer holds") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    std::array<char, 8> buf{};
+    s.run([](cosock::socket& a, cosock::socket& b, std::span<char> buf) -> task<> {
+        co_await b.sendall(std::string_view("abcdef"));
+        CHECK(co_await a.recv_into(buf, 2) == 2);
+        CHECK(std::string_view(buf.data(), 2) == "ab");
+        std::size_t n = 0;
+        while (n < 4) n += co_await a.recv_into(buf.subspan(n)); // nbytes 0: the whole buffer
+        CHECK(std::string_view(buf.data(), 4) == "cdef");
+    }(a, b, buf));
+    try {
+        (void)a.recv_into(buf, 9);
+        FAIL("nbytes past the buffer was taken");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).find("nbytes 9") != std::string::npos);
+        CHECK(std::string(e.what()).find("8") != std::string::npos);
+    }
+    cosock::socket rx{s, cosock::af_inet, cosock::sock_dgram}, tx{s, cosock::af_inet, cosock::sock_dgram};
+    rx.bind({"127.0.0.1", 0});
+    tx.bind({"127.0.0.1", 0});
+    auto [size, from] = s.run([](cosock::socket& rx, cosock::socket& tx, std::span<char> buf) -> task<cosock::recvfrom_result> {
+        co_await tx.sendto(std::string_view("datagram"), rx.getsockname());
+        co_return co_await rx.recvfrom_into(buf, 4); // the rest of the datagram is dropped
+    }(rx, tx, buf));
+    CHECK(size == 4);
+    CHECK(from == tx.getsockname());
+    CHECK(std::string_view(buf.data(), 4) == "data");
+}

@@ -143,6 +143,26 @@ class socket {
         if (timeout_ < std::chrono::nanoseconds::zero()) return std::nullopt;
         return timeout_;
     }
+    /// Python's setblocking: true is settimeout(std::nullopt), false is
+    /// settimeout(0s) (an operation that would wait fails with EAGAIN).
+    void setblocking(bool blocking) {
+        settimeout(blocking ? std::nullopt : std::optional<std::chrono::nanoseconds>(std::chrono::nanoseconds::zero()));
+    }
+    /// False only when the timeout is zero, as Python's getblocking.
+    bool getblocking() const noexcept { return timeout_ != std::chrono::nanoseconds::zero(); }
+
+    /// Python's dup: a new socket on the same scheduler over a duplicate of
+    /// the descriptor (close-on-exec), with the default timeout (none).
+    socket dup() const {
+        int fd = detail::sys::dup(open_fd("dup"));
+        detail::check(fd, "dup");
+        try {
+            return from_fd(open_scheduler("dup"), fd);
+        } catch (...) {
+            detail::sys::close(fd);
+            throw;
+        }
+    }
 
     /// Closes the socket; idempotent. Operations still waiting on it resume
     /// with a std::system_error carrying EBADF. While file objects made from
@@ -289,6 +309,19 @@ class socket {
         return recvfrom_operation(args("recvfrom", std::ranges::data(buf), std::ranges::size(buf), flags));
     }
 
+    /// Python's recv_into: recv into the first `nbytes` of `buf` (0: all of
+    /// it). More than buf holds is an std::invalid_argument naming both.
+    template <mutable_buffer B>
+    recv_operation recv_into(B&& buf, std::size_t nbytes = 0, int flags = 0) {
+        return recv(std::span(std::ranges::data(buf), limit("recv_into", std::ranges::size(buf), nbytes)), flags);
+    }
+    /// Python's recvfrom_into, with recv_into's `nbytes`.
+    template <mutable_buffer B>
+    recvfrom_operation recvfrom_into(B&& buf, std::size_t nbytes = 0, int flags = 0) {
+        return recvfrom(std::span(std::ranges::data(buf), limit("recvfrom_into", std::ranges::size(buf), nbytes)),
+                        flags);
+    }
+
     /// `co_await sendto(buf, addr)` → bytes sent (a whole datagram or an error).
     template <const_buffer B>
     sendto_operation sendto(B&& buf, const address& addr, int flags = 0) {
@@ -296,6 +329,14 @@ class socket {
     }
 
   private:
+    // How much of a buffer of `size` a *_into call reads.
+    static std::size_t limit(const char* what, std::size_t size, std::size_t nbytes) {
+        if (nbytes > size)
+            throw std::invalid_argument(std::string(what) + ": nbytes " + std::to_string(nbytes) +
+                                        " is more than the buffer's " + std::to_string(size));
+        return nbytes ? nbytes : size;
+    }
+
     friend class detail::accept_awaiter;
     friend class ssl_socket;
 
