@@ -276,3 +276,36 @@ BACKEND_TEST("recv_into and recvfrom_into read at most nbytes, and refuse more t
     CHECK(from == tx.getsockname());
     CHECK(std::string_view(buf.data(), 4) == "data");
 }
+
+BACKEND_TEST("connect_ex gives the errno in place of the exception, 0 once connected") {
+    cosock::scheduler s{B::value};
+    auto srv = listener(s);
+    cosock::address to = srv.getsockname();
+    // A port nobody listens on: the listener's, once it is closed.
+    cosock::address closed_port;
+    {
+        auto gone = listener(s);
+        closed_port = gone.getsockname();
+    }
+    auto [ok, refused] = s.run([](cosock::scheduler& s, cosock::address to, cosock::address nobody) -> task<std::pair<int, int>> {
+        cosock::socket a{s}, b{s};
+        int first = co_await a.connect_ex(to);
+        int second = co_await b.connect_ex(nobody);
+        co_return std::pair{first, second};
+    }(s, to, closed_port));
+    CHECK(ok == 0);
+    CHECK(refused == ECONNREFUSED);
+    // A stop is the caller's: still cancelled_error.
+    std::stop_source stop;
+    stop.request_stop();
+    cosock::socket c{s};
+    CHECK_THROWS_AS(s.run([](cosock::socket& c, cosock::address to) -> task<int> { co_return co_await c.connect_ex(to); }(c, to)
+                              .with_stop_token(stop.get_token())),
+                    cosock::cancelled_error);
+}
+
+TEST_CASE("gethostname is this machine's name") {
+    std::string name = cosock::gethostname();
+    CHECK_FALSE(name.empty());
+    CHECK(name.size() < 256);
+}

@@ -190,6 +190,14 @@ task<std::vector<addrinfo_entry>> resolve(gai_request r) {
 
 } // namespace detail
 
+/// Python's socket.gethostname(): this machine's host name. Throws
+/// std::system_error on failure.
+inline std::string gethostname() {
+    char name[256];
+    detail::check(detail::sys::gethostname(name, sizeof name), "gethostname");
+    return name;
+}
+
 /// `co_await getaddrinfo(host, port, family, type, proto, flags)` → every
 /// address for `host`, as Python's socket.getaddrinfo. An empty host or port
 /// stands for Python's None (with ai_passive, an empty host is the wildcard

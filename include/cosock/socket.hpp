@@ -53,6 +53,7 @@ using sendall_operation = operation<detail::sendall_awaiter>;
 using recvfrom_operation = operation<detail::recvfrom_awaiter>;
 using sendto_operation = operation<detail::sendto_awaiter>;
 using connect_operation = operation<detail::connect_awaiter>;
+using connect_ex_operation = operation<detail::connect_ex_awaiter>;
 using accept_operation = operation<detail::accept_awaiter>;
 
 /// What `co_await sock.accept()` gives: like Python's `conn, address = s.accept()`.
@@ -282,6 +283,11 @@ class socket {
 
     /// `co_await connect(addr)`: completes when connected; throws on refusal.
     connect_operation connect(const address& addr) { return connect_operation({args("connect"), addr}); }
+    /// `co_await connect_ex(addr)` → 0 once connected, else the errno connect
+    /// would throw (Python's connect_ex; see detail::connect_ex_awaiter).
+    connect_ex_operation connect_ex(const address& addr) {
+        return connect_ex_operation({args("connect_ex"), addr});
+    }
 
     /// `co_await recv(buf)` → bytes received (at most buf's size); 0 means
     /// the peer closed the connection (stream) or sent an empty datagram.

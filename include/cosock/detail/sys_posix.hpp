@@ -164,6 +164,12 @@ inline int pin_this_thread(std::size_t i) {
 
 /// The name of network interface `index` (false when none has it), and the
 /// index of interface `name` (0 when none has it).
+/// This machine's host name, NUL-terminated in `name`.
+inline int gethostname(char* name, std::size_t len) noexcept {
+    int r = ::gethostname(name, len);
+    name[len - 1] = '\0';
+    return r == 0 ? 0 : -errno;
+}
 /// getaddrinfo's text for an EAI_* code.
 inline std::string gai_message(int eai) { return ::gai_strerror(eai); }
 inline bool interface_name(unsigned index, std::string& name) {

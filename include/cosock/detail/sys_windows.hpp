@@ -317,6 +317,13 @@ inline int pin_this_thread(std::size_t i) noexcept {
 }
 
 /// Interface names would need iphlpapi: scopes are numbers on Windows.
+/// This machine's host name, NUL-terminated in `name`.
+inline int gethostname(char* name, std::size_t len) noexcept {
+    if (int r = start_sockets(); r < 0) return r;
+    int r = ::gethostname(name, int(cap(len)));
+    name[len - 1] = '\0';
+    return r == 0 ? 0 : failed();
+}
 /// getaddrinfo's text for an EAI_* code (a WSA code here), as glibc words
 /// it: mingw's gai_strerror writes a buffer shared by every thread, and keeps
 /// the previous text for a code Windows has no message for.

@@ -61,4 +61,18 @@ class connect_awaiter : public op_awaiter {
     address to_;
 };
 
+/// `co_await sock.connect_ex(address)`: Python's connect_ex, the errno in place
+/// of the exception (0: connected; a timeout is ETIMEDOUT, where Python says
+/// EWOULDBLOCK). A stop request still throws cancelled_error: it is the
+/// caller's doing, not the connection's.
+class connect_ex_awaiter : public connect_awaiter {
+  public:
+    using connect_awaiter::connect_awaiter;
+    int await_resume() {
+        int res = settle();
+        if (res == -ECANCELED && op().ended_by == end_reason::stop) throw cancelled_error("connect_ex");
+        return res < 0 ? -res : 0;
+    }
+};
+
 } // namespace cosock::detail
