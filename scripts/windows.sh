@@ -95,20 +95,34 @@ wait
 if [ "$build_failed" = 0 ] && "$cxx" -static "${objs[@]}" -o "$root/tests.exe" -lws2_32 >"$root/link.log" 2>&1; then
     ok "test binary built"
     # One run per test file, so that a case that hangs under wine costs its
-    # file, named, and not the stage.
-    head_done=0
-    for t in $tests; do
+    # file, named, and not the stage; two at a time (most of a run is spent
+    # waiting), their results read in order once all have ended.
+    run_file() {
+        local t=$1
+        shift
         set +e
         timeout 300 "$wine" "$root/tests.exe" -sf="*$t.cpp" "$@" >"$root/$t.log" 2>&1
-        status=$?
+        local status=$?
         # wine itself losing its server (seen on a loaded machine) is not a
         # test result: said, and the file run once more.
         if grep -q "wine client error" "$root/$t.log"; then
-            echo "tests/$t.cpp: wine lost its server ($(grep -m1 'wine client error' "$root/$t.log" | tr -d '\r')); once more"
+            echo "tests/$t.cpp: wine lost its server ($(grep -m1 'wine client error' "$root/$t.log" | tr -d '\r')); once more" \
+                >"$root/$t.note"
             timeout 300 "$wine" "$root/tests.exe" -sf="*$t.cpp" "$@" >"$root/$t.log" 2>&1
             status=$?
         fi
-        set -e
+        echo "$status" >"$root/$t.exit"
+    }
+    for t in $tests; do
+        rm -f "$root/$t.note" "$root/$t.exit"
+        while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
+        run_file "$t" "$@" &
+    done
+    wait
+    head_done=0
+    for t in $tests; do
+        [ -f "$root/$t.note" ] && cat "$root/$t.note"
+        status=$(cat "$root/$t.exit" 2>/dev/null || echo 255)
         tr -d '\r' <"$root/$t.log" >"$root/$t.txt"
         if [ "$head_done" = 0 ]; then grep -E "^backend" "$root/$t.txt" || true; head_done=1; fi
         grep -E "ERROR|FAILED" "$root/$t.txt" | head -20 || true
