@@ -238,7 +238,7 @@ BACKEND_TEST("when_any(a, b, ...) of tasks of several types gives the winner's i
     CHECK(first == 0);
 }
 
-BACKEND_TEST("select takes braced lists of sockets and of descriptors, awaited in place") {
+BACKEND_TEST("select takes braced lists of sockets, awaited in place") {
     cosock::scheduler s{B::value};
     auto [a, b] = cosock::socketpair(s);
     s.run([](cosock::socket& a, cosock::socket& b) -> task<> {
@@ -246,8 +246,6 @@ BACKEND_TEST("select takes braced lists of sockets and of descriptors, awaited i
         auto r = co_await cosock::select({&a, &b}, {&b}, {}, 1s);
         CHECK(r.readable == std::vector<cosock::socket*>{&a});
         CHECK(r.writable == std::vector<cosock::socket*>{&b});
-        auto by_number = co_await cosock::select({a.fileno()}, {}, {}, 1s);
-        CHECK(by_number.readable == std::vector<int>{a.fileno()});
         auto start = steady::now();
         auto none = co_await cosock::select({}, {}, {}, 20ms); // a sleep
         CHECK(none.empty());

@@ -207,7 +207,7 @@ task<select_result<T>> select(std::vector<T> rlist, std::vector<T> wlist, std::v
 /// elements, held inline. It exists for GCC before 13, which refuses an
 /// std::initializer_list inside a co_await expression ("array used as
 /// initializer") and copies a temporary that owns memory bytewise (see task.hpp);
-/// more elements, or elements of other types, go in a std::vector.
+/// more elements, or descriptors and file objects, go in a std::vector.
 template <class T>
 class select_list {
   public:
@@ -226,18 +226,11 @@ class select_list {
 };
 
 /// `co_await select({&a, &b}, {}, {}, timeout)`: select() over braced lists of
-/// sockets, as Python writes it.
+/// sockets, as Python writes it (descriptors go in a std::vector<int>).
 template <class S = socket>
 requires std::is_class_v<S> // select<int>(...) names the vector form
 task<select_result<S*>> select(select_list<S*> rlist, select_list<S*> wlist, select_list<S*> xlist,
                                std::optional<std::chrono::nanoseconds> timeout = std::nullopt) {
-    return select(rlist.to_vector(), wlist.to_vector(), xlist.to_vector(), timeout);
-}
-
-/// `co_await select({fd}, {}, {}, timeout)`: the same over braced lists of
-/// descriptors; `select({}, {}, {}, timeout)` only sleeps.
-inline task<select_result<int>> select(select_list<int> rlist, select_list<int> wlist, select_list<int> xlist,
-                                       std::optional<std::chrono::nanoseconds> timeout = std::nullopt) {
     return select(rlist.to_vector(), wlist.to_vector(), xlist.to_vector(), timeout);
 }
 
