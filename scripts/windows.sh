@@ -34,7 +34,7 @@ wineserver=$(dirname "$wine")/wineserver
 export WINEPREFIX="$root/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 export WINEARCH=win64
 
-tests_default="test_address test_task test_time test_stream test_datagram test_socket_api test_select_when
+tests_default="test_address test_task test_time test_stream test_datagram test_socket_api test_messages test_select_when
   test_file_object test_operations test_channel test_cancellation test_scheduler test_threads test_names
   test_allocations test_quiescence test_misuse test_faults"
 tests=${COSOCK_WINDOWS_TESTS:-$tests_default}
@@ -54,7 +54,7 @@ throttle() { while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true
 # 1. Headers alone. Linux-only ones say so with #error or compile to nothing.
 echo "-- headers alone ($($cxx --version | head -1))"
 headers=$(cd include/cosock && find . -name '*.hpp' | sed 's|^\./||' | sort |
-    grep -vxE 'signal.hpp|tls.hpp|detail/signal_hub.hpp|detail/epoll_backend.hpp|detail/sys_posix.hpp')
+    grep -vxE 'signal.hpp|unix.hpp|tls.hpp|detail/signal_hub.hpp|detail/epoll_backend.hpp|detail/sys_posix.hpp')
 for h in $headers; do
     throttle
     (set +e; printf '#include <cosock/%s>\n' "$h" | "$cxx" "${strict[@]}" -fsyntax-only -Iinclude -x c++ - \

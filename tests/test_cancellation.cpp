@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -162,6 +163,27 @@ std::vector<op_case> op_cases() {
         {"sendto",
          [](fixture& f) -> task<> { co_await f.dfull.sendto(std::string_view("x"), f.dfull_peer.getsockname()); },
          closing([](fixture& f) { f.dfull.close(); }), "errno 9"},
+#endif
+        {"recv(n)", [](fixture& f) -> task<> { co_await f.a.recv(8); }, closing([](fixture& f) { f.a.close(); }),
+         "errno 9"},
+        {"recvmsg", [](fixture& f) -> task<> { co_await f.a.recvmsg(8, 64); },
+         closing([](fixture& f) { f.a.close(); }), "errno 9"},
+        {"recvmsg_into",
+         [](fixture& f) -> task<> {
+             std::array<char, 4> x, y;
+             std::array<std::span<char>, 2> into{std::span(x), std::span(y)};
+             co_await f.udp.recvmsg_into(into);
+         },
+         closing([](fixture& f) { f.udp.close(); }), "errno 9"},
+        {"sendmsg",
+         [](fixture& f) -> task<> {
+             std::vector<std::string> parts{std::string(1 << 16, 'm'), std::string(1 << 16, 'n')};
+             co_await f.full.sendmsg(parts);
+         },
+         closing([](fixture& f) { f.full.close(); }), "errno 9"},
+#if !COSOCK_WINDOWS
+        {"recv_fds", [](fixture& f) -> task<> { co_await cosock::recv_fds(f.a, 8, 4); },
+         closing([](fixture& f) { f.a.close(); }), "errno 9"},
 #endif
         {"sleep_for", [](fixture&) -> task<> { co_await cosock::sleep_for(1h); }, nullptr, nullptr},
         {"select",

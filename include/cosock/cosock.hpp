@@ -7,6 +7,7 @@
 #include <cosock/constants.hpp>
 #include <cosock/create.hpp>
 #include <cosock/error.hpp>
+#include <cosock/message.hpp>
 #include <cosock/file_object.hpp>
 #include <cosock/resolve.hpp>
 #include <cosock/scheduler.hpp>
@@ -14,6 +15,7 @@
 #include <cosock/detail/platform.hpp>
 #if !COSOCK_WINDOWS
 #include <cosock/signal.hpp> // POSIX signals
+#include <cosock/unix.hpp>   // descriptor passing, peer credentials
 #endif
 #include <cosock/socket.hpp>
 #include <cosock/task.hpp>

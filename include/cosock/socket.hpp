@@ -11,12 +11,15 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <ranges>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include <cosock/detail/platform.hpp>
@@ -30,11 +33,14 @@
 #include <cosock/detail/ops/connect.hpp>
 #include <cosock/detail/ops/recv.hpp>
 #include <cosock/detail/ops/recvfrom.hpp>
+#include <cosock/detail/ops/recvmsg.hpp>
 #include <cosock/detail/ops/send.hpp>
 #include <cosock/detail/ops/sendall.hpp>
+#include <cosock/detail/ops/sendmsg.hpp>
 #include <cosock/detail/ops/sendto.hpp>
 #include <cosock/error.hpp>
 #include <cosock/file_object.hpp>
+#include <cosock/message.hpp>
 #include <cosock/operation.hpp>
 #include <cosock/scheduler.hpp>
 
@@ -44,10 +50,15 @@ class socket;
 class ssl_socket;
 namespace detail {
 class accept_awaiter;
-}
+struct socket_access;
+} // namespace detail
 
 /// The operations a socket's methods return (see operation.hpp).
 using recv_operation = operation<detail::recv_awaiter>;
+using recv_bytes_operation = operation<detail::recv_bytes_awaiter>;
+using recvmsg_operation = operation<detail::recvmsg_awaiter>;
+using recvmsg_into_operation = operation<detail::recvmsg_into_awaiter>;
+using sendmsg_operation = operation<detail::sendmsg_awaiter>;
 using send_operation = operation<detail::send_awaiter>;
 using sendall_operation = operation<detail::sendall_awaiter>;
 using recvfrom_operation = operation<detail::recvfrom_awaiter>;
@@ -297,6 +308,17 @@ class socket {
             {args("recv", std::ranges::data(buf), std::ranges::size(buf), flags), type_ == SOCK_STREAM});
     }
 
+    /// `co_await recv(n)` → a std::string of at most n bytes, as Python's
+    /// `data = s.recv(1024)`; empty when the peer closed the connection. It
+    /// allocates the string (n bytes, before the read): the buffer forms
+    /// above read into memory the caller keeps. A negative n, or one larger
+    /// than a read can return, is an std::invalid_argument.
+    template <std::integral N>
+    recv_bytes_operation recv(N n, int flags = 0) {
+        return recv_bytes_operation(
+            {args("recv", nullptr, byte_count("recv", "n", n), flags), type_ == SOCK_STREAM});
+    }
+
     /// `co_await send(buf)` → bytes sent, possibly fewer than buf's size.
     template <const_buffer B>
     send_operation send(B&& buf, int flags = 0) {
@@ -334,7 +356,68 @@ class socket {
         return sendto_operation({args("sendto", std::ranges::data(buf), std::ranges::size(buf), flags), addr});
     }
 
+    /// `co_await sendmsg(buffers, ancdata, flags, address)` → bytes sent:
+    /// Python's sendmsg, one call over several buffers (gather) with control
+    /// messages (cosock::ancillary) and, for an unconnected socket, a
+    /// destination. On a stream it may send fewer bytes than the buffers
+    /// hold, as send does; the control messages go with the first byte. The
+    /// buffers must outlive the operation; ancdata is copied when it is made.
+    /// Windows refuses ancillary data (std::system_error, EOPNOTSUPP).
+    template <buffer_sequence Buffers>
+    sendmsg_operation sendmsg(Buffers&& buffers, std::span<const ancillary> ancdata = {}, int flags = 0,
+                              const std::optional<address>& to = std::nullopt) {
+        detail::op_args a = args("sendmsg", nullptr, 0, flags);
+#if COSOCK_WINDOWS
+        if (!ancdata.empty()) throw_error(-EOPNOTSUPP, "sendmsg: ancillary data on Windows");
+        return sendmsg_operation({a, detail::iov_list(buffers), {}, 0, to});
+#else
+        auto [control, controllen] = detail::build_control(ancdata);
+        return sendmsg_operation({a, detail::iov_list(buffers), std::move(control), controllen, to});
+#endif
+    }
+
+    /// `co_await recvmsg(bufsize, ancbufsize, flags)` → recvmsg_result{data,
+    /// ancdata, msg_flags, address}: Python's recvmsg. ancbufsize is the room
+    /// for control messages (cmsg_space(n) for one of n bytes); those that do
+    /// not fit are cut and msg_flags says msg_ctrunc. Descriptors received in
+    /// ancdata (SCM_RIGHTS) are close-on-exec and the caller's to close;
+    /// cosock::recv_fds does that for you. Negative sizes are an
+    /// std::invalid_argument; Windows refuses ancbufsize > 0 (EOPNOTSUPP).
+    template <std::integral N, std::integral M = std::size_t>
+    recvmsg_operation recvmsg(N bufsize, M ancbufsize = 0, int flags = 0) {
+        return recvmsg_operation(
+            {receive_args("recvmsg", ancbufsize, flags), byte_count("recvmsg", "bufsize", bufsize)});
+    }
+    /// Python's recvmsg_into: recvmsg into the caller's buffers (scatter), in
+    /// order → recvmsg_into_result{nbytes, ancdata, msg_flags, address}.
+    template <class Buffers, std::integral M = std::size_t>
+        requires mutable_buffer_sequence<Buffers>
+    recvmsg_into_operation recvmsg_into(Buffers&& buffers, M ancbufsize = 0, int flags = 0) {
+        return recvmsg_into_operation({receive_args("recvmsg_into", ancbufsize, flags), detail::iov_list(buffers)});
+    }
+
   private:
+    // A count given as any integer: negative, or more than one read can
+    // return, is an std::invalid_argument naming it.
+    template <std::integral N>
+    static std::size_t byte_count(const char* what, const char* name, N n) {
+        if constexpr (std::is_signed_v<N>)
+            if (n < 0)
+                throw std::invalid_argument(std::string(what) + ": negative " + name + " " + std::to_string(n));
+        if (std::uintmax_t(n) > detail::sys::max_io)
+            throw std::invalid_argument(std::string(what) + ": " + name + " " + std::to_string(n) +
+                                        " is more than one call can carry (" + std::to_string(detail::sys::max_io) +
+                                        ")");
+        return std::size_t(n);
+    }
+
+    template <std::integral M>
+    detail::message_receiver::args receive_args(const char* what, M ancbufsize, int flags) const {
+        std::size_t room = byte_count(what, "ancbufsize", ancbufsize);
+        if (COSOCK_WINDOWS && room) throw_error(-EOPNOTSUPP, std::string(what) + ": ancillary data on Windows");
+        return {args(what, nullptr, 0, flags), room};
+    }
+
     // How much of a buffer of `size` a *_into call reads.
     static std::size_t limit(const char* what, std::size_t size, std::size_t nbytes) {
         if (nbytes > size)
@@ -344,6 +427,7 @@ class socket {
     }
 
     friend class detail::accept_awaiter;
+    friend struct detail::socket_access;
     friend class ssl_socket;
 
     // A new owner of the descriptor, for a file object. The block is

@@ -178,28 +178,61 @@ template <class Op>
 inline int send_rest_of(const Op& op) noexcept {
     return send(op.fd, static_cast<const char*>(op.buf) + op.done, op.len - op.done, op.flags);
 }
-// recvfrom and sendto keep one buffer in their msghdr (ops/message.hpp).
-// A datagram longer than the buffer fills it and is reported as MSG_TRUNC,
-// as recvmsg does (see recv_failed).
+// recvmsg and sendmsg (and recvfrom and sendto, which run as they) over
+// WSARecvFrom and WSASendTo, which take the
+// buffers of a msghdr (as WSABUFs, up to max_buffers) and the peer's address
+// but no control data: cosock refuses ancillary data on Windows before a call
+// gets here. A datagram longer than the buffers fills them and is reported as
+// MSG_TRUNC, as recvmsg does (see recv_failed).
+inline constexpr std::size_t max_buffers = 64;
+inline int to_wsabufs(const msghdr* msg, WSABUF* out, std::size_t& total) noexcept {
+    if (msg->msg_iovlen > max_buffers) return -EMSGSIZE;
+    total = 0;
+    for (std::size_t i = 0; i < msg->msg_iovlen; ++i) {
+        std::size_t len = cap(msg->msg_iov[i].iov_len);
+        if (len > max_io - total) len = max_io - total;
+        out[i].buf = static_cast<char*>(msg->msg_iov[i].iov_base);
+        out[i].len = ULONG(len);
+        total += len;
+    }
+    return 0;
+}
 inline int recvmsg(int fd, msghdr* msg, int flags) noexcept {
+    WSABUF bufs[max_buffers];
+    std::size_t total = 0;
+    if (int r = to_wsabufs(msg, bufs, total); r < 0) return r;
     msg->msg_flags = 0;
-    int namelen = msg->msg_namelen;
-    int r = ::recvfrom(handle(fd), static_cast<char*>(msg->msg_iov->iov_base), int(cap(msg->msg_iov->iov_len)), flags,
-                       static_cast<sockaddr*>(msg->msg_name), msg->msg_name ? &namelen : nullptr);
+    int namelen = int(msg->msg_namelen);
+    // A stream socket leaves the address alone: an AF_UNSPEC one says "none".
+    if (msg->msg_name && namelen >= int(sizeof(sockaddr))) static_cast<sockaddr*>(msg->msg_name)->sa_family = AF_UNSPEC;
+    DWORD got = 0, how = DWORD(flags);
+    int r = ::WSARecvFrom(handle(fd), bufs, DWORD(msg->msg_iovlen), &got, &how,
+                          static_cast<sockaddr*>(msg->msg_name), msg->msg_name ? &namelen : nullptr, nullptr,
+                          nullptr) == 0
+                ? int(got)
+                : -1;
     if (r < 0) {
         if (::WSAGetLastError() == WSAEMSGSIZE)
             msg->msg_flags |= MSG_TRUNC; // the sender is filled in
         else
             namelen = 0; // nothing came from anyone
-        r = recv_failed(msg->msg_iov->iov_len);
+        r = recv_failed(total);
     }
-    if (r >= 0) msg->msg_namelen = namelen;
+    if (r >= 0)
+        msg->msg_namelen = msg->msg_name && static_cast<sockaddr*>(msg->msg_name)->sa_family == AF_UNSPEC
+                               ? 0
+                               : socklen_t(namelen);
     return r;
 }
 inline int sendmsg(int fd, const msghdr* msg, int flags) noexcept {
-    int r = ::sendto(handle(fd), static_cast<const char*>(msg->msg_iov->iov_base), int(cap(msg->msg_iov->iov_len)),
-                     flags, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen);
-    return r >= 0 ? r : failed();
+    WSABUF bufs[max_buffers];
+    std::size_t total = 0;
+    if (int r = to_wsabufs(msg, bufs, total); r < 0) return r;
+    DWORD sent = 0;
+    if (::WSASendTo(handle(fd), bufs, DWORD(msg->msg_iovlen), &sent, DWORD(flags),
+                    static_cast<const sockaddr*>(msg->msg_name), int(msg->msg_namelen), nullptr, nullptr) != 0)
+        return failed();
+    return int(sent);
 }
 inline int shutdown(int fd, int how) noexcept { return ::shutdown(handle(fd), how) == 0 ? 0 : failed(); }
 inline int close(int fd) noexcept { return ::closesocket(handle(fd)) == 0 ? 0 : failed(); }

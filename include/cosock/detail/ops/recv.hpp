@@ -1,5 +1,9 @@
-// recv(buf, flags): one read into the caller's buffer.
+// recv(buf, flags): one read into the caller's buffer; recv(n, flags): one
+// read into a string of the awaiter's, returned.
 #pragma once
+
+#include <string>
+#include <utility>
 
 #include <cosock/detail/ops/awaiter.hpp>
 #include <cosock/detail/ops/common.hpp>
@@ -42,6 +46,24 @@ class recv_awaiter : public op_awaiter {
     };
     explicit recv_awaiter(const args& a) : op_awaiter(a.op, a.stream ? ops::stream_recv : ops::recv) {}
     std::size_t await_resume() { return std::size_t(result()); }
+};
+
+} // namespace cosock::detail
+
+namespace cosock::detail {
+
+/// `co_await sock.recv(n)` → a string of the bytes received, at most n.
+class recv_bytes_awaiter : public recv_awaiter {
+  public:
+    /// op.len is n; op.buf is set to the string's bytes here.
+    explicit recv_bytes_awaiter(const args& a) : recv_awaiter(a), data_(a.op.len, '\0') { op().buf = data_.data(); }
+    std::string await_resume() {
+        data_.resize(recv_awaiter::await_resume());
+        return std::move(data_);
+    }
+
+  private:
+    std::string data_;
 };
 
 } // namespace cosock::detail
