@@ -6,8 +6,10 @@
 
 #include <array>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -184,6 +186,15 @@ std::vector<op_case> op_cases() {
 #if !COSOCK_WINDOWS
         {"recv_fds", [](fixture& f) -> task<> { co_await cosock::recv_fds(f.a, 8, 4); },
          closing([](fixture& f) { f.a.close(); }), "errno 9"},
+        {"sendfile",
+         [](fixture& f) -> task<> {
+             std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::tmpfile(), &std::fclose);
+             std::string block(1 << 20, 'f');
+             std::fwrite(block.data(), 1, block.size(), file.get());
+             std::fflush(file.get());
+             co_await f.full.sendfile(fileno(file.get()));
+         },
+         closing([](fixture& f) { f.full.close(); }), "errno 9"},
 #endif
         {"sleep_for", [](fixture&) -> task<> { co_await cosock::sleep_for(1h); }, nullptr, nullptr},
         {"select",

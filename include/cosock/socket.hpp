@@ -36,6 +36,7 @@
 #include <cosock/detail/ops/recvmsg.hpp>
 #include <cosock/detail/ops/send.hpp>
 #include <cosock/detail/ops/sendall.hpp>
+#include <cosock/detail/ops/sendfile.hpp>
 #include <cosock/detail/ops/sendmsg.hpp>
 #include <cosock/detail/ops/sendto.hpp>
 #include <cosock/error.hpp>
@@ -59,6 +60,9 @@ using recv_bytes_operation = operation<detail::recv_bytes_awaiter>;
 using recvmsg_operation = operation<detail::recvmsg_awaiter>;
 using recvmsg_into_operation = operation<detail::recvmsg_into_awaiter>;
 using sendmsg_operation = operation<detail::sendmsg_awaiter>;
+#if !COSOCK_WINDOWS
+using sendfile_operation = operation<detail::sendfile_awaiter>;
+#endif
 using send_operation = operation<detail::send_awaiter>;
 using sendall_operation = operation<detail::sendall_awaiter>;
 using recvfrom_operation = operation<detail::recvfrom_awaiter>;
@@ -375,6 +379,23 @@ class socket {
         return sendmsg_operation({a, detail::iov_list(buffers), std::move(control), controllen, to});
 #endif
     }
+
+#if !COSOCK_WINDOWS
+    /// `co_await sendfile(file, offset, count)` → the bytes sent: Python's
+    /// sendfile over a descriptor. From `offset`, `count` bytes (std::nullopt:
+    /// to the end of the file); zero-copy (Linux's sendfile(2)) from a
+    /// regular file to a stream socket, else read and sent in chunks (a pipe,
+    /// which is read where it stands; a datagram socket, one datagram per
+    /// 8 KiB). The socket's timeout bounds the whole transfer. Afterwards,
+    /// even after an error, the file's position is just after the bytes sent,
+    /// as Python leaves it. The file is read in the loop's thread: a pipe
+    /// must be blocking (a non-blocking one is refused) and a read that
+    /// waits for its writer stalls the loop. A negative offset, a count
+    /// below 1, a directory or an offset in a pipe is an std::invalid_argument.
+    sendfile_operation sendfile(int file, std::int64_t offset = 0, std::optional<std::int64_t> count = std::nullopt) {
+        return sendfile_operation(detail::sendfile_args(args("sendfile"), type_, file, offset, count));
+    }
+#endif
 
     /// `co_await recvmsg(bufsize, ancbufsize, flags)` → recvmsg_result{data,
     /// ancdata, msg_flags, address}: Python's recvmsg. ancbufsize is the room

@@ -15,6 +15,9 @@
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/sendfile.h>
+#endif
 
 #include <cosock/detail/os_category.hpp>
 #include <cosock/detail/platform.hpp>
@@ -108,6 +111,25 @@ inline int recvmsg(int fd, msghdr* msg, int flags) noexcept {
 }
 inline int sendmsg(int fd, const msghdr* msg, int flags) noexcept {
     return int(retry([&] { return ::sendmsg(fd, msg, flags | MSG_NOSIGNAL); }));
+}
+/// Copies up to `n` bytes of `file` from `*offset` to the socket in the kernel
+/// (Linux's sendfile(2)), advancing `*offset`: the bytes sent, 0 at the end
+/// of the file, or -errno (-ENOSYS where there is no such call).
+inline long sendfile(int sock, int file, std::uint64_t& offset, std::size_t n) noexcept {
+#if defined(__linux__)
+    off_t off = off_t(offset);
+    long r = retry([&] { return ::sendfile(sock, file, &off, cap(n)); });
+    if (r > 0) offset = std::uint64_t(off);
+    return r;
+#else
+    (void)sock, (void)file, (void)offset, (void)n;
+    return -ENOSYS;
+#endif
+}
+/// Reads up to `n` bytes of `file`: at `offset` (pread), or where the file
+/// stands when `offset` is nullptr (read). The bytes read, or -errno.
+inline long read_file(int file, void* buf, std::size_t n, const std::uint64_t* offset) noexcept {
+    return retry([&] { return offset ? ::pread(file, buf, cap(n), off_t(*offset)) : ::read(file, buf, cap(n)); });
 }
 inline int shutdown(int fd, int how) noexcept {
     return int(retry([&] { return ::shutdown(fd, how); }));
