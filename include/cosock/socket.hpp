@@ -60,9 +60,6 @@ using recv_bytes_operation = operation<detail::recv_bytes_awaiter>;
 using recvmsg_operation = operation<detail::recvmsg_awaiter>;
 using recvmsg_into_operation = operation<detail::recvmsg_into_awaiter>;
 using sendmsg_operation = operation<detail::sendmsg_awaiter>;
-#if !COSOCK_WINDOWS
-using sendfile_operation = operation<detail::sendfile_awaiter>;
-#endif
 using send_operation = operation<detail::send_awaiter>;
 using sendall_operation = operation<detail::sendall_awaiter>;
 using recvfrom_operation = operation<detail::recvfrom_awaiter>;
@@ -70,6 +67,10 @@ using sendto_operation = operation<detail::sendto_awaiter>;
 using connect_operation = operation<detail::connect_awaiter>;
 using connect_ex_operation = operation<detail::connect_ex_awaiter>;
 using accept_operation = operation<detail::accept_awaiter>;
+#if !COSOCK_WINDOWS
+/// What sendfile returns (POSIX).
+using sendfile_operation = operation<detail::sendfile_awaiter>;
+#endif
 
 /// What `co_await sock.accept()` gives: like Python's `conn, address = s.accept()`.
 struct accept_result;
