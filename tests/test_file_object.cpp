@@ -940,3 +940,70 @@ BACKEND_TEST("an abandoned flush neither loses bytes nor sends any twice") {
     CHECK(got.size() == big.size());
     CHECK(got == big);
 }
+
+namespace {
+// The README's line server with flush-when-drained: replies to every line,
+// flushing only when nothing more is buffered; counts its flushes.
+task<> pipelined_pong(cosock::socket conn, int& flushes) {
+    auto f = conn.makefile("rwb");
+    for (;;) {
+        std::string line = co_await f.readline();
+        if (line.empty()) break;
+        co_await f.write(std::string_view("+PONG\r\n"));
+        if (f.buffered() == 0) {
+            co_await f.flush();
+            ++flushes;
+        }
+    }
+    co_await f.close();
+}
+} // namespace
+
+BACKEND_TEST("buffered() says what a read takes without waiting: replies to pipelined lines leave in batches") {
+    cosock::scheduler s{B::value};
+    auto [server, client] = cosock::socketpair(s);
+    int flushes = 0;
+    s.spawn(pipelined_pong(std::move(server), flushes));
+    s.run([](cosock::socket& c, int& flushes) -> task<> {
+        // 100 requests at once: a few flushes answer them all.
+        std::string burst;
+        for (int i = 0; i < 100; ++i) burst += "PING\r\n";
+        co_await c.sendall(burst);
+        std::string replies;
+        while (replies.size() < 700) {
+            std::string more = co_await c.recv(4096);
+            REQUIRE(!more.empty());
+            replies += more;
+        }
+        CHECK(replies.size() == 700);
+        CHECK(flushes >= 1);
+        CHECK(flushes <= 3);
+        // One request at a time: each reply is flushed before the server
+        // waits again, so none is stuck behind a request not yet sent.
+        int before = flushes;
+        for (int i = 0; i < 20; ++i) {
+            co_await c.sendall(std::string_view("PING\r\n"));
+            std::string reply = co_await cosock::with_timeout(c.recv(100), 10s);
+            CHECK(reply == "+PONG\r\n");
+        }
+        CHECK(flushes - before == 20);
+        c.shutdown(cosock::shut_wr);
+    }(client, flushes));
+    s.run();
+}
+
+BACKEND_TEST("buffered() counts received bytes not yet read, after newline translation") {
+    cosock::scheduler s{B::value};
+    auto [a, b] = cosock::socketpair(s);
+    auto f = b.makefile("r");
+    CHECK(f.buffered() == 0);
+    s.run([](cosock::socket& a, cosock::file_object& f) -> task<> {
+        co_await a.sendall(std::string_view("one\r\ntwo\r\n"));
+        std::string line = co_await f.readline();
+        CHECK(line == "one\n");
+        CHECK(f.buffered() == 4); // "two\n"
+        line = co_await f.readline();
+        CHECK(line == "two\n");
+        CHECK(f.buffered() == 0);
+    }(a, f));
+}

@@ -126,6 +126,14 @@ class file_object {
     template <int = 0>
     task<std::string> peek(std::ptrdiff_t n = 0);
 
+    /// The bytes received and not read yet (in text mode, after newline
+    /// translation: "\r\n" counts 1): a read of that many, or a readline that
+    /// finds its line end among them, returns without receiving. Never waits.
+    /// A server of pipelined requests flushes its replies when it is 0, just
+    /// before the next read would wait, so that replies leave in batches and
+    /// none waits behind a request that has not come (see the README).
+    std::size_t buffered() const noexcept { return rbuf_.size(); }
+
     // Writing. A write copies its bytes into the buffer when called (so the
     // caller's buffer may go away) and throws EBADF at once if not writable;
     // the task it returns sends when the buffer exceeds its size, when a line
