@@ -71,10 +71,21 @@ suite() {
         total_failed=$((total_failed + 1))
         return
     fi
-    set +e
-    "$dir/tests/cosock_tests" "${doctest_args[@]}" >"$dir/test.log" 2>&1
-    local status=$?
-    set -e
+    # The tests run in the background while the next build compiles: most of
+    # a run is waiting (timers, peers, the kernel), most of a build is CPU.
+    # collect reads the outcome.
+    ( set +e; "$dir/tests/cosock_tests" "${doctest_args[@]}" >"$dir/test.log" 2>&1; echo $? >"$dir/test.status" ) &
+    running+=("$name:$!")
+}
+
+# collect NAME:PID: waits for a suite's tests and counts their outcome in.
+collect() {
+    local name=${1%%:*} pid=${1##*:}
+    local dir="$root/$name"
+    wait "$pid" || true
+    echo "== $name: tests"
+    local status
+    status=$(cat "$dir/test.status" 2>/dev/null || echo 1)
     grep -E "^backend|SKIPPED|ERROR|FAILED|runtime error|Sanitizer|^\[doctest\] (test cases|Status)" "$dir/test.log" | head -60
     local summary passed failed skipped
     summary=$(grep -E '^\[doctest\] test cases:' "$dir/test.log" | tail -1 || true)
@@ -95,6 +106,7 @@ suite() {
 }
 
 mkdir -p "$root"
+running=()
 want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 want gcc && suite gcc g++ -Dbuildtype=debugoptimized
 want gcc-asan && suite gcc-asan g++ -Dbuildtype=debug -Db_sanitize=address,undefined
@@ -131,6 +143,8 @@ want reference && step reference bash scripts/reference_check.sh
 want consumers && step consumers bash scripts/consumers.sh
 want windows && step windows bash scripts/windows.sh
 want fuzz && step fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+for r in "${running[@]}"; do collect "$r"; done
+# The soak holds 10,000 connections per backend: it runs alone, last.
 want soak && [ -x "$root/gcc/tests/soak_client" ] && step soak bash scripts/soak.sh --ci
 
 echo

@@ -248,6 +248,40 @@ BACKEND_TEST("getaddrinfo converts numeric hosts at once and looks names up on a
     }());
 }
 
+BACKEND_TEST("getnameinfo names an address and its port, numerically at once or looked up off the loop thread") {
+    cosock::scheduler s{B::value};
+    s.run([&]() -> task<> {
+        const int numeric = cosock::ni_numerichost | cosock::ni_numericserv;
+        auto [host, port] = co_await cosock::getnameinfo({"127.0.0.1", 8080}, numeric);
+        CHECK(host == "127.0.0.1");
+        CHECK(port == "8080");
+        if (have_ipv6()) {
+            auto [host6, port6] = co_await cosock::getnameinfo({"::1", 443}, numeric);
+            CHECK(host6 == "::1");
+            CHECK(port6 == "443");
+        }
+        // Looked up: the loopback has a name on every machine (/etc/hosts on
+        // Linux, the system's own on Windows); port 80 is "http" where there
+        // is a services database, else its number, as in Python.
+        auto [name, service] = co_await cosock::getnameinfo({"127.0.0.1", 80});
+        CHECK_FALSE(name.empty());
+        CHECK((service == "http" || service == "80"));
+        auto [dgram_name, dgram_service] = co_await cosock::getnameinfo({"127.0.0.1", 53}, cosock::ni_dgram);
+        CHECK((dgram_service == "domain" || dgram_service == "53"));
+        // Bad flags: the lookup's own error, a gaierror naming the address.
+        try {
+            co_await cosock::getnameinfo({"127.0.0.1", 80}, 0x4000000);
+            FAIL("getnameinfo took unknown flags");
+        } catch (const cosock::gaierror& e) {
+            CHECK(e.code().value() == cosock::eai_badflags);
+            CHECK(contains(e.what(), "getnameinfo(127.0.0.1:80)"));
+        }
+    }());
+#if !COSOCK_WINDOWS // windows: AF_UNIX addresses
+    CHECK_THROWS_AS((void)cosock::getnameinfo(cosock::address::unix_path("/tmp/x.sock")), std::invalid_argument);
+#endif
+}
+
 BACKEND_TEST("a name under .invalid fails with a gaierror naming it") {
     cosock::scheduler s{B::value};
     s.run([]() -> task<> {

@@ -54,15 +54,26 @@ struct recvmsg_into_result {
     cosock::address address;
 };
 
+namespace detail {
+/// An element of a buffer range whose bytes outlive the range's iteration:
+/// a reference to a buffer, or a view (std::span, std::string_view). A
+/// range that makes its buffers as it goes (a transform to std::string)
+/// would hand the kernel bytes already freed.
+template <class E>
+concept lasting_buffer = std::is_lvalue_reference_v<E> || std::ranges::borrowed_range<E>;
+} // namespace detail
+
 /// A range of buffers for a scatter/gather call: std::vector<std::string>,
-/// std::array<std::span<std::byte>, 2>, … (each element a const_buffer).
+/// std::array<std::span<std::byte>, 2>, … (each element a const_buffer that
+/// the range holds or views, not one it makes while iterated).
 template <class R>
-concept buffer_sequence = std::ranges::forward_range<R> && const_buffer<std::ranges::range_reference_t<R>>;
+concept buffer_sequence = std::ranges::forward_range<R> && const_buffer<std::ranges::range_reference_t<R>> &&
+    detail::lasting_buffer<std::ranges::range_reference_t<R>>;
 
 /// A range of writable buffers, for recvmsg_into.
 template <class R>
-concept mutable_buffer_sequence =
-    std::ranges::forward_range<R> && mutable_buffer<std::ranges::range_reference_t<R>>;
+concept mutable_buffer_sequence = std::ranges::forward_range<R> &&
+    mutable_buffer<std::ranges::range_reference_t<R>> && detail::lasting_buffer<std::ranges::range_reference_t<R>>;
 
 #if !COSOCK_WINDOWS
 /// Python's socket.CMSG_LEN: a control message's length for `n` data bytes.

@@ -37,6 +37,13 @@ inline constexpr int ai_addrconfig = AI_ADDRCONFIG;
 inline constexpr int ai_v4mapped = AI_V4MAPPED;
 inline constexpr int ai_all = AI_ALL;
 
+/// getnameinfo flags, as Python's socket.NI_*.
+inline constexpr int ni_numerichost = NI_NUMERICHOST;
+inline constexpr int ni_numericserv = NI_NUMERICSERV;
+inline constexpr int ni_namereqd = NI_NAMEREQD;
+inline constexpr int ni_nofqdn = NI_NOFQDN;
+inline constexpr int ni_dgram = NI_DGRAM;
+
 /// getaddrinfo error codes, as Python's socket.EAI_* (negative on Linux).
 inline constexpr int eai_again = EAI_AGAIN;
 inline constexpr int eai_badflags = EAI_BADFLAGS;
@@ -188,7 +195,55 @@ task<std::vector<addrinfo_entry>> resolve(gai_request r) {
     co_return entries_or_throw(std::move(later), r);
 }
 
+/// What getnameinfo found: the host and the service, or the EAI_* code.
+struct name_answer {
+    int rc = 0;
+    int sys_errno = 0;
+    std::string host, port;
+};
+
+inline name_answer call_getnameinfo(const address& a, int flags) {
+    char host[1025], port[32]; // glibc's NI_MAXHOST, NI_MAXSERV
+    name_answer r;
+    r.rc = ::getnameinfo(a.data(), a.size(), host, sizeof host, port, sizeof port, flags);
+    if (r.rc == EAI_SYSTEM) r.sys_errno = errno;
+    if (r.rc == 0) {
+        r.host = host;
+        r.port = port;
+    }
+    return r;
+}
+
+template <int = 0>
+task<std::pair<std::string, std::string>> lookup_name(address a, int flags) {
+    name_answer answer;
+    if ((flags & NI_NUMERICHOST) && (flags & NI_NUMERICSERV)) {
+        answer = call_getnameinfo(a, flags); // nothing to look up
+    } else {
+        auto lookup = to_thread([a, flags] { return call_getnameinfo(a, flags); }, "getnameinfo");
+        answer = co_await lookup;
+    }
+    const std::string what = "getnameinfo(" + a.to_string() + ")";
+    if (answer.rc == EAI_SYSTEM && answer.sys_errno != 0) throw std::system_error(answer.sys_errno, os_category(), what);
+    if (answer.rc != 0) throw gaierror(answer.rc, what);
+    co_return std::pair<std::string, std::string>(std::move(answer.host), std::move(answer.port));
+}
+
 } // namespace detail
+
+/// `co_await getnameinfo(address, flags)` → {host, port}, as Python's
+/// socket.getnameinfo: the name of an IP address and of its port's service
+/// ("localhost", "http"), or their numbers with ni_numerichost and
+/// ni_numericserv. Looked up on a helper thread, as getaddrinfo is (with
+/// both numeric flags, at once). An address that is not AF_INET or AF_INET6
+/// is an std::invalid_argument; the co_await throws gaierror when the lookup
+/// fails (ni_namereqd and no name, bad flags).
+template <int = 0>
+task<std::pair<std::string, std::string>> getnameinfo(const address& a, int flags = 0) {
+    if (a.family() != AF_INET && a.family() != AF_INET6)
+        throw std::invalid_argument("getnameinfo: " + detail::quote_text(a.to_string()) + " is not an IP address");
+    return detail::lookup_name(a, flags);
+}
 
 /// Python's socket.gethostname(): this machine's host name. Throws
 /// std::system_error on failure.

@@ -384,15 +384,18 @@ class socket {
 #if !COSOCK_WINDOWS
     /// `co_await sendfile(file, offset, count)` → the bytes sent: Python's
     /// sendfile over a descriptor. From `offset`, `count` bytes (std::nullopt:
-    /// to the end of the file); zero-copy (Linux's sendfile(2)) from a
-    /// regular file to a stream socket, else read and sent in chunks (a pipe,
-    /// which is read where it stands; a datagram socket, one datagram per
-    /// 8 KiB). The socket's timeout bounds the whole transfer. Afterwards,
-    /// even after an error, the file's position is just after the bytes sent,
-    /// as Python leaves it. The file is read in the loop's thread: a pipe
-    /// must be blocking (a non-blocking one is refused) and a read that
-    /// waits for its writer stalls the loop. A negative offset, a count
-    /// below 1, a directory or an offset in a pipe is an std::invalid_argument.
+    /// to the end of the file). A regular file goes to a stream zero-copy
+    /// (Linux's sendfile(2)); a pipe, from where it stands, with splice(2);
+    /// anything else (a datagram socket: one datagram per 8 KiB) is read and
+    /// sent in chunks. The socket's timeout bounds the whole transfer. When
+    /// any bytes were sent, the file's position is left after them, even
+    /// after an error, as Python leaves it; bytes not sent stay in the file
+    /// or the pipe, so ending a transfer early loses none. The file is read
+    /// in the loop's thread: a pipe must be blocking (a non-blocking one is
+    /// refused) and a pipe whose writer is slow stalls the loop while it
+    /// waits. A negative offset, a count below 1, a directory, a socket, an
+    /// offset in a pipe or a pipe to a datagram socket is an
+    /// std::invalid_argument.
     sendfile_operation sendfile(int file, std::int64_t offset = 0, std::optional<std::int64_t> count = std::nullopt) {
         return sendfile_operation(detail::sendfile_args(args("sendfile"), type_, file, offset, count));
     }

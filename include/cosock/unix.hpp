@@ -77,7 +77,7 @@ namespace detail {
 /// descriptors are handed over owned.
 class recv_fds_awaiter : public recvmsg_awaiter {
   public:
-    using recvmsg_awaiter::recvmsg_awaiter;
+    explicit recv_fds_awaiter(const args& a) : recvmsg_awaiter(a, ops::recv_fds) {}
     recv_fds_result await_resume() {
         recv_fds_result r;
         data_.resize(received());

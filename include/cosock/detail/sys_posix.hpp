@@ -126,10 +126,21 @@ inline long sendfile(int sock, int file, std::uint64_t& offset, std::size_t n) n
     return -ENOSYS;
 #endif
 }
-/// Reads up to `n` bytes of `file`: at `offset` (pread), or where the file
-/// stands when `offset` is nullptr (read). The bytes read, or -errno.
-inline long read_file(int file, void* buf, std::size_t n, const std::uint64_t* offset) noexcept {
-    return retry([&] { return offset ? ::pread(file, buf, cap(n), off_t(*offset)) : ::read(file, buf, cap(n)); });
+/// Moves up to `n` bytes from the pipe `pipe` to the socket in the kernel
+/// (Linux's splice(2)): what the socket does not take stays in the pipe. The
+/// bytes moved, 0 when the pipe's writers are gone, or -errno (-ENOSYS where
+/// there is no such call).
+inline long splice_from_pipe(int sock, int pipe, std::size_t n) noexcept {
+#if defined(__linux__)
+    return retry([&] { return ::splice(pipe, nullptr, sock, nullptr, cap(n), SPLICE_F_MOVE); });
+#else
+    (void)sock, (void)pipe, (void)n;
+    return -ENOSYS;
+#endif
+}
+/// Reads up to `n` bytes of `file` at `offset` (pread): the bytes read, or -errno.
+inline long read_file(int file, void* buf, std::size_t n, std::uint64_t offset) noexcept {
+    return retry([&] { return ::pread(file, buf, cap(n), off_t(offset)); });
 }
 inline int shutdown(int fd, int how) noexcept {
     return int(retry([&] { return ::shutdown(fd, how); }));

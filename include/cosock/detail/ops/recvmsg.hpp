@@ -42,6 +42,13 @@ inline constexpr op_type recvmsg{
     .dead_end = read_side_shut,
 };
 
+/// recv_fds: a recvmsg, named as the caller called it.
+inline constexpr op_type recv_fds = [] {
+    op_type t = recvmsg;
+    t.name = "recv_fds";
+    return t;
+}();
+
 } // namespace cosock::detail::ops
 
 namespace cosock::detail {
@@ -56,8 +63,8 @@ class message_receiver : public op_awaiter {
     };
 
   protected:
-    message_receiver(const args& a, iovec* iov, std::size_t iovlen)
-        : op_awaiter(a.op, ops::recvmsg), control_(control_room(a.ancbufsize)) {
+    message_receiver(const args& a, iovec* iov, std::size_t iovlen, const op_type& type = ops::recvmsg)
+        : op_awaiter(a.op, type), control_(control_room(a.ancbufsize)) {
         msg_.msg_name = peer_.data();
         msg_.msg_iov = iov;
         msg_.msg_iovlen = decltype(msg_.msg_iovlen)(iovlen);
@@ -111,7 +118,8 @@ class recvmsg_awaiter : public message_receiver {
         message_receiver::args msg;
         std::size_t bufsize = 0;
     };
-    explicit recvmsg_awaiter(const args& a) : message_receiver(a.msg, &iov_, 1), data_(a.bufsize, '\0') {
+    explicit recvmsg_awaiter(const args& a, const op_type& type = ops::recvmsg)
+        : message_receiver(a.msg, &iov_, 1, type), data_(a.bufsize, '\0') {
         iov_ = {data_.data(), data_.size()};
     }
     recvmsg_result await_resume() {
