@@ -5,6 +5,9 @@
 #include "child_process.hpp"
 #include "example_clients.hpp"
 
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "../examples/http_request.hpp"
@@ -385,4 +388,96 @@ BACKEND_TEST("examples: chat_server relays lines to the others and announces dep
     running_server server(argv); // a fresh room: no departures from the first one
     s.run(chat_slow_reader(s, server.port));
     server.proc.stop();
+}
+
+namespace {
+// sha256sum's digest of `path`.
+std::string sha256_of(const std::string& path) {
+    child_process p({"/usr/bin/env", "sha256sum", path});
+    std::string out = p.read_all();
+    CHECK(p.wait() == 0);
+    return out.substr(0, out.find(' '));
+}
+} // namespace
+
+BACKEND_TEST("examples: file_server sends files to curl byte for byte and refuses paths outside its directory") {
+    std::string path = need_example("file_server");
+    if (path.empty() || !need_program("curl", "curl") || !need_program("sha256sum", "coreutils")) return;
+    temp_dir root, out;
+    std::filesystem::create_directory(root.path / "sub");
+    {
+        std::ofstream big(root / "sub/big.bin", std::ios::binary);
+        std::mt19937 random(7);
+        for (int i = 0; i < (3 << 20) / 4; ++i) {
+            std::uint32_t w = random();
+            big.write(reinterpret_cast<const char*>(&w), 4);
+        }
+        std::ofstream(root / "small.txt") << "small\n";
+        std::ofstream(root / "empty.txt");
+    }
+    std::filesystem::create_symlink("/etc/passwd", root.path / "escape");
+    running_server server({path, "--backend", backend_name(B::value), "--port", "0", "--root", root.path.string()});
+    const std::string base = "http://127.0.0.1:" + std::to_string(server.port);
+
+    // Three files on one connection: each arrives whole, the connection is reused.
+    child_process curl({"/usr/bin/env", "curl", "-sS", "--max-time", "30", "-w", "%{http_code} %{num_connects}\n",
+                        "-o", out / "big", base + "/sub/big.bin", "-o", out / "small", base + "/small.txt", "-o",
+                        out / "empty", base + "/empty.txt"});
+    CHECK(curl.read_all() == "200 1\n200 0\n200 0\n");
+    CHECK(curl.wait() == 0);
+    CHECK(sha256_of(out / "big") == sha256_of(root / "sub/big.bin"));
+    CHECK(sha256_of(out / "small") == sha256_of(root / "small.txt"));
+    CHECK(std::filesystem::file_size(out / "empty") == 0);
+
+    // Outside the directory: by "..", escaped or not, and by a symbolic link.
+    for (std::string target : {"/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/sub/../../etc/passwd", "/escape"}) {
+        CAPTURE(target);
+        child_process c({"/usr/bin/env", "curl", "-sS", "--path-as-is", "--max-time", "30", "-o", "/dev/null", "-w",
+                         "%{http_code}", base + target});
+        CHECK(c.read_all() == "403");
+        CHECK(c.wait() == 0);
+    }
+    child_process missing({"/usr/bin/env", "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}",
+                           base + "/nothing-here", "-X", "DELETE", base + "/small.txt"});
+    CHECK(missing.read_all() == "404405");
+    CHECK(missing.wait() == 0);
+    server.proc.stop();
+}
+
+BACKEND_TEST("examples: prefork_server hands connections to its workers in turn; they serve them and go with it") {
+    std::string path = need_example("prefork_server");
+    if (path.empty()) return;
+    running_server server({path, "--backend", backend_name(B::value), "--port", "0", "--workers", "3"});
+    cosock::scheduler s{B::value};
+    std::vector<std::string> greetings;
+    std::vector<line_client> clients;
+    s.run([](cosock::scheduler& s, int port, std::vector<std::string>& greetings,
+             std::vector<line_client>& clients) -> cosock::task<> {
+        for (int i = 0; i < 6; ++i) {
+            clients.push_back(co_await connect_to(s, port));
+            greetings.push_back(co_await next_line(clients.back().f));
+        }
+        // Every worker serves its clients at once, each its own lines.
+        for (int i = 0; i < 6; ++i) CHECK(co_await ask(clients[std::size_t(i)].f, "line " + std::to_string(i)) == "line " + std::to_string(i));
+    }(s, server.port, greetings, clients));
+    std::vector<pid_t> workers;
+    for (std::size_t i = 0; i < greetings.size(); ++i) {
+        CAPTURE(greetings[i]);
+        std::string expect = "worker " + std::to_string(i % 3) + " pid ";
+        REQUIRE(greetings[i].starts_with(expect));
+        pid_t pid = pid_t(std::stol(greetings[i].substr(expect.size())));
+        CHECK(pid != server.proc.pid());
+        if (i < 3)
+            workers.push_back(pid);
+        else
+            CHECK(pid == workers[i % 3]); // in turn
+    }
+    CHECK(workers[0] != workers[1]);
+    CHECK(workers[1] != workers[2]);
+    CHECK(server.proc.stop() == 0); // SIGTERM: a clean stop
+    for (pid_t pid : workers) CHECK(::kill(pid, 0) == -1); // reaped by the parent
+    // The clients' connections ended with their workers.
+    s.run([](std::vector<line_client>& clients) -> cosock::task<> {
+        for (line_client& c : clients) CHECK(co_await next_line(c.f) == "<eof>");
+    }(clients));
 }

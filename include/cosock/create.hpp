@@ -51,6 +51,25 @@ struct host_port {
     }
 };
 
+/// What create_connection(..., all_errors = true) throws when every address
+/// fails, Python 3.11's ExceptionGroup: each address tried and its error, in
+/// order. A std::system_error carrying the last error's code, so a handler of
+/// connection errors catches it as it catches the plain one.
+class connection_errors : public std::system_error {
+  public:
+    /// One address tried and the exception its connect ended with.
+    struct attempt {
+        cosock::address address;
+        std::exception_ptr error;
+    };
+    connection_errors(std::vector<attempt> attempts, std::error_code last, const std::string& what)
+        : std::system_error(last, what), attempts_(std::move(attempts)) {}
+    const std::vector<attempt>& attempts() const noexcept { return attempts_; }
+
+  private:
+    std::vector<attempt> attempts_;
+};
+
 namespace detail {
 
 inline std::string family_name(int family) {
@@ -81,17 +100,35 @@ inline std::string family_name(int family) {
     }
 }
 
+// connection_errors for `attempts`, each error's text in its message.
+[[noreturn]] inline void throw_all_of(std::vector<connection_errors::attempt> attempts, const std::string& target) {
+    std::string what = "create_connection to " + target + ": " + std::to_string(attempts.size()) +
+                       (attempts.size() == 1 ? " address" : " addresses") + " failed";
+    std::error_code last;
+    for (const connection_errors::attempt& a : attempts) {
+        try {
+            std::rethrow_exception(a.error);
+        } catch (const std::system_error& e) {
+            what += std::string(&a == &attempts.front() ? ": " : "; ") + e.what();
+            last = e.code();
+        }
+    }
+    throw connection_errors(std::move(attempts), last, what);
+}
+
 /// create_connection once the candidates are known: tries each in turn and
 /// returns the first socket that connects. Cancellation (cancelled_error, not a
 /// std::system_error) ends the search at once; a std::system_error moves on to
-/// the next.
+/// the next. With `all_errors`, every address's error is kept and thrown as
+/// connection_errors.
 template <int = 0>
 task<socket> connect_first(std::vector<addrinfo_entry> candidates,
                                   std::optional<std::chrono::nanoseconds> timeout,
-                                  std::optional<address> source_address, std::string target) {
+                                  std::optional<address> source_address, std::string target, bool all_errors = false) {
     scheduler& s = running_scheduler("create_connection");
     std::exception_ptr last;
     std::size_t failed = 0;
+    std::vector<connection_errors::attempt> attempts;
     for (const addrinfo_entry& c : candidates) {
         try {
             socket sock{s, c.family, c.type, c.proto};
@@ -102,9 +139,11 @@ task<socket> connect_first(std::vector<addrinfo_entry> candidates,
         } catch (const std::system_error&) {
             last = std::current_exception();
             ++failed;
+            if (all_errors) attempts.push_back({c.address, last});
         }
     }
     if (!last) throw gaierror(EAI_NONAME, "create_connection to " + target + ": getaddrinfo found no address");
+    if (all_errors) throw_all_of(std::move(attempts), target);
     if (failed == 1) std::rethrow_exception(last);
     rethrow_last_of(last, failed, target);
 }
@@ -122,15 +161,18 @@ task<socket> connect_first(std::vector<addrinfo_entry> candidates,
 /// timeout_error); with several addresses its message says how many were
 /// tried. Throws gaierror when the name does not resolve, std::invalid_argument
 /// for a negative timeout, and cancelled_error (without trying further
-/// addresses) when the task's stop token is triggered.
+/// addresses) when the task's stop token is triggered. With `all_errors`
+/// (Python 3.11's keyword), a failure to connect throws connection_errors,
+/// which holds every address's error, in the order tried.
 template <int = 0>
 task<socket> create_connection(host_port to, std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
-                                      std::optional<address> source_address = std::nullopt) {
+                                      std::optional<address> source_address = std::nullopt, bool all_errors = false) {
     if (timeout && timeout->count() < 0)
         throw std::invalid_argument("create_connection to " + to.to_string() + ": negative timeout " +
                                     std::to_string(timeout->count()) + "ns");
     std::vector<addrinfo_entry> found = co_await getaddrinfo(to.host, to.port, af_unspec, sock_stream);
-    co_return co_await detail::connect_first(std::move(found), timeout, std::move(source_address), to.to_string());
+    co_return co_await detail::connect_first(std::move(found), timeout, std::move(source_address), to.to_string(),
+                                             all_errors);
 }
 
 /// The keyword arguments of create_server, in Python's spelling:
