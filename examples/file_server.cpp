@@ -15,6 +15,7 @@
 #include "http_request.hpp"
 #include "options.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -43,6 +44,13 @@ struct lookup {
     int status = 200;
 };
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 // %XX decoded; nullopt for a malformed escape or a NUL byte.
 std::optional<std::string> percent_decoded(std::string_view s) {
     std::string out;
@@ -51,11 +59,9 @@ std::optional<std::string> percent_decoded(std::string_view s) {
             out += s[i];
             continue;
         }
-        if (i + 2 >= s.size()) return std::nullopt;
-        char hex[3] = {s[i + 1], s[i + 2], 0};
-        char* end = nullptr;
-        long v = std::strtol(hex, &end, 16);
-        if (end != hex + 2 || v == 0) return std::nullopt;
+        if (i + 2 >= s.size() || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0) return std::nullopt;
+        int v = hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]);
+        if (v == 0) return std::nullopt;
         out += char(v);
         i += 2;
     }
@@ -67,6 +73,19 @@ lookup find(const std::string& root, std::string_view target) {
     target = target.substr(0, target.find_first_of("?#"));
     std::optional<std::string> path = percent_decoded(target);
     if (!path || path->empty() || (*path)[0] != '/') return {.status = 400};
+    // ".." that climbs above the directory is refused before the file system
+    // is asked, so that whether something exists out there is not told.
+    int depth = 0;
+    for (std::size_t at = 1; at <= path->size();) {
+        std::size_t end = std::min(path->find('/', at), path->size());
+        std::string_view segment = std::string_view(*path).substr(at, end - at);
+        if (segment == "..") {
+            if (--depth < 0) return {.status = 403};
+        } else if (!segment.empty() && segment != ".") {
+            ++depth;
+        }
+        at = end + 1;
+    }
     char resolved[PATH_MAX];
     if (!::realpath((root + *path).c_str(), resolved)) return {.status = errno == ENOENT || errno == ENOTDIR ? 404 : 403};
     std::string real = resolved;

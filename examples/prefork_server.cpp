@@ -5,7 +5,8 @@
 //
 //   prefork_server [--backend NAME] [--host IP] [--port N] [--workers N]
 //
-// --workers N (default 2) worker processes take connections in turn. A client
+// --workers N (default 2) worker processes take connections in turn; one that
+// dies leaves the rotation, and the parent stops when none is left. A client
 // gets "worker I pid P" on a line, then each line it sends comes back. The
 // first line printed is "listening on HOST:PORT (BACKEND)". SIGINT or SIGTERM
 // stops the parent, which closes its ends of the workers' sockets: each
@@ -67,17 +68,29 @@ int run_worker(const example::options& opt, int fd, std::size_t index) {
     return 0;
 }
 
-// The parent: accepts, and sends each connection to the next worker.
+// The parent: accepts, and sends each connection to the next worker. A
+// worker that is gone (its socket says EPIPE) leaves the rotation and the
+// connection goes to the next; with none left the parent stops.
 task<> hand_out(cosock::socket srv, std::vector<cosock::socket>& workers) {
     std::size_t next = 0;
     const std::string_view one = "c";
     std::vector<std::string_view> data{one};
-    for (;;) {
+    while (!workers.empty()) {
         auto [conn, peer] = co_await example::accept_patiently(srv, "prefork_server");
         std::vector<int> fds{conn.fileno()};
-        co_await cosock::send_fds(workers[next], data, fds);
-        next = (next + 1) % workers.size();
+        while (!workers.empty()) {
+            next %= workers.size();
+            try {
+                co_await cosock::send_fds(workers[next], data, fds);
+                ++next;
+                break;
+            } catch (const std::system_error& e) {
+                std::fprintf(stderr, "prefork_server: a worker is gone (%s); %zu left\n", e.what(), workers.size() - 1);
+                workers.erase(workers.begin() + std::ptrdiff_t(next));
+            }
+        }
     } // conn closes here: the worker holds its own descriptor for it
+    std::fprintf(stderr, "prefork_server: no worker left\n");
 }
 
 task<> until_stopped() {

@@ -5,10 +5,13 @@
 #include "child_process.hpp"
 #include "example_clients.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <tuple>
 
 #include "../examples/http_request.hpp"
 
@@ -437,10 +440,14 @@ BACKEND_TEST("examples: file_server sends files to curl byte for byte and refuse
         CHECK(c.read_all() == "403");
         CHECK(c.wait() == 0);
     }
-    child_process missing({"/usr/bin/env", "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}",
-                           base + "/nothing-here", "-X", "DELETE", base + "/small.txt"});
-    CHECK(missing.read_all() == "404405");
-    CHECK(missing.wait() == 0);
+    for (auto [method, target, status] : {std::tuple<std::string, std::string, std::string>{"GET", "/nothing-here", "404"},
+                                          {"DELETE", "/small.txt", "405"}, {"GET", "/%2x", "400"}}) {
+        CAPTURE(target);
+        child_process c({"/usr/bin/env", "curl", "-sS", "--max-time", "30", "-X", method, "-o", "/dev/null", "-w",
+                         "%{http_code}", base + target});
+        CHECK(c.read_all() == status);
+        CHECK(c.wait() == 0);
+    }
     server.proc.stop();
 }
 
@@ -474,8 +481,28 @@ BACKEND_TEST("examples: prefork_server hands connections to its workers in turn;
     }
     CHECK(workers[0] != workers[1]);
     CHECK(workers[1] != workers[2]);
+    // A worker killed: the others take its turns.
+    REQUIRE(::kill(workers[1], SIGKILL) == 0);
+    for (int i = 0; i < 2000; ++i) { // until it is a zombie: its descriptors are closed
+        std::ifstream stat("/proc/" + std::to_string(workers[1]) + "/stat");
+        std::string pid, comm, state;
+        if (!(stat >> pid >> comm >> state) || state == "Z") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::vector<std::string> later;
+    s.run([](cosock::scheduler& s, int port, std::vector<std::string>& later,
+             std::vector<line_client>& clients) -> cosock::task<> {
+        for (int i = 0; i < 4; ++i) {
+            clients.push_back(co_await connect_to(s, port));
+            later.push_back(co_await next_line(clients.back().f));
+        }
+    }(s, server.port, later, clients));
+    for (const std::string& g : later) {
+        CAPTURE(g);
+        CHECK((g.starts_with("worker 0 pid ") || g.starts_with("worker 2 pid ")));
+    }
     CHECK(server.proc.stop() == 0); // SIGTERM: a clean stop
-    for (pid_t pid : workers) CHECK(::kill(pid, 0) == -1); // reaped by the parent
+    for (pid_t pid : workers) CHECK(::kill(pid, 0) == -1); // reaped by the parent, the killed one too
     // The clients' connections ended with their workers.
     s.run([](std::vector<line_client>& clients) -> cosock::task<> {
         for (line_client& c : clients) CHECK(co_await next_line(c.f) == "<eof>");

@@ -5,6 +5,7 @@
 // whole transfer, and every byte sent is accounted for).
 #include "backends.hpp"
 
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +15,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using cosock::task;
@@ -315,4 +317,37 @@ BACKEND_TEST("sendfile that sends nothing leaves the file's position alone, as P
     }(a, file.fd));
     CHECK(sent == 0);
     CHECK(file.position() == 3);
+}
+
+BACKEND_TEST("sendfile and its splice from a pipe to a peer that is gone fail with EPIPE, never SIGPIPE") {
+    // In a child with SIGPIPE's default action, which kills: it exits 0 only
+    // when both transfers ended with an exception.
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        std::signal(SIGPIPE, SIG_DFL);
+        int failed = 0;
+        {
+            cosock::scheduler s{B::value};
+            pattern_file file(4 << 20);
+            int p[2];
+            if (::pipe2(p, O_CLOEXEC) != 0) ::_exit(3);
+            if (::write(p[1], "some bytes", 10) != 10) ::_exit(3);
+            for (int source : {file.fd, p[0]}) {
+                auto [a, b] = cosock::socketpair(s);
+                b.close();
+                try {
+                    s.run([](cosock::socket& a, int fd) -> task<> { co_await a.sendfile(fd); }(a, source));
+                } catch (const std::system_error& e) {
+                    if (e.code().value() == EPIPE) ++failed;
+                }
+            }
+        }
+        ::_exit(failed == 2 ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK_FALSE(WIFSIGNALED(status));
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }

@@ -113,6 +113,11 @@ inline std::string family_name(int family) {
             last = e.code();
         }
     }
+    // std::system_error appends the last error's text: the last attempt's
+    // message already ends with it.
+    const std::string reason = ": " + last.message();
+    if (what.size() >= reason.size() && what.compare(what.size() - reason.size(), reason.size(), reason) == 0)
+        what.resize(what.size() - reason.size());
     throw connection_errors(std::move(attempts), last, what);
 }
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
@@ -112,13 +113,34 @@ inline int recvmsg(int fd, msghdr* msg, int flags) noexcept {
 inline int sendmsg(int fd, const msghdr* msg, int flags) noexcept {
     return int(retry([&] { return ::sendmsg(fd, msg, flags | MSG_NOSIGNAL); }));
 }
+/// Runs `call` (→ a result or -errno) so that it cannot raise SIGPIPE:
+/// sendfile(2) and splice(2) have no MSG_NOSIGNAL. SIGPIPE is blocked in this
+/// thread for the call, and one the call raised (the kernel sends it to the
+/// calling thread with EPIPE) is taken back before it is unblocked; one that
+/// was already pending is left alone.
+template <class Call>
+long without_sigpipe(Call call) noexcept {
+    sigset_t pipe, old, pending;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    bool was_pending = sigismember(&old, SIGPIPE) && ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    long r = call();
+    if (r == -EPIPE && !was_pending) {
+        timespec zero{};
+        while (::sigtimedwait(&pipe, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    if (!sigismember(&old, SIGPIPE)) ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return r;
+}
 /// Copies up to `n` bytes of `file` from `*offset` to the socket in the kernel
 /// (Linux's sendfile(2)), advancing `*offset`: the bytes sent, 0 at the end
 /// of the file, or -errno (-ENOSYS where there is no such call).
 inline long sendfile(int sock, int file, std::uint64_t& offset, std::size_t n) noexcept {
 #if defined(__linux__)
     off_t off = off_t(offset);
-    long r = retry([&] { return ::sendfile(sock, file, &off, cap(n)); });
+    long r = without_sigpipe([&] { return retry([&] { return ::sendfile(sock, file, &off, cap(n)); }); });
     if (r > 0) offset = std::uint64_t(off);
     return r;
 #else
@@ -132,7 +154,7 @@ inline long sendfile(int sock, int file, std::uint64_t& offset, std::size_t n) n
 /// there is no such call).
 inline long splice_from_pipe(int sock, int pipe, std::size_t n) noexcept {
 #if defined(__linux__)
-    return retry([&] { return ::splice(pipe, nullptr, sock, nullptr, cap(n), SPLICE_F_MOVE); });
+    return without_sigpipe([&] { return retry([&] { return ::splice(pipe, nullptr, sock, nullptr, cap(n), SPLICE_F_MOVE); }); });
 #else
     (void)sock, (void)pipe, (void)n;
     return -ENOSYS;
