@@ -6,7 +6,9 @@
 //   prefork_server [--backend NAME] [--host IP] [--port N] [--workers N]
 //
 // --workers N (default 2) worker processes take connections in turn; one that
-// dies leaves the rotation, and the parent stops when none is left. A client
+// dies leaves the rotation, and the parent stops when none is left. The
+// parent learns of a death when its next hand-over fails: a connection handed
+// over just as a worker dies (before its socket is closed) is lost with it. A client
 // gets "worker I pid P" on a line, then each line it sends comes back. The
 // first line printed is "listening on HOST:PORT (BACKEND)". SIGINT or SIGTERM
 // stops the parent, which closes its ends of the workers' sockets: each

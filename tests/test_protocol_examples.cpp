@@ -497,10 +497,19 @@ BACKEND_TEST("examples: prefork_server hands connections to its workers in turn;
             later.push_back(co_await next_line(clients.back().f));
         }
     }(s, server.port, later, clients));
+    // A connection handed over as the killed worker's socket was still open
+    // (io_uring tears a dead process's ring down after it exits) is lost with
+    // it: at most one, the first one meant for that worker.
+    int served = 0, lost = 0;
     for (const std::string& g : later) {
         CAPTURE(g);
-        CHECK((g.starts_with("worker 0 pid ") || g.starts_with("worker 2 pid ")));
+        if (g == "<eof>")
+            ++lost;
+        else if (g.starts_with("worker 0 pid ") || g.starts_with("worker 2 pid "))
+            ++served;
     }
+    CHECK(lost <= 1);
+    CHECK(served + lost == 4);
     CHECK(server.proc.stop() == 0); // SIGTERM: a clean stop
     for (pid_t pid : workers) CHECK(::kill(pid, 0) == -1); // reaped by the parent, the killed one too
     // The clients' connections ended with their workers.
