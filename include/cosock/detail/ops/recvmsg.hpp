@@ -20,21 +20,24 @@ namespace cosock::detail::ops {
 
 // op.len is the room for control messages: the kernel shortens the
 // msghdr's msg_controllen (and msg_namelen), so each try sets both again.
+inline void reset_lengths(io_op& op) noexcept {
+    op.msg->msg_namelen = op.addrcap;
+    op.msg->msg_controllen = decltype(op.msg->msg_controllen)(op.len);
+}
+
 inline constexpr op_type recvmsg{
     .name = "recvmsg",
     .dir = direction::read,
     .moves_data = true,
     .perform =
         [](io_op& op) noexcept {
-            op.msg->msg_namelen = op.addrcap;
-            op.msg->msg_controllen = decltype(op.msg->msg_controllen)(op.len);
+            reset_lengths(op);
             return sys::recvmsg(op.fd, op.msg, op.flags);
         },
 #ifdef COSOCK_HAS_LIBURING
     .prepare =
         [](io_op& op, io_uring_sqe* sqe) noexcept {
-            op.msg->msg_namelen = op.addrcap;
-            op.msg->msg_controllen = decltype(op.msg->msg_controllen)(op.len);
+            reset_lengths(op);
             io_uring_prep_recvmsg(sqe, op.fd, op.msg, unsigned(op.flags));
         },
     .opcode = IORING_OP_RECVMSG,
