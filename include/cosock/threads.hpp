@@ -264,10 +264,13 @@ class scheduler_group {
         ++cancelled_;
         changed_.notify_all();
         changed_.wait(lock, [&] { return cancelled_ == threads_.size() && turn_ == i; });
+        // Out of the slots before it goes, under the lock: a stop() from
+        // another thread (the group's destructor, say) posts to every
+        // scheduler still in them.
+        slots_[i] = nullptr;
         lock.unlock();
         s.reset();
         lock.lock();
-        slots_[i] = nullptr;
         ++turn_;
         changed_.notify_all();
     }
