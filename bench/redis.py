@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """redis-benchmark against examples/resp_server on every backend and against
-redis-server, in the same rounds, and a Markdown report.
+redis-server, in the same rounds, and a Markdown report; and the same server with --io makefile
+(its connections served through makefile("rwb")) against it.
 
     python3 bench/redis.py                # 3 rounds: about 3 minutes
     python3 bench/redis.py --rounds 1     # one round
@@ -14,7 +15,10 @@ CPU, runs each test in turn (PING_INLINE, PING_MBULK, SET, GET; one
 redis-benchmark per test). Figures per test: requests/s from its CSV, and the
 server's CPU time per request: user + system, all threads, read before and
 after; medians over rounds, with the median of each round's ratio to
-redis-server. Servers take turns going first from round to round.
+redis-server. Servers take turns going first from round to round. A last
+table gives each "resp_server makefile B" row's CPU per request as a ratio to
+"resp_server B" of the same round (the target, for the line protocol of
+PING_INLINE: at most 1.25 at -P 16).
 
 The CPU time is the sum /proc/PID/stat gives as utime + stime, read through
 the process's CPU-time clock (the clock id clock_getcpuclockid(3) makes) in
@@ -45,6 +49,8 @@ REFERENCE = "redis-server"
 TESTS = ("PING_INLINE", "PING_MBULK", "SET", "GET")
 PIPELINES = (1, 16)
 BACKENDS = ("epoll", "io_uring", "poll", "select")
+MAKEFILE_TARGET = 1.25  # makefile's CPU per request at most this times recv's, at -P 16, for a line protocol
+LINE_TEST = "PING_INLINE"  # the line protocol among the tests: a request is one line
 
 
 def start(name, build, cpu, workdir):
@@ -70,9 +76,10 @@ def start(name, build, cpu, workdir):
     if not os.path.exists(exe):
         return None, "resp_server not built"
     backend = name.split()[-1]
+    io = ["--io", "makefile"] if " makefile " in name else []
     err_path = os.path.join(workdir, "stderr")
     with open(err_path, "w") as err:
-        proc = subprocess.Popen(["taskset", "-c", cpu, exe, "--port", "0", "--backend", backend],
+        proc = subprocess.Popen(["taskset", "-c", cpu, exe, "--port", "0", "--backend", backend] + io,
                                 stdout=subprocess.PIPE, stderr=err, text=True)
     line = proc.stdout.readline()
     if " on " not in line:
@@ -95,8 +102,18 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def writes_processed(port):
+    """INFO's total_writes_processed: the server's sends of replies so far."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "INFO", "stats"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("total_writes_processed:"):
+            return int(line.split(":")[1])
+    return None
+
+
 def bench_one(port, test, pipeline, requests, clients, cpu, server_pid):
     """One redis-benchmark run of one test: its figures, or {'failed': why}."""
+    writes_before = writes_processed(port)
     cmd = ["taskset", "-c", cpu, "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", test.lower(),
            "-n", str(requests), "-c", str(clients), "-P", str(pipeline), "--csv"]
     before, client_before, began = server_cpu_seconds(server_pid), children_cpu(), time.monotonic()
@@ -106,7 +123,9 @@ def bench_one(port, test, pipeline, requests, clients, cpu, server_pid):
     rows = [r for r in csv.DictReader(io.StringIO(out.stdout)) if r.get("test") == test]
     if out.returncode != 0 or not rows:
         return {"failed": (out.stderr.strip() or out.stdout.strip() or "no output")[-150:]}
-    return {"rps": float(rows[0]["rps"]), "p50_ms": float(rows[0]["p50_latency_ms"]),
+    writes_after = writes_processed(port)
+    sends = None if writes_before is None or writes_after is None else (writes_after - writes_before) / requests
+    return {"rps": float(rows[0]["rps"]), "p50_ms": float(rows[0]["p50_latency_ms"]), "sends_per_req": sends,
             "cpu_us_per_req": used * 1e6 / requests, "server_cpu_pct": 100 * used / wall,
             "client_cpu_pct": 100 * client / wall}
 
@@ -177,13 +196,57 @@ def table(pipeline, names, results, args):
     return lines + [""]
 
 
+def makefile_table(names, rounds, pipelines):
+    """Each makefile row's CPU per request over the recv row of its backend,
+    per round, per test: medians over rounds."""
+    pairs = [(n, n.replace(" makefile", "")) for n in names if " makefile " in n]
+    pairs = [(m, r) for m, r in pairs if r in names]
+    if not pairs:
+        return []
+    lines = ["### makefile against recv", "",
+             "CPU per request of `resp_server --io makefile` over that of `resp_server` (recv into a buffer) on the "
+             "same backend, the median of the rounds' ratios. The target is the line protocol's, "
+             f"{LINE_TEST} (a request is one readline): at most {MAKEFILE_TARGET} at -P 16. The other tests "
+             "are multibulk requests, read a line or an argument at a time (7 reads for a SET). "
+             "In brackets: flushes (sends) per request, from INFO.", "",
+             "| server | -P | " + " | ".join(TESTS) + f" | all | {LINE_TEST} within target |",
+             "| --- | --- |" + " --- |" * len(TESTS) + " --- | --- |"]
+    for pipeline in pipelines:
+        for mk, raw in pairs:
+            cells, alls = [], []
+            for test in TESTS:
+                ratios, sends = [], []
+                for rnd in rounds:
+                    a, b = rnd.get((mk, pipeline), {}), rnd.get((raw, pipeline), {})
+                    if "rps" in a.get(test, {}) and "rps" in b.get(test, {}):
+                        ratios.append(a[test]["cpu_us_per_req"] / b[test]["cpu_us_per_req"])
+                        sends.append(a[test].get("sends_per_req"))
+                sent = median(sends)
+                cells.append((f"×{median(ratios):.2f}" if ratios else "n/a") +
+                             (f" ({sent:.3f})" if sent is not None else ""))
+            for rnd in rounds:
+                a, b = rnd.get((mk, pipeline), {}), rnd.get((raw, pipeline), {})
+                if all("rps" in a.get(t, {}) and "rps" in b.get(t, {}) for t in TESTS):
+                    alls.append(sum(a[t]["cpu_us_per_req"] for t in TESTS) / sum(b[t]["cpu_us_per_req"] for t in TESTS))
+            total = median(alls)
+            line = [rnd[(mk, pipeline)][LINE_TEST]["cpu_us_per_req"] / rnd[(raw, pipeline)][LINE_TEST]["cpu_us_per_req"]
+                    for rnd in rounds if "rps" in rnd.get((mk, pipeline), {}).get(LINE_TEST, {})
+                    and "rps" in rnd.get((raw, pipeline), {}).get(LINE_TEST, {})]
+            verdict = "–" if pipeline != 16 or not line else (
+                "yes" if median(line) <= MAKEFILE_TARGET else "NO")
+            lines.append(f"| {mk} | {pipeline} | " + " | ".join(cells) +
+                         f" | {'n/a' if total is None else f'×{total:.2f}'} | {verdict} |")
+    return lines + [""]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     p.add_argument("-n", "--requests", type=int, default=200000, help="requests per test (default 200000)")
     p.add_argument("-c", "--clients", type=int, default=50, help="redis-benchmark connections (default 50)")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(
-        [REFERENCE] + [f"resp_server {b}" for b in BACKENDS]) + f" ({REFERENCE} always runs)")
+        [REFERENCE] + [f"resp_server {b}" for b in BACKENDS] + [f"resp_server makefile {b}" for b in BACKENDS]) +
+        f" ({REFERENCE} always runs)")
     p.add_argument("--no-deps", action="store_true", help="do not install missing packages first")
     p.add_argument("--build", default=os.path.join(ROOT, "build-bench"), help="meson build directory")
     p.add_argument("--out", help="Markdown report (default: <build>/redis-results.md)")
@@ -196,7 +259,7 @@ def main():
     if not shutil.which("redis-benchmark"):
         sys.exit("redis.py: redis-benchmark not found (apt-get install redis-tools)")
 
-    names = [REFERENCE] + [f"resp_server {b}" for b in BACKENDS]
+    names = [REFERENCE] + [f"resp_server {b}" for b in BACKENDS] + [f"resp_server makefile {b}" for b in BACKENDS]
     if args.servers:
         wanted = {w.strip() for w in args.servers.split(",")} | {REFERENCE}
         names = [n for n in names if n in wanted]
@@ -204,8 +267,10 @@ def main():
     quiet = run.Quiet(args.quiet_budget)
     started = time.time()
     results = {(n, pl): [] for n in names for pl in PIPELINES}
+    rounds = []  # each round's figures by (name, pipeline), for the makefile table
     for rnd in range(args.rounds):
         order = names[rnd % len(names):] + names[:rnd % len(names)]
+        rounds.append({})
         for pipeline in PIPELINES:
             measured = {}
             for name in order:
@@ -215,6 +280,7 @@ def main():
                     for t in TESTS)
                 print(f"round {rnd + 1} -P {pipeline} {name}: {shown}", file=sys.stderr)
             ref = measured.get(REFERENCE)
+            rounds[-1].update({(name, pipeline): r for name, r in measured.items()})
             for name, r in measured.items():
                 results[(name, pipeline)].append((r, ref if ref and "na" not in ref else None))
 
@@ -229,6 +295,7 @@ def main():
              f"- other load: waited {quiet.waited:.0f} s for it to pass", ""]
     for pipeline in PIPELINES:
         lines += table(pipeline, names, results, args)
+    lines += makefile_table(names, rounds, PIPELINES)
     report = "\n".join(lines)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

@@ -1,7 +1,7 @@
 // A Redis-protocol (RESP2) server for redis-cli, redis-benchmark and Redis
 // client libraries: Redis's string commands on an in-memory store.
 //
-//   resp_server [--backend NAME] [--host ADDR] [--port N]
+//   resp_server [--backend NAME] [--host ADDR] [--port N] [--io recv|makefile]
 //
 //   PING [msg]  ECHO msg  SET key value [EX s|PX ms] [NX|XX] [KEEPTTL] [GET]
 //   GET key  DEL key...  EXISTS key...  INCR/DECR key  INCRBY/DECRBY key n
@@ -23,6 +23,12 @@
 // server sends before it runs more of its requests, and stops reading from it
 // until the replies are taken. An idle connection is a recv waiting in the
 // kernel: no timer, no CPU.
+//
+// --io makefile serves each connection through conn.makefile("rwb") instead,
+// the way the README writes line protocols: readline and read, write, and a
+// flush when f.buffered() is 0. It is the same server otherwise; bench/redis.py
+// measures what the stream view costs against recv into a buffer. (There
+// total_reads_processed counts the reads that found nothing buffered.)
 //
 // Try: redis-cli -p 6379   or   redis-benchmark -p 6379 -t ping,set,get -P 16
 #include <cosock/cosock.hpp>
@@ -68,11 +74,15 @@ cosock::task<> close_gracefully(cosock::socket& conn) {
     }
 }
 
+// A connection's place in INFO's connected_clients, taken by serve() and
+// given back when the connection's task ends.
+struct counted {
+    std::uint64_t& n;
+    ~counted() { --n; }
+};
+
 cosock::task<> serve_client(cosock::socket conn, server& srv) {
-    struct counted { // counted by serve(); this frees the slot when the connection ends
-        std::uint64_t& n;
-        ~counted() { --n; }
-    } slot{srv.stats.connected_clients};
+    counted slot{srv.stats.connected_clients};
     try {
         resp::session me{++srv.next_id, {}, false};
         resp::request_parser parser;
@@ -142,7 +152,93 @@ cosock::task<> serve_client(cosock::socket conn, server& srv) {
     }
 }
 
-cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, server& state) {
+// The length a "$N\r\n" line announces, or -1 for any other piece: the
+// parser judges those.
+long long announced_bulk(std::string_view piece) {
+    long long n;
+    if (piece.size() < 4 || piece[0] != '$' || !piece.ends_with("\r\n") ||
+        !resp::parse_integer(piece.substr(1, piece.size() - 3), n) || n < 0 ||
+        static_cast<unsigned long long>(n) > resp::max_bulk)
+        return -1;
+    return n;
+}
+
+// --io makefile: the same server on the stream Python's makefile("rwb")
+// gives. A request is read a piece at a time (a line, or after a "$N" line
+// the N + 2 bytes of that argument) and handed, as it grows, to the same
+// parser, which says when it is whole and names what is malformed. Replies go
+// into the file object's buffer, flushed when nothing received is left
+// unread (f.buffered() == 0): the replies to a pipelined batch leave in one
+// send, as above, and a client that does not read holds at most a buffer of
+// them (a write past it sends).
+cosock::task<> serve_client_makefile(cosock::socket conn, server& srv) {
+    counted slot{srv.stats.connected_clients};
+    try {
+        resp::session me{++srv.next_id, {}, false};
+        resp::request_parser parser;
+        std::string out, request;
+        resp::context ctx{srv.db, me, srv.stats, out};
+        cosock::file_object f = conn.makefile("rwb", read_size);
+        bool open = true;
+        while (open) {
+            request.clear();
+            resp::parse_status status = resp::parse_status::incomplete;
+            long long bulk = -1; // the length the last piece announced, if it was a "$N" line
+            long long left = 0;  // well-formed pieces still to come before the request is whole
+            while (status == resp::parse_status::incomplete) {
+                // A line longer than any request line comes in pieces, and the
+                // parser refuses it once it is too long.
+                if (f.buffered() == 0) ++srv.stats.reads; // this read receives first
+                std::string piece;
+                if (bulk < 0)
+                    piece = co_await f.readline(resp::max_inline + 2);
+                else
+                    piece = co_await f.read(static_cast<std::ptrdiff_t>(bulk) + 2);
+                if (piece.empty()) break; // the client closed
+                request += piece;
+                // The parser reads the request once it is whole, or at once
+                // when a piece is not what a multibulk request's next one is.
+                long long n = 0;
+                if (request.size() == piece.size()) { // the first line: "*N" announces 2N pieces
+                    bool counted = piece.size() > 3 && piece[0] == '*' && piece.ends_with("\r\n") &&
+                                   resp::parse_integer(std::string_view(piece).substr(1, piece.size() - 3), n) &&
+                                   n > 0 && n <= resp::max_multibulk;
+                    left = counted ? 2 * n : 0;
+                    bulk = -1;
+                } else if (left > 0 && bulk < 0) { // a "$N" line
+                    bulk = announced_bulk(piece);
+                    left = bulk < 0 ? 0 : left - 1;
+                } else if (left > 0) { // an argument and its "\r\n"
+                    bool whole = piece.size() == std::size_t(bulk) + 2 && piece.ends_with("\r\n");
+                    left = whole ? left - 1 : 0;
+                    bulk = -1;
+                } else {
+                    bulk = announced_bulk(piece);
+                }
+                if (left == 0) status = parser.parse(request);
+            }
+            if (status == resp::parse_status::incomplete) break;
+            if (status == resp::parse_status::error) {
+                resp::add_error(out, parser.error());
+                open = false;
+            } else {
+                resp::execute(ctx, parser.args());
+                open = !me.quit;
+            }
+            co_await f.write(out);
+            out.clear();
+            if (!open || f.buffered() == 0) {
+                co_await f.flush();
+                ++srv.stats.writes;
+            }
+            srv.db.purge_expired(32);
+        }
+        if (!open) co_await close_gracefully(conn);
+    } catch (const std::system_error&) {
+    }
+}
+
+cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, server& state, bool makefile) {
     for (;;) {
         cosock::socket conn = (co_await example::accept_patiently(srv, "resp_server")).conn;
         try {
@@ -152,15 +248,17 @@ cosock::task<> serve(cosock::scheduler& s, cosock::socket srv, server& state) {
         }
         ++state.stats.connected_clients; // now, not when the task first runs: a burst of accepts comes first
         ++state.stats.total_connections;
-        s.spawn(serve_client(std::move(conn), state));
+        s.spawn(makefile ? serve_client_makefile(std::move(conn), state) : serve_client(std::move(conn), state));
     }
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    example::options opt(argc, argv, "[--host ADDR] [--port N]", {"--host", "--port"});
+    example::options opt(argc, argv, "[--host ADDR] [--port N] [--io recv|makefile]", {"--host", "--port", "--io"});
     if (!opt.positional().empty()) opt.fail("unexpected argument '" + opt.positional()[0] + "'");
+    const std::string io = opt.text("--io", "recv");
+    if (io != "recv" && io != "makefile") opt.fail("--io must be recv or makefile, not '" + io + "'");
     const cosock::address where = opt.server_address(6379);
     server state; // outlives the scheduler, which may destroy connections' frames
     try {
@@ -171,7 +269,7 @@ int main(int argc, char** argv) {
         state.stats.pid = static_cast<long>(::getpid());
         example::announce(srv, s);
         s.spawn(example::report_stats_on_sigusr1(s)); // kill -USR1 prints the loop's counters
-        s.run(serve(s, std::move(srv), state));
+        s.run(serve(s, std::move(srv), state, io == "makefile"));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "resp_server: %s\n", e.what());
         return 1;

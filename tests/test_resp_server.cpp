@@ -219,15 +219,20 @@ TEST_CASE("examples: resp glob matches as Redis's KEYS does") {
 
 namespace {
 
-/// resp_server's command line on `backend`, on a port the kernel picks.
-std::vector<std::string> resp_server_argv(const std::string& path, cosock::backend b) {
-    return {path, "--backend", backend_name(b), "--port", "0"};
+/// resp_server's command line on `backend`, on a port the kernel picks;
+/// `io` "makefile" serves connections through makefile("rwb").
+std::vector<std::string> resp_server_argv(const std::string& path, cosock::backend b, const std::string& io = "recv") {
+    return {path, "--backend", backend_name(b), "--port", "0", "--io", io};
 }
 
-#define START_RESP_SERVER(server)                                                                                      \
+#define START_RESP_SERVER(server) START_RESP_SERVER_IO(server, "recv")
+#define START_RESP_SERVER_IO(server, io)                                                                               \
     std::string resp_server_path = need_example("resp_server");                                                        \
     if (resp_server_path.empty()) return;                                                                              \
-    running_server server(resp_server_argv(resp_server_path, B::value))
+    running_server server(resp_server_argv(resp_server_path, B::value, io))
+
+// The tests of the protocol's framing run each I/O mode of the server.
+const std::vector<std::string> io_modes = {"recv", "makefile"};
 
 /// What `redis-cli --no-raw` prints for `script`, its commands one a line
 /// (redis-cli's own quoting), sent on one connection.
@@ -878,20 +883,24 @@ cosock::task<> exchange_in_pieces(cosock::scheduler& s, int port, std::string da
 } // namespace
 
 BACKEND_TEST("examples: resp_server answers pipelined requests split at odd byte boundaries, byte for byte") {
-    START_RESP_SERVER(server);
-    // The parser's input, and more: a counter, an error, QUIT-free.
-    const std::string requests = "FLUSHALL\r\n" + pipelined + "INCR counter\r\n*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n" +
-                                 "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n" + "MGET key nokey\r\n" + "*1\r\n$3\r\nFOO\r\n";
-    const std::string replies = "+OK\r\n" + pipelined_replies + ":1\r\n:2\r\n" + "$5\r\nva\r\nl\r\n" +
-                                "*2\r\n$5\r\nva\r\nl\r\n$-1\r\n" +
-                                "-ERR unknown command 'FOO', with args beginning with: \r\n";
-    cosock::scheduler s{B::value};
-    for (const std::vector<std::size_t>& sizes : std::vector<std::vector<std::size_t>>{
-             {requests.size()}, {1}, {2}, {3}, {7}, {1, 2, 3, 7, 11, 64, 1000}, {16383}, {16385}}) {
-        CAPTURE(sizes[0]);
-        s.run(exchange_in_pieces(s, server.port, requests, sizes, replies));
+    for (const std::string& io : io_modes) {
+        CAPTURE(io);
+        START_RESP_SERVER_IO(server, io);
+        // The parser's input, and more: a counter, an error, QUIT-free.
+        const std::string requests = "FLUSHALL\r\n" + pipelined +
+                                     "INCR counter\r\n*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n" +
+                                     "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n" + "MGET key nokey\r\n" + "*1\r\n$3\r\nFOO\r\n";
+        const std::string replies = "+OK\r\n" + pipelined_replies + ":1\r\n:2\r\n" + "$5\r\nva\r\nl\r\n" +
+                                    "*2\r\n$5\r\nva\r\nl\r\n$-1\r\n" +
+                                    "-ERR unknown command 'FOO', with args beginning with: \r\n";
+        cosock::scheduler s{B::value};
+        for (const std::vector<std::size_t>& sizes : std::vector<std::vector<std::size_t>>{
+                 {requests.size()}, {1}, {2}, {3}, {7}, {1, 2, 3, 7, 11, 64, 1000}, {16383}, {16385}}) {
+            CAPTURE(sizes[0]);
+            s.run(exchange_in_pieces(s, server.port, requests, sizes, replies));
+        }
+        CHECK(server.proc.stop() == 128 + SIGTERM);
     }
-    CHECK(server.proc.stop() == 128 + SIGTERM);
 }
 
 namespace {
@@ -917,36 +926,39 @@ cosock::task<> malformed(cosock::scheduler& s, int port, std::string bad, std::s
 } // namespace
 
 BACKEND_TEST("examples: resp_server answers a malformed request with Redis's protocol error, then closes") {
-    START_RESP_SERVER(server);
-    cosock::scheduler s{B::value};
-    struct bad {
-        std::string input, error;
-    };
-    for (const bad& b : std::vector<bad>{
-             {"*x\r\n", "ERR Protocol error: invalid multibulk length"},
-             {"*1048577\r\n", "ERR Protocol error: invalid multibulk length"},
-             {"*1\r\n$-1\r\n", "ERR Protocol error: invalid bulk length"},
-             {"*1\r\n$536870913\r\n", "ERR Protocol error: invalid bulk length"},
-             {"*2\r\n$3\r\nGET\r\n$x\r\n", "ERR Protocol error: invalid bulk length"},
-             {"*1\r\nGET\r\n", "ERR Protocol error: expected '$', got 'G'"},
-             {"*" + std::string(100000, '1'), "ERR Protocol error: too big mbulk count string"},
-             {"*1\r\n$" + std::string(100000, '1'), "ERR Protocol error: too big bulk count string"},
-             {std::string(100000, 'x'), "ERR Protocol error: too big inline request"},
-             {"SET \"a b\r\n", "ERR Protocol error: unbalanced quotes in request"},
-         }) {
-        CAPTURE(b.input.substr(0, 40));
-        s.run(malformed(s, server.port, b.input, b.error));
+    for (const std::string& io : io_modes) {
+        CAPTURE(io);
+        START_RESP_SERVER_IO(server, io);
+        cosock::scheduler s{B::value};
+        struct bad {
+            std::string input, error;
+        };
+        for (const bad& b : std::vector<bad>{
+                 {"*x\r\n", "ERR Protocol error: invalid multibulk length"},
+                 {"*1048577\r\n", "ERR Protocol error: invalid multibulk length"},
+                 {"*1\r\n$-1\r\n", "ERR Protocol error: invalid bulk length"},
+                 {"*1\r\n$536870913\r\n", "ERR Protocol error: invalid bulk length"},
+                 {"*2\r\n$3\r\nGET\r\n$x\r\n", "ERR Protocol error: invalid bulk length"},
+                 {"*1\r\nGET\r\n", "ERR Protocol error: expected '$', got 'G'"},
+                 {"*" + std::string(100000, '1'), "ERR Protocol error: too big mbulk count string"},
+                 {"*1\r\n$" + std::string(100000, '1'), "ERR Protocol error: too big bulk count string"},
+                 {std::string(100000, 'x'), "ERR Protocol error: too big inline request"},
+                 {"SET \"a b\r\n", "ERR Protocol error: unbalanced quotes in request"},
+             }) {
+            CAPTURE(b.input.substr(0, 40));
+            s.run(malformed(s, server.port, b.input, b.error));
+        }
+        // QUIT too: its reply, then the close, whatever follows it.
+        auto quit = [&]() -> cosock::task<> {
+            cosock::socket c = co_await resp_connect(s, server.port);
+            co_await c.sendall(std::string_view("PING\r\nQUIT\r\nPING\r\n"));
+            CHECK(co_await read_until_closed(c) == "+PONG\r\n+OK\r\n");
+        };
+        s.run(quit());
+        // The server goes on serving others.
+        s.run(exchange_in_pieces(s, server.port, "PING\r\n", {1}, "+PONG\r\n"));
+        CHECK(server.proc.stop() == 128 + SIGTERM);
     }
-    // QUIT too: its reply, then the close, whatever follows it.
-    auto quit = [&]() -> cosock::task<> {
-        cosock::socket c = co_await resp_connect(s, server.port);
-        co_await c.sendall(std::string_view("PING\r\nQUIT\r\nPING\r\n"));
-        CHECK(co_await read_until_closed(c) == "+PONG\r\n+OK\r\n");
-    };
-    s.run(quit());
-    // The server goes on serving others.
-    s.run(exchange_in_pieces(s, server.port, "PING\r\n", {1}, "+PONG\r\n"));
-    CHECK(server.proc.stop() == 128 + SIGTERM);
 }
 
 namespace {
@@ -1000,10 +1012,13 @@ cosock::task<> pipelined_counts(cosock::scheduler& s, int port) {
 } // namespace
 
 BACKEND_TEST("examples: resp_server sends once per batch of pipelined requests, not once per reply") {
-    START_RESP_SERVER(server);
-    cosock::scheduler s{B::value};
-    s.run(pipelined_counts(s, server.port));
-    CHECK(server.proc.stop() == 128 + SIGTERM);
+    for (const std::string& io : io_modes) {
+        CAPTURE(io);
+        START_RESP_SERVER_IO(server, io);
+        cosock::scheduler s{B::value};
+        s.run(pipelined_counts(s, server.port));
+        CHECK(server.proc.stop() == 128 + SIGTERM);
+    }
 }
 
 namespace {
@@ -1047,10 +1062,13 @@ cosock::task<> never_reads(cosock::scheduler& s, int port, pid_t server) {
 } // namespace
 
 BACKEND_TEST("examples: resp_server's memory stays bounded while clients never read their replies") {
-    START_RESP_SERVER(server);
-    cosock::scheduler s{B::value};
-    s.run(never_reads(s, server.port, server.proc.pid()));
-    CHECK(server.proc.stop() == 128 + SIGTERM); // still running
+    for (const std::string& io : io_modes) {
+        CAPTURE(io);
+        START_RESP_SERVER_IO(server, io);
+        cosock::scheduler s{B::value};
+        s.run(never_reads(s, server.port, server.proc.pid()));
+        CHECK(server.proc.stop() == 128 + SIGTERM); // still running
+    }
 }
 
 namespace {

@@ -13,6 +13,13 @@
 // task destroyed) or failing part-way loses nothing: bytes already received
 // stay readable, bytes already sent are not sent again.
 //
+// The reads and write() return an operation (operation.hpp): made, not
+// started. Awaited, it gives its result at once, with no coroutine frame and
+// no allocation beyond the result, when the buffers already hold it (a line
+// that has arrived, a write that stays in the buffer); otherwise it runs the
+// call as a task that receives or sends. A server of pipelined requests thus
+// costs a frame only when it must wait.
+//
 // Methods not marked noexcept throw std::system_error: the errno of a failed
 // call with the operation's name; EBADF when the file object is closed or not
 // open in that direction, when the descriptor is closed under a waiting
@@ -47,12 +54,63 @@
 #include <cosock/detail/stream_transport.hpp>
 #include <cosock/detail/sys.hpp>
 #include <cosock/error.hpp>
+#include <cosock/operation.hpp>
 #include <cosock/task.hpp>
 
 namespace cosock {
 
 class socket;
 class ssl_socket;
+class file_object;
+
+namespace detail {
+
+/// Which call of a file object a file_call awaiter runs.
+enum class file_call_kind : unsigned char { read, read1, readinto, readline, peek, write };
+
+/// The awaiter of a file object's read calls and write(): the result at once
+/// when the buffers hold it (see try_now), else the call's task, run here.
+template <class T, file_call_kind Kind>
+class file_call {
+  public:
+    struct args {
+        file_object* file = nullptr;
+        std::ptrdiff_t n = 0;   // Python's size argument; write: the size written
+        std::span<char> into{}; // readinto
+        bool flush_now = false; // write: the buffer must go out before it returns
+    };
+    explicit file_call(args a) noexcept : a_(a) {}
+    file_call(const file_call&) = delete;
+    file_call& operator=(const file_call&) = delete;
+
+    bool await_ready() {
+        value_ = try_now();
+        return value_.has_value();
+    }
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> caller) {
+        task_ = start();
+        auto waiting = task_.operator co_await();
+        (void)waiting.await_ready();
+        return waiting.await_suspend(caller);
+    }
+    T await_resume() {
+        if (value_) return std::move(*value_);
+        return task_.operator co_await().await_resume();
+    }
+
+  private:
+    // The result from the buffers alone, or nothing when the call must
+    // receive or send, or must fail (its task throws then).
+    std::optional<T> try_now();
+    task<T> start();
+
+    args a_;
+    std::optional<T> value_;
+    task<T> task_;
+};
+
+} // namespace detail
 
 /// makefile()'s keyword arguments, as designated initializers:
 /// `sock.makefile("r", -1, {.newline = "\r\n"})`. Binary modes take neither.
@@ -89,21 +147,31 @@ class file_object {
 
     // Reading. End of stream is not an error: it gives empty results.
 
+    /// What the reads and write() return: `co_await` runs the call, at once
+    /// when the buffers hold its result (see the top of this file).
+    template <detail::file_call_kind Kind>
+    using string_operation = operation<detail::file_call<std::string, Kind>>;
+    template <detail::file_call_kind Kind>
+    using size_operation = operation<detail::file_call<std::size_t, Kind>>;
+
     /// Python's read(n): n bytes, fewer only at end of stream; with n < 0
     /// everything up to the end of stream.
-    template <int = 0>
-    task<std::string> read(std::ptrdiff_t n = -1);
+    string_operation<detail::file_call_kind::read> read(std::ptrdiff_t n = -1) noexcept {
+        return string_operation<detail::file_call_kind::read>({this, n});
+    }
 
     /// Python's read1(n): what is buffered, or else what one receive brings;
     /// at most n bytes if n ≥ 0. Empty only at end of stream (or for n = 0).
-    template <int = 0>
-    task<std::string> read1(std::ptrdiff_t n = -1);
+    string_operation<detail::file_call_kind::read1> read1(std::ptrdiff_t n = -1) noexcept {
+        return string_operation<detail::file_call_kind::read1>({this, n});
+    }
 
     /// Python's readinto(b): fills `buf`, with fewer bytes only at end of
-    /// stream; → the number of bytes read. `buf` must outlive the task.
+    /// stream; → the number of bytes read. `buf` must outlive the operation.
     template <mutable_buffer B>
-    task<std::size_t> readinto(B&& buf) {
-        return read_into({reinterpret_cast<char*>(std::ranges::data(buf)), std::ranges::size(buf)});
+    size_operation<detail::file_call_kind::readinto> readinto(B&& buf) noexcept {
+        return size_operation<detail::file_call_kind::readinto>(
+            {this, 0, {reinterpret_cast<char*>(std::ranges::data(buf)), std::ranges::size(buf)}});
     }
 
     /// Python's readline(size): the next line with its line end; the last line
@@ -111,8 +179,9 @@ class file_object {
     /// rest of the line comes next). Without one, a line longer than
     /// max_line() throws std::system_error(errc::message_size) and stays
     /// buffered, so a peer that never ends its line cannot exhaust memory.
-    template <int = 0>
-    task<std::string> readline(std::ptrdiff_t limit = -1);
+    string_operation<detail::file_call_kind::readline> readline(std::ptrdiff_t limit = -1) noexcept {
+        return string_operation<detail::file_call_kind::readline>({this, limit});
+    }
 
     /// Python's readlines(hint): the lines up to end of stream, or up to the
     /// one that takes their total size past `hint` bytes (hint ≤ 0: no hint).
@@ -123,8 +192,9 @@ class file_object {
 
     /// Python's peek(n): buffered bytes, left in the buffer; receives once if
     /// none is buffered. At most n bytes if n > 0 (Python may return more).
-    template <int = 0>
-    task<std::string> peek(std::ptrdiff_t n = 0);
+    string_operation<detail::file_call_kind::peek> peek(std::ptrdiff_t n = 0) noexcept {
+        return string_operation<detail::file_call_kind::peek>({this, n});
+    }
 
     /// The bytes received and not read yet (in text mode, after newline
     /// translation: "\r\n" counts 1): a read of that many, or a readline that
@@ -136,16 +206,18 @@ class file_object {
 
     // Writing. A write copies its bytes into the buffer when called (so the
     // caller's buffer may go away) and throws EBADF at once if not writable;
-    // the task it returns sends when the buffer exceeds its size, when a line
-    // end is written to a line-buffered file, or at once when unbuffered.
+    // awaiting what it returns sends when the buffer exceeds its size, when a
+    // line end is written to a line-buffered file, or at once when unbuffered
+    // (and else returns at once). Awaiting it again does not write again.
 
     /// Python's write(b), translating "\n" in text mode with newline "\r" or
     /// "\r\n"; → the size of `data`. Unlike Python's unbuffered raw write it
     /// never sends only part of `data`.
     template <const_buffer B>
-    task<std::size_t> write(const B& data) {
+    size_operation<detail::file_call_kind::write> write(const B& data) {
         std::size_t n = std::ranges::size(data);
-        return finish_write(buffer_write(as_chars(data), "write"), n);
+        bool flush_now = buffer_write(as_chars(data), "write");
+        return size_operation<detail::file_call_kind::write>({this, static_cast<std::ptrdiff_t>(n), {}, flush_now});
     }
 
     /// Python's writelines(lines): each is written as by write(), with no
@@ -190,11 +262,23 @@ class file_object {
   private:
     friend class socket;
     friend class ssl_socket;
+    template <class T, detail::file_call_kind Kind>
+    friend class detail::file_call;
 
-    file_object(detail::shared_fd fd, const detail::file_mode& m, std::string_view mode,
+    // The calls' tasks, for when the buffers do not hold the result.
+    template <int = 0>
+    task<std::string> read_task(std::ptrdiff_t n);
+    template <int = 0>
+    task<std::string> read1_task(std::ptrdiff_t n);
+    template <int = 0>
+    task<std::string> readline_task(std::ptrdiff_t limit);
+    template <int = 0>
+    task<std::string> peek_task(std::ptrdiff_t n);
+
+    file_object(detail::shared_fd fd, const detail::file_mode& m, std::string_view mode, bool stream,
                 std::shared_ptr<detail::stream_transport> transport = nullptr)
         : fd_(std::move(fd)), mode_(m), mode_name_(mode), rbuf_(m.buffer_size, m.translate_cr),
-          transport_(std::move(transport)) {}
+          transport_(std::move(transport)), stream_(stream) {}
 
     template <const_buffer B>
     static std::string_view as_chars(const B& b) noexcept {
@@ -211,22 +295,25 @@ class file_object {
     // received, 0 at end of stream, -EAGAIN for none yet (look again). `need`
     // is at least 1: a zero-length receive would look like the end of stream.
     auto receive(std::size_t need, const char* op) {
-        auto step = [this, need = std::max<std::size_t>(need, 1)]() -> int {
+        need = std::max<std::size_t>(need, 1);
+        auto step = [this, need](detail::io_op& record) -> int {
             int fd = fileno();
             if (fd < 0) return -EBADF;
             std::span<char> room = rbuf_.prepare(need, mode_.unbuffered);
+            record.len = room.size(); // a short receive from a stream: the queue is empty
             int r = detail::sys::recv(fd, room.data(), room.size(), 0);
             if (r >= 0) rbuf_.commit(std::size_t(r), r == 0);
             return r;
         };
-        return detail::retry_awaiter(fd_.sched(), fileno(), detail::ops::wait_readable, op, step, fd_.timeout(),
-                                     &waiting_[0]);
+        return detail::retry_awaiter(fd_.sched(), fileno(),
+                                     stream_ ? detail::ops::wait_readable_stream : detail::ops::wait_readable, op,
+                                     step, fd_.timeout(), &waiting_[0], need);
     }
 
     // Sends from the write buffer until it is empty: `co_await send_buffered(op)`
     // → 0 when everything is out, -EAGAIN when the kernel took only part.
     auto send_buffered(const char* op) {
-        auto step = [this]() -> int {
+        auto step = [this](detail::io_op&) -> int {
             int fd = fileno();
             if (fd < 0) return -EBADF;
             while (wpos_ < wbuf_.size()) {
@@ -293,6 +380,7 @@ class file_object {
     std::size_t max_line_ = default_max_line;
     detail::io_awaiter* waiting_[2] = {};                 // the read and the write waiting now, if any
     std::shared_ptr<detail::stream_transport> transport_; // none: recv/send on the descriptor
+    bool stream_ = false;                                 // a stream socket's: a short receive drains it
 };
 
 inline file_object& file_object::operator=(file_object&& other) noexcept {
@@ -308,12 +396,13 @@ inline file_object& file_object::operator=(file_object&& other) noexcept {
         wpos_ = std::exchange(other.wpos_, 0);
         max_line_ = other.max_line_;
         transport_ = std::move(other.transport_);
+        stream_ = other.stream_;
     }
     return *this;
 }
 
 template <int>
-task<std::string> file_object::read(std::ptrdiff_t n) {
+task<std::string> file_object::read_task(std::ptrdiff_t n) {
     require(mode_.readable, "read");
     bool eof = false;
     while (!eof && (n < 0 || rbuf_.size() < std::size_t(n))) {
@@ -328,7 +417,7 @@ task<std::string> file_object::read(std::ptrdiff_t n) {
 }
 
 template <int>
-task<std::string> file_object::read1(std::ptrdiff_t n) {
+task<std::string> file_object::read1_task(std::ptrdiff_t n) {
     require(mode_.readable, "read1");
     bool eof = n == 0;
     while (!eof && rbuf_.size() == 0) {
@@ -361,7 +450,7 @@ task<std::size_t> file_object::read_into(std::span<char> out) {
 }
 
 template <int>
-task<std::string> file_object::readline(std::ptrdiff_t limit) {
+task<std::string> file_object::readline_task(std::ptrdiff_t limit) {
     require(mode_.readable, "readline");
     std::size_t from = 0; // no line end starts before it
     bool eof = false;
@@ -422,7 +511,7 @@ task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint) {
 }
 
 template <int>
-task<std::string> file_object::peek(std::ptrdiff_t n) {
+task<std::string> file_object::peek_task(std::ptrdiff_t n) {
     require(mode_.readable, "peek");
     bool eof = false;
     while (!eof && rbuf_.size() == 0) {
@@ -535,6 +624,59 @@ inline void file_object::send_without_waiting() noexcept {
         if (r <= 0) break;
         wpos_ += std::size_t(r);
     }
+}
+
+// Each fast path gives exactly what the call's task would give without
+// receiving or sending; any doubt (closed, wrong mode, a line too long, too
+// few bytes) goes to the task, which waits or throws.
+template <class T, detail::file_call_kind Kind>
+std::optional<T> detail::file_call<T, Kind>::try_now() {
+    file_object& f = *a_.file;
+    const std::ptrdiff_t n = a_.n;
+    if constexpr (Kind == file_call_kind::write) {
+        if (!a_.flush_now) return std::size_t(n);
+        return std::nullopt;
+    } else {
+        if (!f.fd_ || !f.mode_.readable) return std::nullopt;
+        read_buffer& b = f.rbuf_;
+        if constexpr (Kind == file_call_kind::read) {
+            if (n >= 0 && b.size() >= std::size_t(n)) return b.take(std::size_t(n));
+        } else if constexpr (Kind == file_call_kind::read1) {
+            if (n == 0) return std::string();
+            if (b.size() > 0) return b.take(n < 0 ? b.size() : std::min(std::size_t(n), b.size()));
+        } else if constexpr (Kind == file_call_kind::readinto) {
+            if (b.size() >= a_.into.size()) {
+                std::memcpy(a_.into.data(), b.view().data(), a_.into.size());
+                b.consume(a_.into.size());
+                return a_.into.size();
+            }
+        } else if constexpr (Kind == file_call_kind::readline) {
+            std::string_view v = b.view();
+            std::size_t end = line_end(v, f.mode_.read_newline, 0, n < 0 ? no_limit : std::size_t(n), false);
+            if (end != no_limit && !(n < 0 && f.too_long(v, end))) return b.take(end);
+        } else if constexpr (Kind == file_call_kind::peek) {
+            std::string_view v = b.view();
+            if (!v.empty()) return std::string(n > 0 ? v.substr(0, std::size_t(n)) : v);
+        }
+        return std::nullopt;
+    }
+}
+
+template <class T, detail::file_call_kind Kind>
+task<T> detail::file_call<T, Kind>::start() {
+    file_object& f = *a_.file;
+    if constexpr (Kind == file_call_kind::read)
+        return f.read_task(a_.n);
+    else if constexpr (Kind == file_call_kind::read1)
+        return f.read1_task(a_.n);
+    else if constexpr (Kind == file_call_kind::readinto)
+        return f.read_into(a_.into);
+    else if constexpr (Kind == file_call_kind::readline)
+        return f.readline_task(a_.n);
+    else if constexpr (Kind == file_call_kind::peek)
+        return f.peek_task(a_.n);
+    else
+        return f.finish_write(a_.flush_now, std::size_t(a_.n));
 }
 
 } // namespace cosock

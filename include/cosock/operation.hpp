@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <cosock/task.hpp>
+
 namespace cosock {
 
 /// An operation made but not started (recv, send, accept, sleep_for, …):
@@ -32,5 +34,14 @@ class [[nodiscard("an operation does nothing until it is awaited: co_await it")]
   private:
     args_type args_;
 };
+
+namespace detail {
+// An operation (or any awaitable) as a task: the operation is moved into the
+// task's frame, so the task may outlive the expression that made it.
+template <class Operation>
+auto as_task(Operation op) -> task<decltype(std::move(op).operator co_await().await_resume())> {
+    co_return co_await std::move(op);
+}
+} // namespace detail
 
 } // namespace cosock

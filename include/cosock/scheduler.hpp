@@ -35,6 +35,7 @@
 #include <cosock/detail/os_category.hpp>
 #include <cosock/detail/timer_heap.hpp>
 #include <cosock/error.hpp>
+#include <cosock/operation.hpp>
 #include <cosock/task.hpp>
 
 namespace cosock {
@@ -351,6 +352,13 @@ class scheduler final : private detail::task_owner, private detail::loop {
                                        "but no I/O is pending and no task is ready");
         }
         return h.promise().result();
+    }
+
+    /// run() of an operation (a socket's recv, a file object's readline, …),
+    /// as of a task awaiting it: `s.run(f.readline())`.
+    template <class Awaiter>
+    auto run(operation<Awaiter> op) {
+        return run(detail::as_task(std::move(op)));
     }
 
     /// Runs spawned tasks until stop() is called or no work is left.

@@ -242,7 +242,7 @@ class socket {
     file_object makefile(std::string_view mode = "r", int buffering = -1, const file_options& options = {}) {
         detail::file_mode m = detail::parse_file_mode(mode, buffering, options.encoding, options.newline,
                                                       file_object::default_buffer_size);
-        return file_object(share_fd("makefile"), m, mode);
+        return file_object(share_fd("makefile"), m, mode, type_ == SOCK_STREAM);
     }
 
     /// Binds to a local address (never blocks).

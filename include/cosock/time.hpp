@@ -74,13 +74,6 @@ class sleep_awaiter {
     bool cancelled_ = false;
 };
 
-// The operation is moved into the task's frame, so the task may outlive the
-// expression that made it.
-template <class Operation>
-auto as_task(Operation op) -> task<decltype(std::move(op).operator co_await().await_resume())> {
-    co_return co_await std::move(op);
-}
-
 } // namespace detail
 
 /// `co_await sleep_until(t)`: resumes at or after `t`. Throws

@@ -701,7 +701,7 @@ class basic_tls_stream final : public stream_transport {
         scheduler* s = sock_.get_scheduler();
         if (!s) throw std::logic_error(std::string(op) + ": the socket's scheduler was destroyed");
         return retry_awaiter(
-            *s, sock_.fileno(), w == want::write ? ops::wait_writable : ops::wait_readable, op, [] { return -EAGAIN; },
+            *s, sock_.fileno(), w == want::write ? ops::wait_writable : ops::wait_readable, op, [](io_op&) { return -EAGAIN; },
             left, slot);
     }
     [[noreturn]] static void refuse_second(want w, const char* op) {
@@ -973,7 +973,7 @@ class ssl_socket {
         detail::file_mode m = detail::parse_file_mode(mode, buffering, options.encoding, options.newline,
                                                       file_object::default_buffer_size);
         detail::tls_stream* st = open("makefile");
-        return file_object(st->sock().share_fd("makefile"), m, mode, st_);
+        return file_object(st->sock().share_fd("makefile"), m, mode, true, st_);
     }
 
     /// `co_await do_handshake()`: runs the handshake (after wrap_socket with

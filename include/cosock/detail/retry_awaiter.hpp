@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cerrno>
+#include <cstddef>
 #include <utility>
 
 #include <cosock/detail/io_awaiter.hpp>
@@ -18,7 +19,7 @@
 namespace cosock::detail {
 
 /// `co_await retry_awaiter(sched, fd, wait_readable, "readline", step)`:
-/// runs `step()` (→ a result ≥ 0, or -errno), at once if the scheduler agrees,
+/// runs `step(op)` (→ a result ≥ 0, or -errno), at once if the scheduler agrees,
 /// else after the descriptor is ready; → the result, or -EAGAIN when the
 /// descriptor was ready but the step still found nothing to do (the caller
 /// looks again). Each wait is bounded by `timeout` (the socket's, as in
@@ -27,15 +28,25 @@ namespace cosock::detail {
 /// for a stop request (before any step if it came first), std::system_error
 /// with EBADF if the descriptor is closed while waiting, throw_error(-errno,
 /// name) for any other failure.
+///
+/// A step that receives from a stream sets `op.len` to the room it offered
+/// (and the awaiter is made with the least it asks for), under a wait type
+/// whose short_means_drained is set (wait_readable_stream):
+/// a short receive then tells the backend the queue is empty, so the next
+/// step waits for readiness instead of trying a receive that finds nothing,
+/// as a socket's own recv does.
 template <class Step>
 class retry_awaiter : public io_awaiter {
   public:
     /// `slot`, when given, points at this awaiter while it waits, so that its
-    /// owner can end the wait (io_awaiter::end) before going away.
+    /// owner can end the wait (io_awaiter::end) before going away. `len`: the
+    /// bytes a receiving step will ask for at least (the backend's guess that
+    /// the queue is empty applies only to a receive of something).
     retry_awaiter(scheduler& s, int fd, const op_type& wait, const char* name, Step step, timeout_t timeout,
-                  io_awaiter** slot = nullptr)
+                  io_awaiter** slot = nullptr, std::size_t len = 0)
         : io_awaiter(loop_of(s), fd, wait, timeout), name_(name), step_(std::move(step)) {
         owner_slot_ = slot;
+        op().len = len;
     }
     ~retry_awaiter() { leave_slot(); }
 
@@ -46,7 +57,7 @@ class retry_awaiter : public io_awaiter {
     }
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) {
-        bool waits = begin(h, [this] { return res_ = step_(); });
+        bool waits = begin(h, [this] { return res_ = step_(op()); });
         if (waits && owner_slot_) *owner_slot_ = this;
         return waits;
     }
@@ -57,7 +68,8 @@ class retry_awaiter : public io_awaiter {
             if (int r = settle(); r < 0) fail(r, name_);
             if (never_waits()) throw_error(-EAGAIN, name_);
             if (op().ended_by == end_reason::closed) throw_error(-EBADF, name_); // its owner went: no step
-            res_ = step_();                                                      // woken: look again
+            res_ = step_(op());                                                  // woken: look again
+            if (drained_by(op(), res_)) event_loop().io().completed_at_once(op(), res_);
         }
         if (res_ < 0 && res_ != -EAGAIN) throw_error(res_, name_);
         return res_;

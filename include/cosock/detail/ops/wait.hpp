@@ -12,5 +12,10 @@ inline int nothing_to_do(io_op&) noexcept { return 0; }
 
 inline constexpr op_type wait_readable{.dir = direction::read, .perform = nothing_to_do};
 inline constexpr op_type wait_writable{.dir = direction::write, .perform = nothing_to_do};
+/// A wait to receive from a stream with a step of one's own (see
+/// retry_awaiter): a receive that fills less than the op's `len` says the
+/// queue was drained.
+inline constexpr op_type wait_readable_stream{
+    .dir = direction::read, .short_means_drained = true, .perform = nothing_to_do};
 
 } // namespace cosock::detail::ops
