@@ -168,9 +168,11 @@ long long announced_bulk(std::string_view piece) {
 // the N + 2 bytes of that argument) and handed, as it grows, to the same
 // parser, which says when it is whole and names what is malformed. Replies go
 // into the file object's buffer, flushed when nothing received is left
-// unread (f.buffered() == 0): the replies to a pipelined batch leave in one
-// send, as above, and a client that does not read holds at most a buffer of
-// them (a write past it sends).
+// unread (f.buffered() == 0), and else by the next read that must wait (a
+// request partly come): the replies to a pipelined batch leave in one send,
+// as above, and a client that does not read holds at most a buffer of them
+// (a write past it sends). A request past 1 GiB closes the connection, as
+// above.
 cosock::task<> serve_client_makefile(cosock::socket conn, server& srv) {
     counted slot{srv.stats.connected_clients};
     try {
@@ -195,6 +197,7 @@ cosock::task<> serve_client_makefile(cosock::socket conn, server& srv) {
                 else
                     piece = co_await f.read(static_cast<std::ptrdiff_t>(bulk) + 2);
                 if (piece.empty()) break; // the client closed
+                if (request.size() + piece.size() > max_query) break;
                 request += piece;
                 // The parser reads the request once it is whole, or at once
                 // when a piece is not what a multibulk request's next one is.
@@ -217,7 +220,7 @@ cosock::task<> serve_client_makefile(cosock::socket conn, server& srv) {
                 }
                 if (left == 0) status = parser.parse(request);
             }
-            if (status == resp::parse_status::incomplete) break;
+            if (status == resp::parse_status::incomplete) break; // closed, or past max_query
             if (status == resp::parse_status::error) {
                 resp::add_error(out, parser.error());
                 open = false;

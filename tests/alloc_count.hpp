@@ -6,6 +6,9 @@
 
 std::size_t allocations_so_far() noexcept;
 
+/// The largest operator new on this thread since the last call (which resets it).
+std::size_t largest_allocation_since_reset() noexcept;
+
 /// False when another operator new runs instead of the counting one (under
 /// valgrind, whose own replacement wins): counts would then say nothing.
 bool allocations_counted() noexcept;

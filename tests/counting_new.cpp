@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <new>
+#include <utility>
 #if defined(_WIN32)
 #include <malloc.h>
 #endif
@@ -20,9 +21,12 @@
 
 namespace {
 thread_local std::size_t count = 0;
+thread_local std::size_t largest = 0;
 }
 
 std::size_t allocations_so_far() noexcept { return count; }
+
+std::size_t largest_allocation_since_reset() noexcept { return std::exchange(largest, 0); }
 
 bool allocations_counted() noexcept {
 #if __has_include(<valgrind/valgrind.h>)
@@ -39,6 +43,7 @@ bool allocations_counted() noexcept {
 
 void* operator new(std::size_t n) {
     ++count;
+    if (n > largest) largest = n;
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }

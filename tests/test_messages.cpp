@@ -417,4 +417,42 @@ BACKEND_TEST("CPython at the other end: send_fds, recv_fds, sendmsg and recvmsg 
     CHECK(WEXITSTATUS(status) == 0);
 }
 
+// A Unix stream's receive stops where descriptors were sent with the bytes,
+// with the rest still queued: a short receive there does not mean the queue
+// is empty, and the next read must not wait for data that has come.
+BACKEND_TEST("a read that stops short where descriptors came still gets the bytes queued after them") {
+    cosock::scheduler s{B::value};
+    filled_pipe p("x");
+    for (bool makefile : {false, true}) {
+        CAPTURE(makefile);
+        auto [a, b] = cosock::socketpair(s);
+        std::string got;
+        s.run([](cosock::scheduler& s, cosock::socket& a, cosock::socket& b, int fd, bool makefile,
+                 std::string& got) -> task<> {
+            auto reader = [](cosock::socket& b, bool makefile, std::string& got) -> task<> {
+                if (makefile) {
+                    auto f = b.makefile("rb");
+                    got = co_await cosock::with_timeout(f.readline(), 10s); // waits first, then crosses the boundary
+                } else {
+                    std::array<char, 100> buf;
+                    while (got.find('\n') == std::string::npos) {
+                        std::size_t n = co_await cosock::with_timeout(b.recv(buf), 10s);
+                        if (n == 0) break;
+                        got.append(buf.data(), n);
+                    }
+                }
+            };
+            auto writer = [](cosock::scheduler& s, cosock::socket& a, int fd) -> task<> {
+                co_await s.yield(); // the reader waits by now
+                std::vector<std::string> first{"abc"};
+                std::vector<int> fds{fd};
+                co_await cosock::send_fds(a, first, fds);
+                co_await a.sendall(std::string_view("def\n"));
+            };
+            co_await cosock::when_all(reader(b, makefile, got), writer(s, a, fd));
+        }(s, a, b, p.rd, makefile, got));
+        CHECK(got == "abcdef\n");
+    }
+}
+
 #endif

@@ -18,7 +18,12 @@
 // no allocation beyond the result, when the buffers already hold it (a line
 // that has arrived, a write that stays in the buffer); otherwise it runs the
 // call as a task that receives or sends. A server of pipelined requests thus
-// costs a frame only when it must wait.
+// costs a frame only when it must wait. An operation refers to its file
+// object: keep the file object until the operation has been awaited.
+//
+// A read that must wait for the peer first sends what writes have left in the
+// buffer, as a tied stream does: replies to pipelined requests leave in one
+// send, and none waits for the next request (see fill()).
 //
 // Methods not marked noexcept throw std::system_error: the errno of a failed
 // call with the operation's name; EBADF when the file object is closed or not
@@ -329,7 +334,7 @@ class file_object {
                                      &waiting_[1]);
     }
 
-    // The same two steps through a transport (a TLS layer): each call sites
+    // The same two steps through a transport (a TLS layer): each call site
     // picks `transport_ ? via : plain`, so the plain path stays as it was.
     template <int = 0>
     task<int> receive_via(std::size_t need, const char* op) {
@@ -347,6 +352,32 @@ class file_object {
     }
 
     bool write_pending() const noexcept { return wpos_ < wbuf_.size(); }
+
+    // One receive for a read that found too little buffered: → bytes
+    // received, 0 at end of stream, -EAGAIN for none yet. Before it waits
+    // for the peer it sends what writes have left in the buffer, as a tied
+    // stream does (std::cin flushes std::cout): a reply never waits there for
+    // the next request, even one that has partly arrived. A failure to send
+    // is the next flush's or close()'s to report (the bytes stay buffered);
+    // with another coroutine's write already waiting to send, it is left to
+    // that one. It asks for about what is buffered already, at least a
+    // buffer's size, so the buffer grows with what arrives, not with what a
+    // read asks for (read(1 << 30) holds no gigabyte before it comes).
+    template <int = 0>
+    task<int> fill(std::size_t need, const char* op) {
+        if (write_pending() && !waiting_[1]) try {
+                while (write_pending()) {
+                    if (transport_)
+                        co_await send_via(op);
+                    else
+                        co_await send_buffered(op);
+                }
+            } catch (const std::system_error&) {
+            }
+        need = std::min(need, std::max(rbuf_.size(), default_buffer_size));
+        if (transport_) co_return co_await receive_via(need, op);
+        co_return co_await receive(need, op);
+    }
 
     // Appends to the write buffer; → whether the buffer must be sent now.
     bool buffer_write(std::string_view data, const char* op);
@@ -406,11 +437,7 @@ task<std::string> file_object::read_task(std::ptrdiff_t n) {
     require(mode_.readable, "read");
     bool eof = false;
     while (!eof && (n < 0 || rbuf_.size() < std::size_t(n))) {
-        int r = 0;
-        if (transport_)
-            r = co_await receive_via(n < 0 ? mode_.buffer_size : std::size_t(n) - rbuf_.size(), "read");
-        else
-            r = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n) - rbuf_.size(), "read");
+        int r = co_await fill(n < 0 ? mode_.buffer_size : std::size_t(n) - rbuf_.size(), "read");
         eof = r == 0;
     }
     co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
@@ -421,11 +448,7 @@ task<std::string> file_object::read1_task(std::ptrdiff_t n) {
     require(mode_.readable, "read1");
     bool eof = n == 0;
     while (!eof && rbuf_.size() == 0) {
-        int r = 0;
-        if (transport_)
-            r = co_await receive_via(n < 0 ? mode_.buffer_size : std::size_t(n), "read1");
-        else
-            r = co_await receive(n < 0 ? mode_.buffer_size : std::size_t(n), "read1");
+        int r = co_await fill(n < 0 ? mode_.buffer_size : std::size_t(n), "read1");
         eof = r == 0;
     }
     co_return rbuf_.take(n < 0 ? rbuf_.size() : std::min(std::size_t(n), rbuf_.size()));
@@ -436,15 +459,11 @@ task<std::size_t> file_object::read_into(std::span<char> out) {
     require(mode_.readable, "readinto");
     bool eof = false;
     while (!eof && rbuf_.size() < out.size()) {
-        int r = 0;
-        if (transport_)
-            r = co_await receive_via(out.size() - rbuf_.size(), "readinto");
-        else
-            r = co_await receive(out.size() - rbuf_.size(), "readinto");
+        int r = co_await fill(out.size() - rbuf_.size(), "readinto");
         eof = r == 0;
     }
     std::size_t n = std::min(out.size(), rbuf_.size());
-    std::memcpy(out.data(), rbuf_.view().data(), n);
+    if (n > 0) std::memcpy(out.data(), rbuf_.view().data(), n);
     rbuf_.consume(n);
     co_return n;
 }
@@ -461,11 +480,7 @@ task<std::string> file_object::readline_task(std::ptrdiff_t limit) {
         if (end != detail::no_limit) co_return rbuf_.take(end);
         from = v.empty() ? 0 : v.size() - 1; // a '\r' at the end may begin "\r\n"
         {
-            int r = 0;
-            if (transport_)
-                r = co_await receive_via(1, "readline");
-            else
-                r = co_await receive(1, "readline");
+            int r = co_await fill(1, "readline");
             eof = r == 0;
         }
     }
@@ -485,11 +500,7 @@ task<std::vector<std::string>> file_object::readlines(std::ptrdiff_t hint) {
         if (end == detail::no_limit) {
             from = v.empty() ? 0 : v.size() - 1;
             {
-                int r = 0;
-                if (transport_)
-                    r = co_await receive_via(1, "readlines");
-                else
-                    r = co_await receive(1, "readlines");
+                int r = co_await fill(1, "readlines");
                 eof = r == 0;
             }
             continue;
@@ -515,11 +526,7 @@ task<std::string> file_object::peek_task(std::ptrdiff_t n) {
     require(mode_.readable, "peek");
     bool eof = false;
     while (!eof && rbuf_.size() == 0) {
-        int r = 0;
-        if (transport_)
-            r = co_await receive_via(1, "peek");
-        else
-            r = co_await receive(1, "peek");
+        int r = co_await fill(1, "peek");
         eof = r == 0;
     }
     std::string_view v = rbuf_.view();
@@ -601,10 +608,10 @@ task<> file_object::close() {
 
 inline bool file_object::too_long(std::string_view v, std::size_t end) const noexcept {
     if (end != detail::no_limit) return end > max_line_;
-    // No line end yet. With max_line bytes in hand the line is too long, unless
-    // the last is a '\r' that may end it (newline="") or begin an over-long "\r\n".
-    return v.size() > max_line_ ||
-           (v.size() == max_line_ && !(mode_.read_newline == detail::newline_kind::universal && v.back() == '\r'));
+    // No line end yet: past max_line bytes the line is too long. With exactly
+    // max_line it is not yet: the stream may end there (a last line without
+    // a line end), or a '\r' there may end it (newline="").
+    return v.size() > max_line_;
 }
 
 inline void file_object::throw_too_long(const char* op) const {
@@ -646,7 +653,7 @@ std::optional<T> detail::file_call<T, Kind>::try_now() {
             if (b.size() > 0) return b.take(n < 0 ? b.size() : std::min(std::size_t(n), b.size()));
         } else if constexpr (Kind == file_call_kind::readinto) {
             if (b.size() >= a_.into.size()) {
-                std::memcpy(a_.into.data(), b.view().data(), a_.into.size());
+                if (!a_.into.empty()) std::memcpy(a_.into.data(), b.view().data(), a_.into.size());
                 b.consume(a_.into.size());
                 return a_.into.size();
             }

@@ -242,7 +242,7 @@ class socket {
     file_object makefile(std::string_view mode = "r", int buffering = -1, const file_options& options = {}) {
         detail::file_mode m = detail::parse_file_mode(mode, buffering, options.encoding, options.newline,
                                                       file_object::default_buffer_size);
-        return file_object(share_fd("makefile"), m, mode, type_ == SOCK_STREAM);
+        return file_object(share_fd("makefile"), m, mode, short_read_drains());
     }
 
     /// Binds to a local address (never blocks).
@@ -310,7 +310,7 @@ class socket {
     template <mutable_buffer B>
     recv_operation recv(B&& buf, int flags = 0) {
         return recv_operation(
-            {args("recv", std::ranges::data(buf), std::ranges::size(buf), flags), type_ == SOCK_STREAM});
+            {args("recv", std::ranges::data(buf), std::ranges::size(buf), flags), short_read_drains()});
     }
 
     /// `co_await recv(n)` → a std::string of at most n bytes, as Python's
@@ -321,7 +321,7 @@ class socket {
     template <std::integral N>
     recv_bytes_operation recv(N n, int flags = 0) {
         return recv_bytes_operation(
-            {args("recv", nullptr, byte_count("recv", "n", n), flags), type_ == SOCK_STREAM});
+            {args("recv", nullptr, byte_count("recv", "n", n), flags), short_read_drains()});
     }
 
     /// `co_await send(buf)` → bytes sent, possibly fewer than buf's size.
@@ -512,6 +512,12 @@ class socket {
 
     detail::scheduler_ref sched_; // knows when the scheduler is gone
     int fd_ = -1;
+    // Whether a receive that fills less than its buffer says the queue is
+    // empty (the backend then waits for data before the next try): on a
+    // stream, but not a Unix one, where a receive also stops short where
+    // descriptors were sent with the bytes, the rest still queued.
+    bool short_read_drains() const noexcept { return type_ == SOCK_STREAM && family_ != af_unix; }
+
     int family_ = af_unspec;
     int type_ = 0;
     int proto_ = 0;
